@@ -1,0 +1,55 @@
+"""nbprod: from a Jupyter notebook model to a scheduled, monitored production job.
+
+In a notebook::
+
+    %load_ext nbprod
+    %nbprod snapshot train --role train --target y
+
+In Python::
+
+    art = nbprod.load("artifacts/churn")
+    predictions = art.score(df)
+
+Importing nbprod is cheap: pandas, scikit-learn, MLflow and papermill load when used.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._version import __version__
+
+if TYPE_CHECKING:
+    from .artifact import Artifact, load, verify
+    from .capture import Session
+
+__all__ = ["Artifact", "Session", "__version__", "load", "load_ipython_extension", "verify"]
+
+_LAZY = {
+    "Artifact": ("artifact", "Artifact"),
+    "load": ("artifact", "load"),
+    "verify": ("artifact", "verify"),
+    "Session": ("capture", "Session"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(f".{module}", __name__), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'nbprod' has no attribute {name!r}")
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext nbprod``: register the ``%nbprod`` line and cell magics."""
+    from .magics import NbprodMagics
+
+    ipython.register_magics(NbprodMagics(ipython))
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    pass

@@ -1,0 +1,127 @@
+"""Loading a packaged artifact and scoring with it.
+
+``nbprod.load(PATH)`` reads ``nbprod.json``, verifies the SHA-256 of every file *before*
+anything is deserialized, then loads the feature module from source and the model with skops
+(trusting exactly the types the manifest lists). :meth:`Artifact.score` is the scoring path
+shared by papermill, the CLI and the MLflow pyfunc flavour.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from . import manifest as mf
+from .exceptions import IntegrityError
+from .schema import Schema
+from .scoring import Scorer
+
+
+class Artifact:
+    """A verified, loaded nbprod artifact."""
+
+    def __init__(self, root: Path, manifest: dict[str, Any]) -> None:
+        self.root = Path(root)
+        self.manifest = manifest
+        self._scorer: Scorer | None = None
+
+    # -- identity -----------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return str(self.manifest["name"])
+
+    @property
+    def task(self) -> str:
+        return str(self.manifest["task"])
+
+    @property
+    def id_column(self) -> str | None:
+        return self.manifest.get("id_column")
+
+    @property
+    def target(self) -> str:
+        return str(self.manifest["target"])
+
+    @property
+    def input_columns(self) -> list[str]:
+        return list(self.manifest["input_columns"])
+
+    @property
+    def classes(self) -> list[Any] | None:
+        return self.manifest.get("classes")
+
+    @property
+    def digest(self) -> str:
+        return mf.digest(self.manifest)
+
+    def snapshot(self, role: str) -> dict[str, Any]:
+        """The full metadata (schema, profile, fingerprint) of the ``train``/``valid`` snapshot."""
+        entry = self.manifest["snapshots"].get(role)
+        if entry is None:
+            raise KeyError(f"the artifact has no {role!r} snapshot")
+        return json.loads((self.root / entry["file"]).read_text(encoding="utf-8"))
+
+    def snapshot_sample(self, role: str) -> pd.DataFrame:
+        entry = self.manifest["snapshots"][role]
+        return pd.read_parquet(self.root / entry["sample"])
+
+    @cached_property
+    def schema(self) -> Schema:
+        return Schema.from_list(self.snapshot("train")["schema"]).select(self.input_columns)
+
+    # -- scoring ------------------------------------------------------------------------
+    @property
+    def feature_source(self) -> str:
+        return (self.root / self.manifest["features"]["file"]).read_text(encoding="utf-8")
+
+    @property
+    def scorer(self) -> Scorer:
+        if self._scorer is None:
+            from . import model_store
+            from .feature_code import load_function
+
+            feats = self.manifest["features"]
+            fn = load_function(self.feature_source, feats["function"], feats["file"])
+            model_entry = self.manifest["model"]
+            model = model_store.load(self.root / model_entry["file"], model_entry["trusted_types"])
+            self._scorer = Scorer(
+                schema=self.schema,
+                feature_fn=fn,
+                model=model,
+                task=self.task,
+                id_column=self.id_column,
+                prediction_from_proba=self.manifest["scoring"]["prediction"] == "argmax_proba",
+            )
+        return self._scorer
+
+    @property
+    def model(self) -> Any:
+        return self.scorer.model
+
+    def score(self, df: pd.DataFrame) -> pd.DataFrame:
+        """Score raw rows: same rows and order; id, ``prediction``, ``proba_<class>``."""
+        return self.scorer.score(df)
+
+    def __repr__(self) -> str:
+        return f"<nbprod.Artifact {self.name!r} ({self.task}) at {self.root}>"
+
+
+def load(path: str | Path) -> Artifact:
+    """Verify and load the artifact at ``path``; raises IntegrityError naming a bad file."""
+    root = Path(path)
+    manifest = mf.read(root)
+    mf.verify(root, manifest).raise_for_problems()
+    art = Artifact(root, manifest)
+    art.scorer  # noqa: B018 - deserialize now, after verification, so errors surface at load
+    return art
+
+
+def verify(path: str | Path) -> mf.Verification:
+    return mf.verify(Path(path))
+
+
+__all__ = ["Artifact", "IntegrityError", "load", "verify"]

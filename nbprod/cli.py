@@ -1,0 +1,199 @@
+"""The ``nbprod`` command line.
+
+Exit codes: 0 ok, 1 error (nothing written), 2 usage error, 3 scored but a monitoring check
+failed (predictions were written). Each subcommand is a parser builder plus a ``run_*(args)``
+callable, testable without a subprocess.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .exceptions import NbprodError, NbprodUsageError
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_ALERT = 0, 1, 2, 3
+
+
+def _err(message: str) -> None:
+    print(f"nbprod: error: {message}", file=sys.stderr)
+
+
+# -- score ----------------------------------------------------------------------------------
+def run_score(args: argparse.Namespace) -> int:
+    from . import manifest as mf
+    from .dataio import file_format
+    from .exceptions import InputError
+
+    root = Path(args.artifact).absolute()
+    mf.read(root)
+    inp = Path(args.input).absolute()
+    out = Path(args.output).absolute()
+    file_format(inp, "INPUT")
+    file_format(out, "--output")
+    if not inp.is_file():
+        raise InputError(f"INPUT {str(args.input)!r} does not exist.")
+    if not out.parent.is_dir():
+        raise InputError(f"--output directory {str(out.parent)!r} does not exist.")
+    if args.labels and not Path(args.labels).is_file():
+        raise InputError(f"--labels {args.labels!r} does not exist.")
+
+    with tempfile.TemporaryDirectory(prefix="nbprod-score-") as tmp:
+        summary = Path(args.summary).absolute() if args.summary else Path(tmp) / "summary.json"
+        report = Path(args.report).absolute() if args.report else Path(tmp) / "report.ipynb"
+        params = {
+            "input_path": str(inp),
+            "output_path": str(out),
+            "labels_path": str(Path(args.labels).absolute()) if args.labels else None,
+            "summary_path": str(summary),
+            "artifact_path": str(root),
+        }
+        execute_notebook(root / "score.ipynb", report, params)
+        status = json.loads(summary.read_text())["status"]
+    print(f"nbprod: scored {args.input} -> {args.output} (status {status})")
+    if args.report:
+        print(f"nbprod: report {args.report}")
+    return EXIT_ALERT if status == "alert" else EXIT_OK
+
+
+def execute_notebook(notebook: Path, output: Path, parameters: dict[str, Any]) -> None:
+    """Run a notebook with papermill; a failing cell becomes an NbprodError quoting its error."""
+    import logging
+
+    import papermill as pm
+
+    logging.getLogger("papermill").setLevel(logging.WARNING)
+    try:
+        pm.execute_notebook(
+            str(notebook), str(output), parameters=parameters, progress_bar=False,
+            log_output=False, cwd=str(Path.cwd()),
+        )
+    except pm.PapermillExecutionError as exc:
+        raise NbprodError(f"{exc.evalue} ({exc.ename})") from None
+
+
+def add_score(sub: Any) -> None:
+    p = sub.add_parser("score", help="score a file with an artifact (runs score.ipynb via papermill)")
+    p.add_argument("artifact", metavar="PATH", help="the artifact directory")
+    p.add_argument("input", metavar="INPUT", help="CSV or Parquet file to score")
+    p.add_argument("-o", "--output", required=True, metavar="OUTPUT",
+                   help="where to write predictions (CSV or Parquet)")
+    p.add_argument("--labels", metavar="FILE", help="labels for this batch (target and id)")
+    p.add_argument("--report", metavar="NB", help="keep the executed report notebook here")
+    p.add_argument("--summary", metavar="JSON", help="write the run summary JSON here")
+    p.set_defaults(run=run_score)
+
+
+# -- verify ---------------------------------------------------------------------------------
+def run_verify(args: argparse.Namespace) -> int:
+    from .manifest import verify
+
+    result = verify(Path(args.artifact))
+    for rel in result.extra:
+        print(f"note: {rel} is not listed in the manifest (not part of the artifact)")
+    if not result.ok:
+        for file, what in result.problems:
+            print(f"FAIL {file}: {what}", file=sys.stderr)
+        return EXIT_ERROR
+    print(f"OK {args.artifact}: {result.checked} files match their SHA-256")
+    return EXIT_OK
+
+
+def add_verify(sub: Any) -> None:
+    p = sub.add_parser("verify", help="check every file of an artifact against its hash")
+    p.add_argument("artifact", metavar="PATH")
+    p.set_defaults(run=run_verify)
+
+
+# -- inspect --------------------------------------------------------------------------------
+def run_inspect(args: argparse.Namespace) -> int:
+    from . import manifest as mf
+
+    m = mf.read(Path(args.artifact))
+    if args.json:
+        print(json.dumps(m, indent=2))
+        return EXIT_OK
+    print(describe(m))
+    return EXIT_OK
+
+
+def describe(m: dict[str, Any]) -> str:
+    lines = [
+        f"{m['name']}  ({m['task']}, nbprod artifact format {m['format_version']})",
+        f"  created     {m['created']}  by {m['provenance'].get('user')}",
+        f"  model       {m['model']['class']} (skops; {len(m['model']['trusted_types'])} trusted types)",
+        f"  features    {m['features']['function']}() in {m['features']['file']}",
+        f"  target      {m['target']}" + (f"   id {m['id_column']}" if m.get("id_column") else ""),
+    ]
+    if m.get("classes") is not None:
+        lines.append(f"  classes     {', '.join(map(str, m['classes']))}")
+    lines.append(f"  inputs      {len(m['input_columns'])}: {', '.join(m['input_columns'][:12])}"
+                 + (" ..." if len(m["input_columns"]) > 12 else ""))
+    for role, s in m["snapshots"].items():
+        pii = f", PII {', '.join(s['pii'])}" if s.get("pii") else ""
+        lines.append(f"  {role:<11} {s['rows']:,} rows, fingerprint {s['fingerprint'][:12]}{pii}")
+    checks = m.get("checks") or []
+    if checks:
+        lines.append("  checks")
+        lines += [f"    {c['status'].upper():<5} {c['name']}: {c['message']}" for c in checks]
+    else:
+        lines.append("  checks      none recorded")
+    if m.get("override"):
+        o = m["override"]
+        lines.append(f"  OVERRIDE    {o['by']} packaged past failed checks {', '.join(o['checks'])} at {o['at']}")
+    prov = m["provenance"]
+    if prov.get("notebook"):
+        lines.append(f"  notebook    {prov['notebook']}")
+    if prov.get("git"):
+        g = prov["git"]
+        lines.append(f"  git         {g['commit'][:12]}{' (dirty)' if g['dirty'] else ''} on {g.get('branch')}")
+    env = m["environment"]
+    pk = env["packages"]
+    lines.append(f"  environment Python {env['python']}, nbprod {env['nbprod']}, scikit-learn "
+                 f"{pk.get('scikit-learn')}, pandas {pk.get('pandas')}")
+    lines.append(f"  files       {len(m['files'])} (run `nbprod verify` to check their hashes)")
+    return "\n".join(lines)
+
+
+def add_inspect(sub: Any) -> None:
+    p = sub.add_parser("inspect", help="a human summary of an artifact")
+    p.add_argument("artifact", metavar="PATH")
+    p.add_argument("--json", action="store_true", help="print the whole manifest as JSON")
+    p.set_defaults(run=run_inspect)
+
+
+# -- main -----------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="nbprod", description=(
+        "Score, verify and inspect nbprod artifacts. Exit codes: 0 ok, 1 error (nothing "
+        "written), 2 usage error, 3 scored but a monitoring check failed."))
+    parser.add_argument("--version", action="version", version=f"nbprod {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for add in (add_score, add_verify, add_inspect):
+        add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args))
+    except NbprodUsageError as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+    except NbprodError as exc:
+        _err(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

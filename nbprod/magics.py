@@ -1,0 +1,232 @@
+"""The ``%nbprod`` / ``%%nbprod`` magics: a thin skin over :class:`nbprod.capture.Session`.
+
+Options go on the magic line, code in the cell body. Every mistake in what the user typed is an
+IPython ``UsageError``: one clear line, no traceback, a "did you mean" where one fits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import os
+import shlex
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class
+
+from .exceptions import NbprodError
+
+CELL_COMMANDS = {"features", "model"}
+
+
+class _HelpShown(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {self._improve(message)}")
+
+    def exit(self, status: int = 0, message: str | None = None) -> None:  # type: ignore[override]
+        if message:
+            raise UsageError(message.strip())
+        raise _HelpShown
+
+    def _improve(self, message: str) -> str:
+        if message.startswith("unrecognized arguments:"):
+            bad = message.split(":", 1)[1].split()
+            flags = [s for a in self._actions for s in a.option_strings]
+            for tok in bad:
+                if tok.startswith("-"):
+                    near = difflib.get_close_matches(tok.split("=")[0], flags, n=1)
+                    if near:
+                        return f"unknown flag {tok!r}; did you mean {near[0]!r}?"
+                    return f"unknown flag {tok!r}; flags: {', '.join(sorted(set(flags)))}"
+            return f"unexpected argument(s): {' '.join(bad)}"
+        if message.startswith("argument command: invalid choice"):
+            tok = message.split("'")[1] if "'" in message else ""
+            choices = list(self._subcommands())
+            near = difflib.get_close_matches(tok, choices, n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else ""
+            return f"unknown subcommand {tok!r}{hint} (one of: {', '.join(choices)})"
+        return message
+
+    def _subcommands(self) -> list[str]:
+        for a in self._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                return list(a.choices)
+        return []
+
+
+def build_parser() -> _Parser:
+    p = _Parser(prog="%nbprod", description="Capture a notebook model and package it for production.")
+    sub = p.add_subparsers(dest="command", metavar="SUBCOMMAND", parser_class=_Parser)
+
+    s = sub.add_parser("init", help="name the model (default: the notebook's name)")
+    s.add_argument("name", metavar="NAME")
+
+    s = sub.add_parser("snapshot", help="record a data frame as the train or valid snapshot")
+    s.add_argument("var", metavar="VAR", help="name of a pandas DataFrame in the notebook")
+    s.add_argument("--role", required=True, choices=["train", "valid"])
+    s.add_argument("--target", required=True, metavar="COL", help="the label column")
+    s.add_argument("--id", metavar="COL", help="row identifier, passed through to predictions")
+    s.add_argument("--pii", metavar="COL,...", default="",
+                   help="comma-separated columns never stored raw in the artifact")
+    s.add_argument("--sample", type=int, default=1000, metavar="N",
+                   help="rows kept for replay and review (default 1000)")
+
+    s = sub.add_parser("features", help="(cell) run the cell; capture the feature function as source")
+    s.add_argument("--fn", metavar="NAME", help="the feature function (default: `features` or the only one)")
+
+    s = sub.add_parser("model", help="(cell) run the cell; capture the fitted estimator")
+    s.add_argument("--var", default="model", metavar="NAME",
+                   help="variable holding the fitted estimator (default: model)")
+
+    s = sub.add_parser("package", help="write the self-verifying artifact")
+    s.add_argument("path", metavar="PATH")
+    s.add_argument("--force", action="store_true", help="package even though checks failed (recorded)")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing artifact at PATH")
+    s.add_argument("--no-mlflow", action="store_true", help="do not log the packaging run to MLflow")
+
+    sub.add_parser("status", help="what is captured and which checks passed")
+    return p
+
+
+def _reject_duplicates(args: list[str]) -> None:
+    seen: set[str] = set()
+    for tok in args:
+        if tok.startswith("--"):
+            flag = tok.split("=", 1)[0]
+            if flag in seen and flag != "--help":
+                raise UsageError(f"%nbprod: flag {flag} given twice; give it once.")
+            seen.add(flag)
+
+
+def notebook_path(user_ns: dict[str, Any]) -> str | None:
+    """The notebook's path when the frontend tells the kernel (JupyterLab, VS Code)."""
+    for candidate in (user_ns.get("__vsc_ipynb_file__"), user_ns.get("__session__"),
+                      os.environ.get("JPY_SESSION_NAME")):
+        if isinstance(candidate, str) and candidate.endswith(".ipynb"):
+            return candidate
+    return None
+
+
+@magics_class
+class NbprodMagics(Magics):
+    def __init__(self, shell: Any) -> None:
+        super().__init__(shell)
+        self._session: Any = None
+        self.parser = build_parser()
+
+    @property
+    def session(self) -> Any:
+        """The :class:`~nbprod.capture.Session` behind this shell's magics (made on first use)."""
+        if self._session is None:
+            from .capture import Session
+
+            self._session = Session()
+        return self._session
+
+    @line_cell_magic
+    def nbprod(self, line: str, cell: str | None = None) -> Any:
+        """Capture a notebook model for production. Run `%nbprod --help` for subcommands."""
+        try:
+            argv = shlex.split(line)
+        except ValueError as exc:
+            raise UsageError(f"%nbprod: cannot parse the line: {exc}") from None
+        _reject_duplicates(argv)
+        try:
+            args = self.parser.parse_args(argv)
+        except _HelpShown:
+            return None
+        if args.command is None:
+            raise UsageError("%nbprod needs a subcommand; see `%nbprod --help`.")
+        is_cell = cell is not None
+        if args.command in CELL_COMMANDS and not is_cell:
+            raise UsageError(
+                f"{args.command} is a cell magic: put `%%nbprod {args.command}` on the first line "
+                "of the cell."
+            )
+        if args.command not in CELL_COMMANDS and is_cell:
+            raise UsageError(f"{args.command} is a line magic: use `%nbprod {args.command} ...`.")
+        if self.session.notebook_path is None:
+            self.session.notebook_path = notebook_path(self.shell.user_ns)
+        handler = getattr(self, f"_do_{args.command}")
+        try:
+            return handler(args, cell) if is_cell else handler(args)
+        except NbprodError as exc:
+            raise UsageError(str(exc)) from None
+
+    # -- subcommands --------------------------------------------------------------------
+    def _do_init(self, args: argparse.Namespace) -> None:
+        self.session.init(args.name)
+        self._show_text(f"nbprod: model {args.name!r}")
+
+    def _do_snapshot(self, args: argparse.Namespace) -> None:
+        df = self._variable(args.var, "snapshot")
+        pii = [c.strip() for c in args.pii.split(",") if c.strip()]
+        snap = self.session.snapshot(
+            df, role=args.role, target=args.target, id=args.id, pii=pii,
+            sample_size=args.sample, source=args.var,
+        )
+        self._show_text("nbprod: " + snap.describe())
+
+    def _do_features(self, args: argparse.Namespace, cell: str) -> None:
+        if not self._run(cell):
+            return
+        source = self.shell.transform_cell(cell)
+        cap = self.session.features(source=source, namespace=self.shell.user_ns, name=args.fn)
+        self.session.cells[-1]["source"] = cell
+        n = len(cap.code.source.splitlines())
+        self._show_text(f"nbprod: captured {cap.fn_name}() as source ({n} lines)")
+
+    def _do_model(self, args: argparse.Namespace, cell: str) -> None:
+        if not self._run(cell):
+            return
+        if args.var not in self.shell.user_ns:
+            raise UsageError(
+                f"The model cell did not define {args.var!r}; assign the fitted estimator to "
+                f"`{args.var}` or name its variable with --var NAME."
+            )
+        cap = self.session.model(self.shell.user_ns[args.var], var=args.var, cell_source=cell)
+        self._show_text(f"nbprod: captured {args.var} = {cap.class_name} ({cap.task})")
+
+    def _do_package(self, args: argparse.Namespace) -> Any:
+        result = self.session.package(
+            args.path, force=args.force, overwrite=args.overwrite, log_to_mlflow=not args.no_mlflow
+        )
+        self._display(result)
+
+    def _do_status(self, args: argparse.Namespace) -> None:
+        self._display(self.session.status())
+
+    # -- helpers ------------------------------------------------------------------------
+    def _run(self, cell: str) -> bool:
+        result = self.shell.run_cell(cell, store_history=False)
+        return bool(result.success)
+
+    def _variable(self, name: str, what: str) -> Any:
+        ns = self.shell.user_ns
+        if not name.isidentifier():
+            raise UsageError(f"{what}: VAR must be a variable name. Got {name!r}.")
+        if name not in ns:
+            import pandas as pd
+
+            frames = [k for k, v in ns.items() if isinstance(v, pd.DataFrame) and not k.startswith("_")]
+            near = difflib.get_close_matches(name, frames, n=1)
+            hint = f" Did you mean {near[0]!r}?" if near else ""
+            raise UsageError(f"{what}: no variable {name!r} in the notebook.{hint}")
+        return ns[name]
+
+    def _display(self, obj: Any) -> None:
+        from IPython.display import display
+
+        display(obj)
+
+    def _show_text(self, text: str) -> None:
+        print(text)  # noqa: T201 - a magic's confirmation belongs in the cell output

@@ -1,0 +1,391 @@
+"""Writing an artifact: ``%nbprod package PATH`` and ``Session.package``.
+
+The artifact is assembled in a hidden staging directory beside ``PATH``, verified by a parity
+replay in a fresh Python process, logged to MLflow, and only then renamed into place, so a
+failure at any step leaves no partial directory behind.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import __version__, manifest as mf, model_store
+from .exceptions import ChecksFailedError, PackagingError, ParityError
+from .notebook import scoring_notebook
+from .scoring import compare_outputs
+
+KEY_PACKAGES = ("pandas", "numpy", "scikit-learn", "scipy", "skops", "pyarrow", "mlflow",
+                "papermill", "nbformat")
+PROBA_CHECK_ROWS = 50_000
+REPLAY_TIMEOUT_S = 600
+
+
+@dataclass
+class PackageResult:
+    path: Path
+    manifest: dict[str, Any]
+    digest: str
+    mlflow: dict[str, str] | None
+    parity_rows: int
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def _repr_html_(self) -> str:
+        from .report import table
+
+        rows = [
+            {"field": "artifact", "value": str(self.path)},
+            {"field": "digest", "value": self.digest[:16]},
+            {"field": "parity replay", "value": f"{self.parity_rows} rows identical in a fresh process"},
+            {"field": "files", "value": len(self.manifest["files"])},
+        ]
+        if self.mlflow:
+            rows.append({"field": "MLflow run", "value": f"{self.mlflow['run_id']} ({self.mlflow['tracking_uri']})"})
+        if self.manifest.get("override"):
+            o = self.manifest["override"]
+            rows.append({"field": "override", "value": f"{o['by']} forced past {', '.join(o['checks'])}"})
+        return f"<b>nbprod: packaged {self.manifest['name']!r}</b>" + table(rows, ["field", "value"])
+
+    def __repr__(self) -> str:
+        mlf = f"; MLflow run {self.mlflow['run_id']}" if self.mlflow else ""
+        return (f"Packaged {self.manifest['name']!r} at {self.path} (digest {self.digest[:12]}; "
+                f"parity replay on {self.parity_rows} rows{mlf})")
+
+
+def package(
+    session,
+    path: str | Path,
+    *,
+    force: bool = False,
+    overwrite: bool = False,
+    log_to_mlflow: bool = True,
+    user: str | None = None,
+) -> PackageResult:
+    t0 = time.perf_counter()
+    path = Path(path).expanduser().absolute()
+    session.train  # noqa: B018 - each raises a clear CaptureError when missing
+    session.require_features()
+    cap = session.require_model()
+
+    failed = sorted(n for n, c in session.checks.items() if c.status == "fail")
+    override = None
+    if failed and not force:
+        raise ChecksFailedError(
+            f"Refusing to package: {len(failed)} check(s) failed: {', '.join(failed)}. Fix them, "
+            "or package with --force to record an override.",
+            failed=failed,
+        )
+    if failed:
+        override = {
+            "by": user or _user(),
+            "at": datetime.now(UTC).isoformat(),
+            "checks": failed,
+            "messages": {n: session.checks[n].message for n in failed},
+        }
+    if path.exists():
+        if not overwrite:
+            raise PackagingError(f"{path} already exists; choose a new path or pass --overwrite.")
+        if not (path / mf.MANIFEST).is_file():
+            raise PackagingError(f"{path} exists and is not an nbprod artifact; not replacing it.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    live = session.live_scorer()
+    if cap.task == "classification":
+        live.prediction_from_proba = _argmax_matches_predict(session, live)
+    sample = _parity_sample(session)
+    expected = live.score(sample)  # the notebook's own answer on the replay rows
+    t1 = time.perf_counter()
+
+    name = session.name or _default_name(session)
+    artifact_id = uuid.uuid4().hex
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".nbprod-tmp", dir=path.parent))
+    try:
+        manifest = _write_contents(
+            staging, session, name=name, artifact_id=artifact_id, final_path=path,
+            prediction_from_proba=live.prediction_from_proba, override=override,
+        )
+        mf.write(staging, manifest)
+        manifest = mf.read(staging)
+        t2 = time.perf_counter()
+        actual = replay(staging, sample)
+        problems = compare_outputs(expected, actual)
+        if problems:
+            raise ParityError(
+                "Parity replay failed: the artifact, loaded in a fresh process, scores the "
+                "snapshot sample differently from the notebook.\n  "
+                + "\n  ".join(problems)
+                + "\nThe feature function or model depends on state the artifact does not carry "
+                "(a variable changed after capture, a module attribute set at run time, "
+                "randomness). Make the features depend only on their input."
+            )
+        t3 = time.perf_counter()
+        digest = mf.digest(manifest)
+        run_info = mlflow_run(staging, manifest, digest) if log_to_mlflow else None
+        t4 = time.perf_counter()
+        _move_into_place(staging, path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return PackageResult(
+        path=path,
+        manifest=manifest,
+        digest=digest,
+        mlflow=run_info,
+        parity_rows=len(sample),
+        timings={"prepare_s": t1 - t0, "write_s": t2 - t1, "replay_s": t3 - t2,
+                 "mlflow_s": t4 - t3, "total_s": time.perf_counter() - t0},
+    )
+
+
+def mlflow_run(root: Path, manifest: dict[str, Any], digest: str) -> dict[str, str]:
+    from .mlflow_glue import log_package
+
+    return log_package(root, manifest, digest)
+
+
+# -- contents ---------------------------------------------------------------------------
+def _write_contents(root: Path, session, *, name: str, artifact_id: str, final_path: Path,
+                    prediction_from_proba: bool, override: dict | None) -> dict[str, Any]:
+    import nbformat
+
+    from .mlflow_glue import write_mlmodel
+
+    train = session.train
+    feats = session.require_features()
+    cap = session.require_model()
+
+    (root / "features.py").write_text(feats.code.source, encoding="utf-8")
+    trusted = model_store.dump(cap.model, root / "model.skops")
+
+    snaps: dict[str, Any] = {}
+    (root / "snapshots").mkdir()
+    pii_key = os.urandom(32)
+    for role, snap in session.snapshots.items():
+        meta = snap.metadata()
+        meta_file = f"snapshots/{role}.json"
+        sample_file = f"snapshots/{role}.sample.parquet"
+        (root / meta_file).write_text(json.dumps(meta, indent=1, default=_plain), encoding="utf-8")
+        _write_sample(snap.stored_sample(pii_key), root / sample_file)
+        snaps[role] = {
+            "file": meta_file,
+            "sample": sample_file,
+            "rows": meta["rows"],
+            "sample_rows": meta["sample_rows"],
+            "fingerprint": meta["fingerprint"],
+            "target": meta["target"],
+            "id": meta["id"],
+            "pii": meta["pii"],
+            "source": meta["source"],
+        }
+
+    nb = scoring_notebook(name=name, packaged_at=str(final_path), artifact_id=artifact_id)
+    nbformat.write(nb, str(root / "score.ipynb"))
+    write_mlmodel(root, _requirements(feats.code.source, cap.model))
+
+    classes = None
+    if cap.task == "classification":
+        classes = [_plain(c) for c in cap.model.classes_]
+    live = session.live_scorer()
+    return {
+        "format": mf.FORMAT,
+        "format_version": mf.FORMAT_VERSION,
+        "name": name,
+        "artifact_id": artifact_id,
+        "created": datetime.now(UTC).isoformat(),
+        "packaged_at": str(final_path),
+        "task": cap.task,
+        "target": train.target,
+        "id_column": train.id,
+        "classes": classes,
+        "input_columns": train.feature_columns,
+        "features": {"file": "features.py", "function": feats.fn_name},
+        "model": {
+            "file": "model.skops",
+            "format": "skops",
+            "class": cap.class_name,
+            "variable": cap.var,
+            "trusted_types": trusted,
+        },
+        "scoring": {
+            "prediction": "argmax_proba" if prediction_from_proba else "predict",
+            "output_columns": live.output_columns,
+            "notebook": "score.ipynb",
+        },
+        "snapshots": snaps,
+        "checks": [c.to_dict() for c in session.checks.values()],
+        "override": override,
+        "provenance": _provenance(session),
+        "environment": _environment(),
+    }
+
+
+def _write_sample(df: pd.DataFrame, path: Path) -> None:
+    try:
+        df.to_parquet(path, index=False)
+    except Exception:  # mixed-type object columns: store their text
+        fixed = df.assign(**{c: df[c].astype("str") for c in df.columns if df[c].dtype == object})
+        fixed.to_parquet(path, index=False)
+
+
+def _parity_sample(session) -> pd.DataFrame:
+    parts = [s.raw_sample() for s in session.snapshots.values()]
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0].reset_index(drop=True)
+
+
+def _argmax_matches_predict(session, live) -> bool:
+    """Whether predict() equals the argmax of predict_proba() on the snapshot rows.
+
+    When it does, scoring computes probabilities once and derives the class from them.
+    """
+    frames = [s.data for s in session.snapshots.values()]
+    data = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    if len(data) > PROBA_CHECK_ROWS:
+        data = data.sample(PROBA_CHECK_ROWS, random_state=0)
+    X = live.features(live.prepare(data))
+    model = live.model
+    pred = np.asarray(model.predict(X))
+    derived = np.asarray(model.classes_)[np.argmax(model.predict_proba(X), axis=1)]
+    return bool(np.array_equal(pred, derived))
+
+
+def replay(root: Path, sample: pd.DataFrame) -> pd.DataFrame:
+    """Load the artifact at ``root`` in a fresh Python process and score ``sample`` there."""
+    with tempfile.TemporaryDirectory(prefix="nbprod-replay-") as tmp:
+        src = Path(tmp) / "sample.pkl"
+        dst = Path(tmp) / "scored.pkl"
+        with open(src, "wb") as fh:
+            pickle.dump(sample, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        proc = subprocess.run(
+            [sys.executable, "-m", "nbprod._replay", str(root), str(src), str(dst)],
+            capture_output=True, text=True, timeout=REPLAY_TIMEOUT_S,
+        )
+        if proc.returncode != 0:
+            lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+            last = lines[-1] if lines else f"exit code {proc.returncode}"
+            raise ParityError(
+                "Parity replay failed: the artifact could not score its snapshot sample in a "
+                f"fresh process: {last}"
+            )
+        with open(dst, "rb") as fh:
+            return pickle.load(fh)
+
+
+def _move_into_place(staging: Path, path: Path) -> None:
+    if path.exists():
+        backup = path.with_name(f".{path.name}.nbprod-old-{uuid.uuid4().hex[:8]}")
+        os.replace(path, backup)
+        try:
+            os.replace(staging, path)
+        except BaseException:
+            os.replace(backup, path)
+            raise
+        shutil.rmtree(backup, ignore_errors=True)
+    else:
+        os.replace(staging, path)
+
+
+# -- provenance -------------------------------------------------------------------------
+def _default_name(session) -> str:
+    if session.notebook_path:
+        return Path(session.notebook_path).stem
+    return "model"
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "unknown"
+
+
+def _provenance(session) -> dict[str, Any]:
+    where = Path(session.notebook_path).parent if session.notebook_path else Path.cwd()
+    return {
+        "notebook": session.notebook_path,
+        "working_directory": str(Path.cwd()),
+        "user": _user(),
+        "cells": session.cells,
+        "git": _git(where),
+    }
+
+
+def _git(where: Path) -> dict[str, Any] | None:
+    def git(*args: str) -> str | None:
+        try:
+            proc = subprocess.run(["git", "-C", str(where), *args], capture_output=True,
+                                  text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return proc.stdout.strip() if proc.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if not commit:
+        return None
+    return {"commit": commit, "dirty": bool(git("status", "--porcelain")),
+            "branch": git("rev-parse", "--abbrev-ref", "HEAD")}
+
+
+def _version(dist: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return None
+
+
+def _environment() -> dict[str, Any]:
+    import platform
+
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "nbprod": __version__,
+        "packages": {d: _version(d) for d in KEY_PACKAGES},
+    }
+
+
+def _requirements(feature_source: str, model: Any) -> list[str]:
+    """Pinned pip requirements: nbprod's scoring stack plus what the features and model import."""
+    import ast
+    from importlib.metadata import packages_distributions
+
+    dists = {"nbprod", "scikit-learn", "pandas", "numpy", "scipy", "skops", "pyarrow"}
+    top_level = {type(model).__module__.split(".")[0]}
+    for node in ast.walk(ast.parse(feature_source)):
+        if isinstance(node, ast.Import):
+            top_level |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            top_level.add(node.module.split(".")[0])
+    mapping = packages_distributions()
+    for mod in top_level:
+        dists.update(mapping.get(mod, []))
+    reqs = []
+    for d in sorted(dists, key=str.lower):
+        v = __version__ if d == "nbprod" else _version(d)
+        if v:
+            reqs.append(f"{d}=={v}")
+    return reqs
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    return str(value)

@@ -1,0 +1,114 @@
+"""Mergeable statistical profiles of columns: the drift reference.
+
+A numeric column is summarised by fixed cut points (reference quantiles, or the midpoints
+between values for columns with few distinct values) and the count of values falling in each
+bin, plus nulls, min, max, mean, standard deviation and 101 quantiles. A categorical column is
+summarised by the frequency of its most common values and an "other" count. Because the bins
+are fixed, the counts of two chunks of data add up: profiles of new data are computed against
+the reference cut points and merged by summing counts, so monitoring never re-reads the
+reference data.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .schema import column_kind
+
+NUMERIC_BINS = 20
+TOP_CATEGORIES = 100
+QUANTILE_POINTS = 101
+
+
+def numeric_values(s: pd.Series) -> np.ndarray:
+    """The non-null values of a numeric, bool or datetime column as float64."""
+    if pd.api.types.is_datetime64_any_dtype(s.dtype):
+        s = s.dropna()
+        return s.to_numpy().astype("datetime64[ns]").astype("int64").astype("float64")
+    values = s.to_numpy(dtype="float64", na_value=np.nan)
+    return values[~np.isnan(values)]
+
+
+def cut_points(values: np.ndarray, bins: int = NUMERIC_BINS) -> np.ndarray:
+    """Inner cut points for ``values``: one bin per value when few, else quantile bins."""
+    if values.size == 0:
+        return np.empty(0)
+    uniques = np.unique(values)
+    if uniques.size <= bins:
+        return (uniques[:-1] + uniques[1:]) / 2.0
+    qs = np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1])
+    return np.unique(qs)
+
+
+def bin_counts(values: np.ndarray, cuts: np.ndarray) -> np.ndarray:
+    """Counts of ``values`` in the bins (-inf, c0), [c0, c1), ..., [c_last, +inf)."""
+    idx = np.searchsorted(cuts, values, side="right")
+    return np.bincount(idx, minlength=cuts.size + 1)
+
+
+def numeric_profile(s: pd.Series, *, hidden: bool = False) -> dict[str, Any]:
+    values = numeric_values(s)
+    n = int(len(s))
+    out: dict[str, Any] = {
+        "type": "numeric",
+        "count": n,
+        "null_count": n - int(values.size),
+    }
+    if hidden:
+        return out
+    if values.size:
+        cuts = cut_points(values)
+        out.update(
+            min=float(values.min()),
+            max=float(values.max()),
+            mean=float(values.mean()),
+            std=float(values.std()),
+            cuts=cuts.tolist(),
+            counts=bin_counts(values, cuts).tolist(),
+            quantiles=np.quantile(values, np.linspace(0, 1, QUANTILE_POINTS)).tolist(),
+        )
+    return out
+
+
+def categorical_profile(s: pd.Series, *, hidden: bool = False) -> dict[str, Any]:
+    n = int(len(s))
+    nonnull = s.dropna()
+    out: dict[str, Any] = {
+        "type": "categorical",
+        "count": n,
+        "null_count": n - int(len(nonnull)),
+        "n_unique": int(nonnull.nunique()),
+    }
+    if hidden:
+        return out
+    freq = nonnull.astype("object").map(_key).value_counts(sort=True)
+    top = freq.iloc[:TOP_CATEGORIES]
+    out["frequencies"] = {str(k): int(v) for k, v in top.items()}
+    out["other_count"] = int(freq.iloc[TOP_CATEGORIES:].sum())
+    return out
+
+
+def _key(value: Any) -> str:
+    if isinstance(value, np.generic):
+        value = value.item()
+    return str(value)
+
+
+def column_profile(s: pd.Series, *, hidden: bool = False) -> dict[str, Any]:
+    """Profile one column; ``hidden`` (PII) keeps only counts, never values."""
+    kind = column_kind(s)
+    if kind in ("integer", "float", "datetime"):
+        prof = numeric_profile(s, hidden=hidden)
+    else:
+        prof = categorical_profile(s, hidden=hidden)
+    prof["kind"] = kind
+    if hidden:
+        prof["hidden"] = True
+    return prof
+
+
+def frame_profile(df: pd.DataFrame, *, hidden: set[str] | frozenset[str] = frozenset()) -> dict:
+    return {str(c): column_profile(df[c], hidden=c in hidden) for c in df.columns}

@@ -1,0 +1,195 @@
+"""A scoring run on files: what ``score.ipynb`` and ``nbprod score`` execute.
+
+:func:`execute` locates and verifies the artifact, reads the input, scores it through
+:meth:`Artifact.score`, writes the predictions atomically, measures performance when labels are
+given, and writes the summary JSON. The notebook then displays the run, verdict first.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from . import __version__
+from .artifact import Artifact, load
+from .dataio import read_frame, write_frame
+from .exceptions import InputError, IntegrityError
+from .results import CheckResult, worst
+
+_STATUS_OF = {"pass": "ok", "skip": "ok", "warn": "warn", "fail": "alert"}
+
+
+def locate_artifact(
+    artifact_path: str | None, packaged_at: str | None = None, artifact_id: str | None = None
+) -> Path:
+    """Where the artifact of a scoring notebook is.
+
+    An explicit ``artifact_path`` wins. Otherwise the path the artifact was packaged at, if the
+    artifact there is the same one (same ``artifact_id``); otherwise the working directory, when
+    it holds that artifact. A moved artifact needs ``-p artifact_path PATH``.
+    """
+    if artifact_path:
+        return Path(artifact_path)
+    for candidate in (packaged_at, os.getcwd()):
+        if candidate and (Path(candidate) / "nbprod.json").is_file():
+            try:
+                ident = json.loads((Path(candidate) / "nbprod.json").read_text()).get("artifact_id")
+            except (OSError, ValueError):
+                continue
+            if artifact_id is None or ident == artifact_id:
+                return Path(candidate)
+    raise IntegrityError(
+        f"Cannot find the artifact this notebook belongs to (packaged at {packaged_at}); "
+        "it was moved. Pass its location: papermill ... -p artifact_path PATH."
+    )
+
+
+@dataclass
+class ScoringRun:
+    artifact: Artifact
+    input_path: str
+    output_path: str | None
+    predictions: pd.DataFrame
+    checks: list[CheckResult] = field(default_factory=list)
+    performance: dict[str, Any] | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    started: str = ""
+
+    @property
+    def status(self) -> str:
+        return _STATUS_OF[worst([c.status for c in self.checks])]
+
+    def summary(self) -> dict[str, Any]:
+        art = self.artifact
+        return {
+            "status": self.status,
+            "rows": len(self.predictions),
+            "started": self.started,
+            "nbprod_version": __version__,
+            "artifact": {
+                "name": art.name,
+                "path": str(art.root),
+                "artifact_id": art.manifest.get("artifact_id"),
+                "digest": art.digest,
+                "task": art.task,
+            },
+            "input": self.input_path,
+            "output": self.output_path,
+            "checks": [c.to_dict() for c in self.checks],
+            "performance": self.performance,
+            "prediction": _prediction_summary(self.predictions, art),
+            "timings": self.timings,
+        }
+
+    # -- display in the report notebook -------------------------------------------------
+    def verdict(self):
+        from .report import verdict
+
+        return verdict(self)
+
+    def details(self):
+        from .report import details
+
+        return details(self)
+
+
+def execute(
+    *,
+    input_path: str,
+    output_path: str | None,
+    artifact_path: str | None = None,
+    labels_path: str | None = None,
+    summary_path: str | None = None,
+    packaged_at: str | None = None,
+    artifact_id: str | None = None,
+) -> ScoringRun:
+    """Score ``input_path`` into ``output_path`` with the artifact; see module docs."""
+    started = datetime.now(UTC).isoformat()
+    t0 = time.perf_counter()
+    if not input_path:
+        raise InputError("No input: pass -p input_path FILE (CSV or Parquet).")
+    root = locate_artifact(artifact_path, packaged_at, artifact_id)
+    art = load(root)
+    t1 = time.perf_counter()
+    if output_path:
+        from .dataio import file_format
+
+        file_format(output_path, "output_path")  # a bad extension fails before any work
+    df = read_frame(input_path, art.schema, what="input")
+    t2 = time.perf_counter()
+    preds = art.score(df)
+    t3 = time.perf_counter()
+    checks = [
+        CheckResult(
+            name="input:schema",
+            kind="input",
+            status="pass",
+            message=f"{len(df):,} rows; all {len(art.input_columns)} input columns present and "
+            "of the trained types.",
+            value=len(df),
+        )
+    ]
+    extra = [c for c in df.columns if c not in art.input_columns and c not in (art.id_column, art.target)]
+    if extra:
+        checks.append(
+            CheckResult(
+                name="input:extra-columns",
+                kind="input",
+                status="pass",
+                message=f"{len(extra)} column(s) the model does not use were ignored: "
+                + ", ".join(extra[:10]),
+                value=extra,
+            )
+        )
+    performance = None
+    if labels_path:
+        from .performance import evaluate_labels
+
+        performance = evaluate_labels(art, preds, df, labels_path)
+    if output_path:
+        write_frame(preds, output_path)
+    t4 = time.perf_counter()
+    run = ScoringRun(
+        artifact=art,
+        input_path=str(input_path),
+        output_path=str(output_path) if output_path else None,
+        predictions=preds,
+        checks=checks,
+        performance=performance,
+        timings={
+            "load_s": round(t1 - t0, 4),
+            "read_s": round(t2 - t1, 4),
+            "score_s": round(t3 - t2, 4),
+            "total_s": round(t4 - t0, 4),
+        },
+        started=started,
+    )
+    if summary_path:
+        write_json(run.summary(), summary_path)
+    return run
+
+
+def write_json(data: dict[str, Any], path: str | Path) -> None:
+    import tempfile
+
+    p = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent or ".")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2, default=str)
+    os.replace(tmp, p)
+
+
+def _prediction_summary(preds: pd.DataFrame, art: Artifact) -> dict[str, Any]:
+    pred = preds["prediction"]
+    if art.task == "classification":
+        counts = pred.astype("object").map(str).value_counts()
+        return {"class_counts": {str(k): int(v) for k, v in counts.items()}}
+    desc = pred.astype("float64").describe()
+    return {k: float(desc[k]) for k in ("mean", "std", "min", "25%", "50%", "75%", "max")}

@@ -1,0 +1,49 @@
+"""``%nbprod status``: what is captured and which checks passed, as HTML and as text."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .report import badge, table
+
+
+class Status:
+    def __init__(self, session) -> None:
+        self.session = session
+
+    def rows(self) -> list[dict[str, Any]]:
+        s = self.session
+        rows = [{"capture": "name", "state": s.name or "(not set: %nbprod init NAME)"}]
+        for role in ("train", "valid"):
+            snap = s.snapshots.get(role)
+            rows.append({"capture": f"{role} snapshot",
+                         "state": snap.describe() if snap else "(none)"})
+        fc = s.feature_capture
+        rows.append({"capture": "features",
+                     "state": f"{fc.fn_name}() captured as source ({len(fc.code.source.splitlines())} lines)"
+                     if fc else "(none: %%nbprod features)"})
+        mc = s.model_capture
+        rows.append({"capture": "model",
+                     "state": f"{mc.var} = {mc.class_name} ({mc.task})" if mc else "(none: %%nbprod model)"})
+        return rows
+
+    def _repr_html_(self) -> str:
+        checks = [
+            {"status": badge(c.status), "check": c.name, "message": c.message}
+            for c in self.session.checks.values()
+        ]
+        out = ["<b>nbprod status</b>", table(self.rows(), ["capture", "state"])]
+        out.append("<b>Checks</b>")
+        out.append(table(checks, ["status", "check", "message"]) if checks else
+                   "<p>No checks run yet.</p>")
+        return "\n".join(out)
+
+    def __repr__(self) -> str:
+        lines = [f"{r['capture']}: {r['state']}" for r in self.rows()]
+        lines += [f"check {c.name}: {c.status.upper()} - {c.message}"
+                  for c in self.session.checks.values()] or ["checks: none run yet"]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"captures": self.rows(),
+                "checks": [c.to_dict() for c in self.session.checks.values()]}
