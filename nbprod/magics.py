@@ -48,7 +48,7 @@ class _Parser(argparse.ArgumentParser):
                         return f"unknown flag {tok!r}; did you mean {near[0]!r}?"
                     return f"unknown flag {tok!r}; flags: {', '.join(sorted(set(flags)))}"
             return f"unexpected argument(s): {' '.join(bad)}"
-        if message.startswith("argument command: invalid choice"):
+        if "invalid choice" in message and "SUBCOMMAND" in message:
             tok = message.split("'")[1] if "'" in message else ""
             choices = list(self._subcommands())
             near = difflib.get_close_matches(tok, choices, n=1)
@@ -56,11 +56,32 @@ class _Parser(argparse.ArgumentParser):
             return f"unknown subcommand {tok!r}{hint} (one of: {', '.join(choices)})"
         return message
 
-    def _subcommands(self) -> list[str]:
+    def _subcommands(self) -> dict[str, _Parser]:
         for a in self._actions:
             if isinstance(a, argparse._SubParsersAction):
-                return list(a.choices)
-        return []
+                return dict(a.choices)
+        return {}
+
+    def check_flags(self, argv: list[str]) -> None:
+        """Name an unknown flag (with a suggestion) before argparse complains of anything else."""
+        commands = self._subcommands()
+        command = next((t for t in argv if not t.startswith("-")), None)
+        parser = commands.get(command or "", self)
+        if parser is not self and command:
+            parser.check_flags([t for t in argv if t != command])
+            return
+        flags = [s for a in parser._actions for s in a.option_strings]
+        for tok in argv:
+            if tok.startswith("-") and not _is_number(tok) and tok.split("=")[0] not in flags:
+                parser.error(f"unrecognized arguments: {tok}")
+
+
+def _is_number(token: str) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
 
 
 def build_parser() -> _Parser:
@@ -140,6 +161,7 @@ class NbprodMagics(Magics):
         except ValueError as exc:
             raise UsageError(f"%nbprod: cannot parse the line: {exc}") from None
         _reject_duplicates(argv)
+        self.parser.check_flags(argv)
         try:
             args = self.parser.parse_args(argv)
         except _HelpShown:
@@ -177,8 +199,7 @@ class NbprodMagics(Magics):
         self._show_text("nbprod: " + snap.describe())
 
     def _do_features(self, args: argparse.Namespace, cell: str) -> None:
-        if not self._run(cell):
-            return
+        self._run(cell, "features")
         source = self.shell.transform_cell(cell)
         cap = self.session.features(source=source, namespace=self.shell.user_ns, name=args.fn)
         self.session.cells[-1]["source"] = cell
@@ -186,8 +207,7 @@ class NbprodMagics(Magics):
         self._show_text(f"nbprod: captured {cap.fn_name}() as source ({n} lines)")
 
     def _do_model(self, args: argparse.Namespace, cell: str) -> None:
-        if not self._run(cell):
-            return
+        self._run(cell, "model")
         if args.var not in self.shell.user_ns:
             raise UsageError(
                 f"The model cell did not define {args.var!r}; assign the fitted estimator to "
@@ -206,9 +226,14 @@ class NbprodMagics(Magics):
         self._display(self.session.status())
 
     # -- helpers ------------------------------------------------------------------------
-    def _run(self, cell: str) -> bool:
+    def _run(self, cell: str, kind: str) -> None:
+        """Run the cell body; if it fails (traceback already shown), fail the magic cell too."""
         result = self.shell.run_cell(cell, store_history=False)
-        return bool(result.success)
+        if not result.success:
+            err = result.error_in_exec or result.error_before_exec
+            raise UsageError(
+                f"The {kind} cell raised {type(err).__name__}: {err}; nothing was captured."
+            )
 
     def _variable(self, name: str, what: str) -> Any:
         ns = self.shell.user_ns

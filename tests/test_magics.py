@@ -1,0 +1,159 @@
+"""Every magic through a real IPython shell: happy paths and mistakes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from IPython.core.error import UsageError
+
+from .conftest import run
+
+FEATURES_CELL = '''%%nbprod features
+import numpy as np
+SCALE = 2.0
+
+def _ratio(a, b):
+    return a / (b + 1.0)
+
+def features(df):
+    out = df.copy()
+    out["area_ratio"] = _ratio(df["mean_area"], df["worst_area"]) * SCALE
+    out["log_area"] = np.log1p(df["mean_area"])
+    return out
+
+X_train = features(train.drop(columns=["target", "patient_id"]))
+'''
+
+MODEL_CELL = '''%%nbprod model
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(X_train, train["target"])
+'''
+
+
+def _prepare(shell, cancer):
+    shell.user_ns["train"] = cancer.iloc[:400].copy()
+    shell.user_ns["valid"] = cancer.iloc[400:].copy()
+    run(shell, "%nbprod init cancer")
+    run(shell, "%nbprod snapshot train --role train --target target --id patient_id")
+    run(shell, "%nbprod snapshot valid --role valid --target target --id patient_id")
+    run(shell, FEATURES_CELL)
+    run(shell, MODEL_CELL)
+
+
+def session(shell):
+    return shell.magics_manager.registry["NbprodMagics"].session
+
+
+def test_full_capture_and_package(shell, cancer, in_tmp, capsys):
+    _prepare(shell, cancer)
+    s = session(shell)
+    assert s.name == "cancer"
+    assert set(s.snapshots) == {"train", "valid"}
+    src = s.feature_capture.code.source
+    # imports, constants and the helper from the same cell are carried; data lines are not
+    assert "import numpy as np" in src
+    assert "SCALE = 2.0" in src
+    assert "def _ratio(a, b):" in src
+    assert "X_train" not in src
+    assert s.model_capture.task == "classification"
+
+    run(shell, "%nbprod package art")
+    art_dir = in_tmp / "art"
+    manifest = json.loads((art_dir / "nbprod.json").read_text())
+    assert manifest["name"] == "cancer"
+    assert manifest["id_column"] == "patient_id"
+    assert manifest["provenance"]["cells"][0]["kind"] == "snapshot train"
+    assert any(c["kind"] == "features" and "def features" in c["source"]
+               for c in manifest["provenance"]["cells"])
+    out = capsys.readouterr().out
+    assert "captured features() as source" in out
+
+    import nbprod
+
+    scored = nbprod.load(art_dir).score(cancer.iloc[400:])
+    assert list(scored.columns) == ["patient_id", "prediction", "proba_0", "proba_1"]
+    assert scored["patient_id"].tolist() == cancer["patient_id"].iloc[400:].tolist()
+
+
+def test_status_lists_captures(shell, cancer, capsys):
+    _prepare(shell, cancer)
+    text = repr(session(shell).status())
+    assert "train snapshot: 400 rows x 30 input columns" in text
+    assert "features() captured as source" in text
+    html = session(shell).status()._repr_html_()
+    assert "<table>" in html and "cancer" in html
+    run(shell, "%nbprod status")  # displays without error
+
+
+@pytest.mark.parametrize(
+    ("line", "needle"),
+    [
+        ("%nbprod snapshot trian --role train --target target", "Did you mean 'train'"),
+        ("%nbprod snapshot train --role train --tagret target", "did you mean '--target'"),
+        ("%nbprod snapshot train --role test --target target", "invalid choice: 'test'"),
+        ("%nbprod snapshot train --role train --target targt", "Did you mean 'target'"),
+        ("%nbprod snapshot train --role train --target target --id nope", "--id names column 'nope'"),
+        ("%nbprod snapshot train --role train --target target --pii mail", "--pii names column 'mail'"),
+        ("%nbprod snapshot train --role train --target target --target target", "given twice"),
+        ("%nbprod snapshot number --role train --target target", "must be a pandas DataFrame"),
+        ("%nbprod snapshot train --role train", "required: --target"),
+        ("%nbprod snapshto train", "did you mean 'snapshot'"),
+        ("%nbprod", "needs a subcommand"),
+        ("%nbprod features", "is a cell magic"),
+        ("%nbprod package", "required: PATH"),
+        ("%nbprod package out", "No training snapshot yet"),
+        ("%nbprod init 'bad name!'", "Model names may use"),
+    ],
+)
+def test_mistakes_are_one_line_usage_errors(shell, cancer, line, needle):
+    shell.user_ns["train"] = cancer
+    shell.user_ns["number"] = 3
+    with pytest.raises(UsageError) as err:
+        run(shell, line)
+    assert needle in str(err.value)
+    assert "\n" not in str(err.value).strip()
+
+
+def test_line_command_as_cell_is_refused(shell):
+    with pytest.raises(UsageError, match="is a line magic"):
+        shell.run_cell_magic("nbprod", "status", "x = 1")
+
+
+def test_help_is_printed_not_raised(shell, capsys):
+    run(shell, "%nbprod --help")
+    assert "snapshot" in capsys.readouterr().out
+    run(shell, "%nbprod snapshot --help")
+    out = capsys.readouterr().out
+    assert "--target COL" in out and "--pii COL,..." in out
+
+
+def test_model_cell_mistakes(shell):
+    with pytest.raises(UsageError, match="did not define 'model'"):
+        shell.run_cell_magic("nbprod", "model", "x = 1")
+    with pytest.raises(UsageError, match="is not fitted"):
+        shell.run_cell_magic(
+            "nbprod", "model", "from sklearn.linear_model import LinearRegression\nmodel = LinearRegression()"
+        )
+    with pytest.raises(UsageError, match="has no predict"):
+        shell.run_cell_magic("nbprod", "model", "model = {'a': 1}")
+    with pytest.raises(UsageError, match="not a fitted estimator"):
+        shell.run_cell_magic("nbprod", "model", "from sklearn.linear_model import Ridge\nmodel = Ridge")
+
+
+def test_model_var_flag(shell, diabetes):
+    shell.user_ns["d"] = diabetes
+    shell.run_cell_magic(
+        "nbprod", "model --var reg",
+        "from sklearn.linear_model import Ridge\nreg = Ridge().fit(d.drop(columns=['target']), d['target'])",
+    )
+    assert session(shell).model_capture.task == "regression"
+    assert session(shell).model_capture.var == "reg"
+
+
+def test_failing_cell_captures_nothing(shell):
+    result = shell.run_cell("%%nbprod features\ndef features(df):\n    return df\nraise RuntimeError('boom')")
+    assert session(shell).feature_capture is None
+    assert not result.success
