@@ -177,7 +177,10 @@ def _convert(s: pd.Series, spec: ColumnSpec) -> pd.Series:
 
 
 def _raise_on_lost_values(before: pd.Series, after: pd.Series, spec: ColumnSpec) -> None:
-    lost = after.isna().to_numpy() & before.notna().to_numpy()
+    present = before.notna().to_numpy().copy()
+    if before.dtype == object or pd.api.types.is_string_dtype(before.dtype):
+        present &= (before.astype("str").str.strip() != "").to_numpy()  # blank text is missing
+    lost = after.isna().to_numpy() & present
     if lost.any():
         pos = int(np.flatnonzero(lost)[0])
         raise SchemaError(

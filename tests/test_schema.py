@@ -1,0 +1,85 @@
+"""Conforming scoring input to the training schema."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nbprod.exceptions import SchemaError
+from nbprod.schema import Schema, conform
+
+TRAIN = pd.DataFrame(
+    {
+        "n": np.array([1, 2, 3], dtype="int64"),
+        "x": [0.5, 1.5, np.nan],
+        "flag": [True, False, True],
+        "zip": pd.array(["01234", "98765", None], dtype="str"),
+        "when": pd.to_datetime(["2024-01-01", "2024-02-01", "2024-03-01"]),
+        "tier": pd.Categorical(["a", "b", "a"]),
+    }
+)
+SCHEMA = Schema.infer(TRAIN)
+
+
+def test_matching_frame_passes_through_untouched():
+    out = conform(TRAIN, SCHEMA)
+    for c in TRAIN.columns:
+        assert out[c].dtype == TRAIN[c].dtype
+    assert out["n"].tolist() == [1, 2, 3]
+
+
+def test_text_input_converts_to_trained_types():
+    raw = pd.DataFrame(
+        {
+            "n": ["4", "5", "6"],
+            "x": ["1.25", "", "3"],
+            "flag": ["true", "False", "1"],
+            "zip": [1234, 5678, 91011],
+            "when": ["2024-05-01", "2024-06-01", None],
+            "tier": ["b", "c", None],
+            "extra": [1, 2, 3],
+        }
+    )
+    out = conform(raw, SCHEMA)
+    assert list(out.columns) == SCHEMA.names  # extra column dropped, trained order
+    assert out["n"].dtype == "int64" and out["n"].tolist() == [4, 5, 6]
+    assert out["x"].iloc[0] == 1.25 and np.isnan(out["x"].iloc[1])
+    assert out["flag"].tolist() == [True, False, True]
+    assert out["zip"].tolist() == ["1234", "5678", "91011"]
+    assert out["when"].iloc[0] == pd.Timestamp("2024-05-01")
+    assert out["tier"].iloc[1] == "c"  # an unseen category is kept, not silently nulled
+
+
+@pytest.mark.parametrize(
+    ("column", "values", "needle"),
+    [
+        ("n", ["1", "two", "3"], "Column 'n' expected integer values (int64); 1 value(s) do not convert, e.g. 'two' at row 1"),
+        ("x", ["0.1", "0.2", "abc"], "Column 'x' expected float"),
+        ("flag", ["yes", "maybe", "no"], "Column 'flag' expected bool"),
+        ("when", ["2024-01-01", "not a date", None], "Column 'when' expected datetime"),
+    ],
+)
+def test_values_that_do_not_convert_name_the_column(column, values, needle):
+    raw = TRAIN.copy()
+    raw[column] = pd.Series(values, dtype="object")
+    with pytest.raises(SchemaError) as err:
+        conform(raw, SCHEMA)
+    assert needle in str(err.value)
+    assert err.value.column == column
+
+
+def test_missing_column_is_named():
+    with pytest.raises(SchemaError, match="missing column 'zip'") as err:
+        conform(TRAIN.drop(columns=["zip"]), SCHEMA)
+    assert err.value.column == "zip"
+
+
+def test_integer_column_with_nulls_becomes_float_not_wrong():
+    raw = TRAIN.assign(n=["1", None, "3"])
+    out = conform(raw, SCHEMA)
+    assert out["n"].dtype == "float64" and np.isnan(out["n"].iloc[1])
+
+
+def test_schema_round_trips_through_json():
+    assert Schema.from_list(SCHEMA.to_list()) == SCHEMA
