@@ -95,6 +95,7 @@ class Artifact:
                 task=self.task,
                 id_column=self.id_column,
                 prediction_from_proba=self.manifest["scoring"]["prediction"] == "argmax_proba",
+                bounds=self.manifest.get("bounds"),
             )
         return self._scorer
 

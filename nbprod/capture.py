@@ -145,6 +145,36 @@ class Session:
         self.checks[result.name] = result
         return result
 
+    def check(self, kind: str, **options: Any) -> list[CheckResult]:
+        """Run a check (overfit, metric, cv, baseline, data, bounds) and record its results.
+
+        Options are the magic's flags with dashes as underscores, e.g.
+        ``s.check("overfit", metric="roc_auc", max_gap=0.05)``.
+        """
+        from . import checks
+
+        if kind not in checks.KINDS:
+            import difflib
+
+            near = difflib.get_close_matches(kind, checks.KINDS, n=1)
+            hint = f" Did you mean {near[0]!r}?" if near else ""
+            raise CaptureError(
+                f"Unknown check {kind!r}; one of: {', '.join(checks.KINDS)}.{hint}"
+            )
+        out = getattr(checks, kind)(self, **options)
+        results = out if isinstance(out, list) else [out]
+        if kind == "data":  # a re-run replaces every earlier data result
+            self.checks = {n: c for n, c in self.checks.items() if c.kind != "data"}
+        for r in results:
+            self.record_check(r)
+        return results
+
+    @property
+    def bounds(self) -> dict[str, Any] | None:
+        """The output bounds declared with ``check bounds`` (enforced at scoring time)."""
+        result = self.checks.get("bounds")
+        return result.details["spec"] if result else None
+
     def _record_cell(self, kind: str, source: str) -> None:
         self.cells = [c for c in self.cells if c["kind"] != kind]
         self.cells.append(
@@ -190,6 +220,7 @@ class Session:
             model=self.require_model().model,
             task=self.require_model().task,
             id_column=train.id,
+            bounds=self.bounds,
         )
 
     def package(self, path: str | Path, **options: Any):

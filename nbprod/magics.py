@@ -18,6 +18,7 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class
 from .exceptions import NbprodError
 
 CELL_COMMANDS = {"features", "model"}
+CHECK_KINDS = ("overfit", "metric", "cv", "baseline", "data", "bounds")
 
 
 class _HelpShown(Exception):
@@ -48,7 +49,7 @@ class _Parser(argparse.ArgumentParser):
                         return f"unknown flag {tok!r}; did you mean {near[0]!r}?"
                     return f"unknown flag {tok!r}; flags: {', '.join(sorted(set(flags)))}"
             return f"unexpected argument(s): {' '.join(bad)}"
-        if "invalid choice" in message and "SUBCOMMAND" in message:
+        if "invalid choice" in message and ("SUBCOMMAND" in message or "KIND" in message):
             tok = message.split("'")[1] if "'" in message else ""
             choices = list(self._subcommands())
             near = difflib.get_close_matches(tok, choices, n=1)
@@ -57,7 +58,7 @@ class _Parser(argparse.ArgumentParser):
         return message
 
     def _subcommands(self) -> dict[str, _Parser]:
-        for a in self._actions:
+        for a in self._actions:  # noqa: SIM110
             if isinstance(a, argparse._SubParsersAction):
                 return dict(a.choices)
         return {}
@@ -66,6 +67,8 @@ class _Parser(argparse.ArgumentParser):
         """Name an unknown flag (with a suggestion) before argparse complains of anything else."""
         commands = self._subcommands()
         command = next((t for t in argv if not t.startswith("-")), None)
+        if commands and command not in commands:
+            return  # argparse names the unknown subcommand, with a suggestion
         parser = commands.get(command or "", self)
         if parser is not self and command:
             parser.check_flags([t for t in argv if t != command])
@@ -113,6 +116,42 @@ def build_parser() -> _Parser:
     s.add_argument("--force", action="store_true", help="package even though checks failed (recorded)")
     s.add_argument("--overwrite", action="store_true", help="replace an existing artifact at PATH")
     s.add_argument("--no-mlflow", action="store_true", help="do not log the packaging run to MLflow")
+
+    s = sub.add_parser("check", help="run a check on the captures: " + ", ".join(CHECK_KINDS))
+    kinds = s.add_subparsers(dest="kind", metavar="KIND", parser_class=_Parser)
+    k = kinds.add_parser("overfit", help="gap between train and valid on a metric")
+    k.add_argument("--metric", required=True, metavar="M", help="scorer name or alias (roc_auc, r2, mae, ...)")
+    k.add_argument("--max-gap", required=True, metavar="G", help="fail above this gap (metric units)")
+    k.add_argument("--warn-gap", metavar="W", help="warn above this gap")
+    k = kinds.add_parser("metric", help="validation metric threshold")
+    k.add_argument("metric", metavar="M", help="scorer name or alias")
+    k.add_argument("--min", metavar="X", help="fail below X (scores)")
+    k.add_argument("--max", metavar="X", help="fail above X (losses)")
+    k = kinds.add_parser("cv", help="K-fold cross-validation stability on train")
+    k.add_argument("--metric", required=True, metavar="M")
+    k.add_argument("--folds", default="5", metavar="K", help="number of folds (default 5)")
+    k.add_argument("--max-std", required=True, metavar="S", help="fail above this standard deviation")
+    k = kinds.add_parser("baseline", help="compare with a dummy and a depth-3 tree")
+    k.add_argument("--metric", required=True, metavar="M")
+    k.add_argument("--min-gain", required=True, metavar="G", help="required gain over the dummy")
+    k = kinds.add_parser("data", help="quality and leakage checks on the snapshots")
+    for flag, default, what in (
+        ("--max-null-rate", "0.3", "warn above this null rate in any column"),
+        ("--max-duplicate-share", "0.01", "warn above this share of duplicate training rows"),
+        ("--max-overlap", "0", "fail above this share of valid rows also in train"),
+        ("--leakage-threshold", "0.98", "fail when one column alone scores this well"),
+        ("--min-class-share", "0.05", "warn when a class is rarer than this"),
+        ("--max-out-of-range", "0.01", "warn above this share of valid values outside train range"),
+    ):
+        k.add_argument(flag, default=default, metavar="X", help=f"{what} (default {default})")
+    k = kinds.add_parser("bounds", help="sanity limits on outputs, enforced at scoring time")
+    k.add_argument("--min", metavar="A", help="lowest acceptable prediction (regression)")
+    k.add_argument("--max", metavar="B", help="highest acceptable prediction (regression)")
+    k.add_argument("--classes", metavar="C,...", help="acceptable classes (classifiers)")
+    k.add_argument("--policy", default="flag", choices=["flag", "drop", "fail"],
+                   help="what scoring does with a violating row (default flag)")
+    k.add_argument("--margin", default="0.1", metavar="F",
+                   help="widen derived bounds by F x the reference range (default 0.1)")
 
     sub.add_parser("status", help="what is captured and which checks passed")
     return p
@@ -221,6 +260,15 @@ class NbprodMagics(Magics):
             args.path, force=args.force, overwrite=args.overwrite, log_to_mlflow=not args.no_mlflow
         )
         self._display(result)
+
+    def _do_check(self, args: argparse.Namespace) -> None:
+        from .display import ResultsView
+
+        if args.kind is None:
+            raise UsageError(f"%nbprod check needs a KIND: one of {', '.join(CHECK_KINDS)}.")
+        options = {k: v for k, v in vars(args).items() if k not in ("command", "kind")}
+        results = self.session.check(args.kind, **options)
+        self._display(ResultsView(results, title=f"nbprod check {args.kind}"))
 
     def _do_status(self, args: argparse.Namespace) -> None:
         self._display(self.session.status())

@@ -109,6 +109,9 @@ def package(
         live.prediction_from_proba = _argmax_matches_predict(session, live)
     sample = _parity_sample(session)
     expected = live.score(sample)  # the notebook's own answer on the replay rows
+    from .importance import permutation_importance
+
+    importance = permutation_importance(session)
     t1 = time.perf_counter()
 
     name = session.name or _default_name(session)
@@ -118,6 +121,7 @@ def package(
         manifest = _write_contents(
             staging, session, name=name, artifact_id=artifact_id, final_path=path,
             prediction_from_proba=live.prediction_from_proba, override=override,
+            importance=importance,
         )
         mf.write(staging, manifest)
         manifest = mf.read(staging)
@@ -147,7 +151,7 @@ def package(
         digest=digest,
         mlflow=run_info,
         parity_rows=len(sample),
-        timings={"prepare_s": t1 - t0, "write_s": t2 - t1, "replay_s": t3 - t2,
+        timings={"prepare_s": t1 - t0,  # includes permutation importance "write_s": t2 - t1, "replay_s": t3 - t2,
                  "mlflow_s": t4 - t3, "total_s": time.perf_counter() - t0},
     )
 
@@ -160,7 +164,8 @@ def mlflow_run(root: Path, manifest: dict[str, Any], digest: str) -> dict[str, s
 
 # -- contents ---------------------------------------------------------------------------
 def _write_contents(root: Path, session, *, name: str, artifact_id: str, final_path: Path,
-                    prediction_from_proba: bool, override: dict | None) -> dict[str, Any]:
+                    prediction_from_proba: bool, override: dict | None,
+                    importance: dict[str, Any]) -> dict[str, Any]:
     import nbformat
 
     from .mlflow_glue import write_mlmodel
@@ -229,6 +234,8 @@ def _write_contents(root: Path, session, *, name: str, artifact_id: str, final_p
         "snapshots": snaps,
         "checks": [c.to_dict() for c in session.checks.values()],
         "override": override,
+        "bounds": session.bounds,
+        "importance": importance,
         "provenance": _provenance(session),
         "environment": _environment(),
     }

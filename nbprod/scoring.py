@@ -19,6 +19,11 @@ from .schema import Schema, conform
 
 PREDICTION = "prediction"
 PROBA_PREFIX = "proba_"
+OUT_OF_BOUNDS = "out_of_bounds"
+
+
+class OutputBoundsError(NbprodError, ValueError):
+    """Outputs broke the declared sanity bounds under the ``fail`` policy; nothing is written."""
 
 
 class FeatureError(NbprodError, RuntimeError):
@@ -41,6 +46,7 @@ class Scorer:
     task: str  # "classification" | "regression"
     id_column: str | None = None
     prediction_from_proba: bool = False
+    bounds: dict[str, Any] | None = None  # output sanity bounds and their policy
 
     @property
     def classes(self) -> list[Any] | None:
@@ -54,6 +60,8 @@ class Scorer:
         cols.append(PREDICTION)
         if self.task == "classification":
             cols += [proba_column(c) for c in self.model.classes_]
+        if self.bounds and self.bounds["policy"] == "flag":
+            cols.append(OUT_OF_BOUNDS)
         return cols
 
     def prepare(self, df: pd.DataFrame) -> pd.DataFrame:
@@ -114,12 +122,39 @@ class Scorer:
         return pd.DataFrame({PREDICTION: pred}, index=index)
 
     def score(self, df: pd.DataFrame) -> pd.DataFrame:
-        """Score raw rows: same rows and order as ``df``; id, prediction, proba_<class>."""
+        """Score raw rows: same rows and order as ``df``; id, prediction, proba_<class>.
+
+        With output bounds declared, the ``flag`` policy adds an ``out_of_bounds`` column,
+        ``drop`` removes violating rows and ``fail`` raises :class:`OutputBoundsError`.
+        """
         X = self.prepare(df)
         out = self.predict(self.features(X), X.index)
         if self.id_column:
             out.insert(0, self.id_column, df[self.id_column].to_numpy())
+        if self.bounds:
+            out = self.apply_bounds(out)
         return out
+
+    def apply_bounds(self, out: pd.DataFrame) -> pd.DataFrame:
+        from .checks.bounds import violations
+
+        assert self.bounds is not None
+        bad = violations(out, self.bounds)
+        policy = self.bounds["policy"]
+        if policy == "flag":
+            out[OUT_OF_BOUNDS] = bad
+            return out
+        if not bad.any():
+            return out
+        if policy == "drop":
+            return out.loc[~bad]
+        rows = out.loc[bad]
+        ids = rows[self.id_column].tolist()[:10] if self.id_column else np.flatnonzero(bad)[:10].tolist()
+        what = "ids" if self.id_column else "rows"
+        raise OutputBoundsError(
+            f"{int(bad.sum())} prediction(s) break the output bounds declared at packaging "
+            f"(policy fail), {what} {ids}; nothing was written."
+        )
 
 
 def compare_outputs(

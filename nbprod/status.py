@@ -16,8 +16,8 @@ class Status:
         rows = [{"capture": "name", "state": s.name or "(not set: %nbprod init NAME)"}]
         for role in ("train", "valid"):
             snap = s.snapshots.get(role)
-            rows.append({"capture": f"{role} snapshot",
-                         "state": snap.describe() if snap else "(none)"})
+            state = snap.describe().split(": ", 1)[1] if snap else "(none)"
+            rows.append({"capture": f"{role} snapshot", "state": state})
         fc = s.feature_capture
         rows.append({"capture": "features",
                      "state": f"{fc.fn_name}() captured as source ({len(fc.code.source.splitlines())} lines)"
