@@ -69,12 +69,20 @@ def verdict(run) -> Html:
         lines.append("<ul>")
         lines += [f"<li>{badge(c['status'])} {html.escape(c['message'])}</li>" for c in failed]
         lines.append("</ul>")
+    override = art.get("override")
+    if override:
+        lines.append(
+            f"<p>{badge('warn')} <b>Packaged past failed checks</b> by {html.escape(str(override['by']))} "
+            f"at {html.escape(str(override['at']))}: {html.escape(', '.join(override['checks']))}.</p>"
+        )
     out = s["output"] or "(not written)"
     lines.append(
         f"<p>{s['rows']:,} rows from <code>{html.escape(s['input'])}</code> scored by "
         f"<b>{html.escape(art['name'])}</b> ({art['task']}) into <code>{html.escape(out)}</code>.</p>"
     )
     text = f"Verdict: {status.upper()} - {what} {s['rows']} rows scored into {out}."
+    if override:
+        text += f" OVERRIDE: packaged past failed checks {', '.join(override['checks'])} by {override['by']}."
     return Html("\n".join(lines), text)
 
 

@@ -79,6 +79,7 @@ class ScoringRun:
                 "artifact_id": art.manifest.get("artifact_id"),
                 "digest": art.digest,
                 "task": art.task,
+                "override": art.manifest.get("override"),
             },
             "input": self.input_path,
             "output": self.output_path,
@@ -124,7 +125,8 @@ def execute(
         file_format(output_path, "output_path")  # a bad extension fails before any work
     df = read_frame(input_path, art.schema, what="input")
     t2 = time.perf_counter()
-    preds = art.score(df)
+    scored = art.scorer.score_detailed(df)
+    preds = scored.output
     t3 = time.perf_counter()
     checks = [
         CheckResult(
@@ -136,6 +138,7 @@ def execute(
             value=len(df),
         )
     ]
+    checks += batch_checks(art, scored)
     extra = [c for c in df.columns if c not in art.input_columns and c not in (art.id_column, art.target)]
     if extra:
         checks.append(
@@ -174,6 +177,20 @@ def execute(
     if summary_path:
         write_json(run.summary(), summary_path)
     return run
+
+
+def batch_checks(art: Artifact, scored) -> list[CheckResult]:
+    """The checks every scoring run makes: input against the reference, outputs in bounds."""
+    from . import input_checks as ic
+
+    profile = art.snapshot("train")["profile"]
+    return [
+        ic.null_rates(scored.inputs, profile),
+        ic.unseen_categories(scored.inputs, profile),
+        ic.out_of_range(scored.inputs, profile),
+        ic.output_bounds(scored.all_outputs, scored.out_of_bounds, art.manifest.get("bounds"),
+                         art.id_column),
+    ]
 
 
 def write_json(data: dict[str, Any], path: str | Path) -> None:

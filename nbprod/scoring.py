@@ -37,6 +37,17 @@ def proba_column(cls: Any) -> str:
 
 
 @dataclass
+class Scored:
+    """A scored batch: the output as written, the conformed input, every raw output row and
+    the mask of rows outside the output bounds (before any were dropped)."""
+
+    output: pd.DataFrame
+    inputs: pd.DataFrame
+    all_outputs: pd.DataFrame
+    out_of_bounds: np.ndarray
+
+
+@dataclass
 class Scorer:
     """Everything needed to score raw input frames."""
 
@@ -127,21 +138,28 @@ class Scorer:
         With output bounds declared, the ``flag`` policy adds an ``out_of_bounds`` column,
         ``drop`` removes violating rows and ``fail`` raises :class:`OutputBoundsError`.
         """
+        return self.score_detailed(df).output
+
+    def score_detailed(self, df: pd.DataFrame) -> Scored:
+        """Score and keep what monitoring needs: the conformed input and the bounds mask."""
         X = self.prepare(df)
         out = self.predict(self.features(X), X.index)
         if self.id_column:
             out.insert(0, self.id_column, df[self.id_column].to_numpy())
+        bad = np.zeros(len(out), dtype=bool)
         if self.bounds:
-            out = self.apply_bounds(out)
-        return out
+            from .checks.bounds import violations
 
-    def apply_bounds(self, out: pd.DataFrame) -> pd.DataFrame:
-        from .checks.bounds import violations
+            bad = violations(out, self.bounds)
+            kept = self.apply_bounds(out, bad)
+            return Scored(kept, X, out, bad)
+        return Scored(out, X, out, bad)
 
+    def apply_bounds(self, out: pd.DataFrame, bad: np.ndarray) -> pd.DataFrame:
         assert self.bounds is not None
-        bad = violations(out, self.bounds)
         policy = self.bounds["policy"]
         if policy == "flag":
+            out = out.copy()
             out[OUT_OF_BOUNDS] = bad
             return out
         if not bad.any():

@@ -225,3 +225,37 @@ def test_checks_needing_valid_say_so(shell, cancer):
     run(shell, "%%nbprod model\n" + LOGREG)
     with pytest.raises(UsageError, match="needs a validation snapshot"):
         run(shell, "%nbprod check overfit --metric roc_auc --max-gap 0.1")
+
+
+def test_scoring_run_counts_out_of_bounds_and_shows_the_override(shell, diabetes, in_tmp):
+    import nbprod.run
+
+    model = ("from sklearn.linear_model import Ridge\n"
+             "model = Ridge().fit(train.drop(columns=['target', 'patient']), train['target'])\n")
+    d = diabetes.assign(patient=[f"p{i}" for i in range(len(diabetes))])
+    shell.user_ns["train"], shell.user_ns["valid"] = d.iloc[:330], d.iloc[330:]
+    run(shell, "%nbprod snapshot train --role train --target target --id patient")
+    run(shell, "%nbprod snapshot valid --role valid --target target --id patient")
+    run(shell, "%%nbprod features\ndef features(df):\n    return df\n")
+    run(shell, "%%nbprod model\n" + model)
+    run(shell, "%nbprod check metric r2 --min 0.9")  # fails: Ridge is far from 0.9
+    run(shell, "%nbprod check bounds --max 250")
+    run(shell, "%nbprod package art --no-mlflow --force")
+
+    new = d.drop(columns=["target"]).iloc[:40].copy()
+    new.loc[new.index[:2], "bmi"] = 3.0
+    new.loc[new.index[5], "age"] = 0.2  # outside the training range (max about 0.11)
+    new.to_csv("batch.csv", index=False)
+    result = nbprod.run.execute(input_path="batch.csv", output_path="out.csv",
+                                artifact_path="art", summary_path="summary.json")
+    summary = json.loads((in_tmp / "summary.json").read_text())
+    checks = {c["name"]: c for c in summary["checks"]}
+    assert checks["output:bounds"]["status"] == "fail"
+    assert checks["output:bounds"]["details"]["count"] == 2
+    assert checks["output:bounds"]["details"]["ids"] == ["p0", "p1"]
+    assert checks["input:out-of-range"]["details"]["columns"]["age"]["above"] == 1
+    assert summary["status"] == "alert"
+    assert summary["artifact"]["override"]["checks"] == ["metric:r2"]
+    assert "Packaged past failed checks" in result.verdict()._repr_html_()
+    out = __import__("pandas").read_csv(in_tmp / "out.csv")
+    assert out["out_of_bounds"].sum() == 2 and len(out) == 40
