@@ -1,4 +1,4 @@
-"""Reading input files and writing outputs atomically (CSV and Parquet, by extension)."""
+"""Reading input files and writing outputs atomically (CSV, .csv.gz, Parquet, by extension)."""
 
 from __future__ import annotations
 
@@ -69,7 +69,9 @@ def write_frame(df: pd.DataFrame, path: str | Path) -> Path:
     os.close(fd)
     try:
         if fmt == "csv":
-            df.to_csv(tmp, index=False)
+            # the temporary name hides the extension, so say how to compress (.csv.gz)
+            gz = p.suffix.lower() == ".gz"
+            df.to_csv(tmp, index=False, compression="gzip" if gz else None)
         else:
             df.to_parquet(tmp, index=False)
         os.replace(tmp, p)
