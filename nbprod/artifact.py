@@ -70,6 +70,11 @@ class Artifact:
         return pd.read_parquet(self.root / entry["sample"])
 
     @cached_property
+    def reference(self) -> dict[str, Any]:
+        """The monitoring reference recorded at packaging (outputs, features, metric values)."""
+        return json.loads((self.root / self.manifest["reference"]).read_text(encoding="utf-8"))
+
+    @cached_property
     def schema(self) -> Schema:
         return Schema.from_list(self.snapshot("train")["schema"]).select(self.input_columns)
 

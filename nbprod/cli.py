@@ -52,11 +52,33 @@ def run_score(args: argparse.Namespace) -> int:
             "summary_path": str(summary),
             "artifact_path": str(root),
         }
+        if args.drift_runs is not None:
+            params["drift_runs"] = args.drift_runs
+        if args.no_mlflow:
+            params["log_to_mlflow"] = False
         execute_notebook(root / "score.ipynb", report, params)
-        status = json.loads(summary.read_text())["status"]
+        result = json.loads(summary.read_text())
+        status = result["status"]
+        run_id = (result.get("tracking") or {}).get("run_id")
+        if run_id:  # the executed report joins the run the notebook logged
+            from .tracking import log_file
+
+            log_file(run_id, str(report))
+        if args.html:
+            from .html_export import write_html
+
+            html_path = write_html(report, Path(args.html))
     print(f"nbprod: scored {args.input} -> {args.output} (status {status})")
+    for c in result["checks"]:
+        if c["status"] in ("warn", "fail"):
+            print(f"  {c['status'].upper():<5} {c['name']}: {c['message']}")
+    retrain = result.get("retrain") or {}
+    if retrain.get("recommended"):
+        print("nbprod: retraining is recommended: " + "; ".join(retrain["reasons"]))
     if args.report:
         print(f"nbprod: report {args.report}")
+    if args.html:
+        print(f"nbprod: HTML report {html_path}")
     return EXIT_ALERT if status == "alert" else EXIT_OK
 
 
@@ -85,6 +107,10 @@ def add_score(sub: Any) -> None:
     p.add_argument("--labels", metavar="FILE", help="labels for this batch (target and id)")
     p.add_argument("--report", metavar="NB", help="keep the executed report notebook here")
     p.add_argument("--summary", metavar="JSON", help="write the run summary JSON here")
+    p.add_argument("--html", metavar="FILE", help="also write the report as self-contained HTML")
+    p.add_argument("--drift-runs", type=int, metavar="N",
+                   help="consecutive drifted runs before retraining is recommended (default 3)")
+    p.add_argument("--no-mlflow", action="store_true", help="do not record the run in MLflow")
     p.set_defaults(run=run_score)
 
 
@@ -166,16 +192,86 @@ def add_inspect(sub: Any) -> None:
     p.set_defaults(run=run_inspect)
 
 
+# -- report ---------------------------------------------------------------------------------
+def run_report(args: argparse.Namespace) -> int:
+    from .html_export import write_html
+
+    if not args.html:
+        raise NbprodUsageError("nbprod report: say what to write, e.g. --html [-o FILE].")
+    out = write_html(args.notebook, args.output)
+    print(f"nbprod: HTML report {out} ({out.stat().st_size / 1024:.0f} KiB, code hidden, no external URLs)")
+    return EXIT_OK
+
+
+def add_report(sub: Any) -> None:
+    p = sub.add_parser("report", help="turn an executed report notebook into a self-contained page")
+    p.add_argument("notebook", metavar="OUT.ipynb", help="an executed score.ipynb")
+    p.add_argument("--html", action="store_true", help="write HTML with the code hidden")
+    p.add_argument("-o", "--output", metavar="FILE", help="where (default: next to the notebook)")
+    p.set_defaults(run=run_report)
+
+
+# -- history --------------------------------------------------------------------------------
+def run_history(args: argparse.Namespace) -> int:
+    from . import manifest as mf
+    from .tracking import history
+
+    target = Path(args.artifact)
+    if (target / mf.MANIFEST).is_file():
+        m = mf.read(target)
+        name, artifact_id = m["name"], (None if args.all else m["artifact_id"])
+    else:
+        name, artifact_id = args.artifact, None
+    runs = history(name, artifact_id)
+    if args.json:
+        print(runs.to_json(orient="records", date_format="iso"))
+        return EXIT_OK
+    if runs.empty:
+        print(f"nbprod: no monitoring runs recorded for {name!r} yet.")
+        return EXIT_OK
+    print(format_history(runs))
+    return EXIT_OK
+
+
+def format_history(runs: Any) -> str:
+    """One line per run with arrows for the trend of the key figures."""
+    figures = [c for c in runs.columns if c in ("drift_share", "out_of_bounds") or c.startswith("perf_")]
+    header = f"{'started':<17} {'status':<6} {'rows':>9}  " + "  ".join(f"{f:>16}" for f in figures)
+    lines = [header]
+    prev = None
+    for _, r in runs.iterrows():
+        cells = []
+        for f in figures:
+            v = r.get(f)
+            arrow = " "
+            if prev is not None and v == v and prev.get(f) == prev.get(f):
+                arrow = "↑" if v > prev[f] else ("↓" if v < prev[f] else "=")
+            cells.append(f"{'' if v != v else f'{v:.4g}':>15}{arrow}")
+        rows = r.get("rows")
+        lines.append(f"{str(r['start_time'])[:16]:<17} {str(r.get('status')):<6} "
+                     f"{'' if rows != rows else int(rows):>9}  " + "  ".join(cells))
+        prev = r
+    return "\n".join(lines)
+
+
+def add_history(sub: Any) -> None:
+    p = sub.add_parser("history", help="monitoring runs of an artifact, with trends")
+    p.add_argument("artifact", metavar="PATH", help="an artifact directory (or a model name)")
+    p.add_argument("--all", action="store_true", help="every artifact of the model, not only this one")
+    p.add_argument("--json", action="store_true", help="print the runs as JSON")
+    p.set_defaults(run=run_history)
+
+
 # -- main -----------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
     parser = argparse.ArgumentParser(prog="nbprod", description=(
-        "Score, verify and inspect nbprod artifacts. Exit codes: 0 ok, 1 error (nothing "
+        "Score, verify, inspect and monitor nbprod artifacts. Exit codes: 0 ok, 1 error (nothing "
         "written), 2 usage error, 3 scored but a monitoring check failed."))
     parser.add_argument("--version", action="version", version=f"nbprod {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in (add_score, add_verify, add_inspect):
+    for add in (add_score, add_verify, add_inspect, add_report, add_history):
         add(sub)
     return parser
 

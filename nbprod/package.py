@@ -200,6 +200,10 @@ def _write_contents(root: Path, session, *, name: str, artifact_id: str, final_p
 
     nb = scoring_notebook(name=name, packaged_at=str(final_path), artifact_id=artifact_id)
     nbformat.write(nb, str(root / "score.ipynb"))
+    from .reference import REFERENCE_FILE, build
+
+    (root / REFERENCE_FILE).write_text(json.dumps(build(session), indent=1, default=_plain),
+                                       encoding="utf-8")
     write_mlmodel(root, _requirements(feats.code.source, cap.model))
 
     classes = None
@@ -236,6 +240,7 @@ def _write_contents(root: Path, session, *, name: str, artifact_id: str, final_p
         "override": override,
         "bounds": session.bounds,
         "importance": importance,
+        "reference": "reference.json",
         "provenance": _provenance(session),
         "environment": _environment(),
     }

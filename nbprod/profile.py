@@ -18,7 +18,7 @@ import pandas as pd
 
 from .schema import column_kind
 
-NUMERIC_BINS = 20
+NUMERIC_BINS = 100
 TOP_CATEGORIES = 100
 QUANTILE_POINTS = 101
 
@@ -70,6 +70,9 @@ def numeric_profile(s: pd.Series, *, hidden: bool = False) -> dict[str, Any]:
             counts=bin_counts(values, cuts).tolist(),
             quantiles=np.quantile(values, np.linspace(0, 1, QUANTILE_POINTS)).tolist(),
         )
+        from .drift import bridge_quantiles
+
+        out["bridge_quantiles"] = bridge_quantiles(out)  # drift noise law, computed once
     return out
 
 
@@ -84,7 +87,10 @@ def categorical_profile(s: pd.Series, *, hidden: bool = False) -> dict[str, Any]
     }
     if hidden:
         return out
-    freq = nonnull.astype("object").map(_key).value_counts(sort=True)
+    merged: dict[str, int] = {}
+    for value, c in nonnull.value_counts().items():  # count first: few distinct values
+        merged[_key(value)] = merged.get(_key(value), 0) + int(c)
+    freq = pd.Series(merged, dtype="int64").sort_values(ascending=False, kind="stable")
     top = freq.iloc[:TOP_CATEGORIES]
     out["frequencies"] = {str(k): int(v) for k, v in top.items()}
     out["other_count"] = int(freq.iloc[TOP_CATEGORIES:].sum())

@@ -1,17 +1,22 @@
-"""HTML pieces of the scoring report: verdict first, then evidence.
+"""The scoring report: verdict first, then evidence and plots.
 
-Each function returns an object with ``_repr_html_`` (and a plain-text ``__repr__``), so it
-renders in JupyterLab, in the executed notebook's HTML, and in a terminal alike.
+Each function takes a :class:`~nbprod.run.ScoringRun` and returns something the notebook
+displays: HTML objects (with a plain-text form for terminals) or PNG images, so the report
+survives papermill, nbconvert and HTML export with the code hidden.
 """
 
 from __future__ import annotations
 
 import html
+import io
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-_COLOURS = {"ok": "#1a7f37", "warn": "#9a6700", "alert": "#cf222e", "error": "#cf222e",
-            "pass": "#1a7f37", "fail": "#cf222e", "skip": "#57606a"}
+from .display import badge
+
+MAX_DRIFT_ROWS = 30
+PLOT_COLUMNS = 4
 
 
 @dataclass
@@ -26,27 +31,21 @@ class Html:
         return self.text
 
 
-def badge(status: str) -> str:
-    colour = _COLOURS.get(status, "#57606a")
-    return (
-        f'<span style="background:{colour};color:white;border-radius:4px;padding:1px 8px;'
-        f'font-weight:600">{html.escape(status.upper())}</span>'
-    )
-
-
-def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+def table(rows: list[dict[str, Any]], columns: list[str], raw: tuple[str, ...] = ("status",)) -> str:
     head = "".join(f"<th style='text-align:left'>{html.escape(c)}</th>" for c in columns)
     body = []
     for r in rows:
         cells = []
         for c in columns:
             v = r.get(c, "")
-            cells.append(f"<td>{v if c == 'status' else html.escape(_fmt(v))}</td>")
+            cells.append(f"<td>{v if c in raw else html.escape(_fmt(v))}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
 def _fmt(v: Any) -> str:
+    if isinstance(v, bool):
+        return "yes" if v else "no"
     if isinstance(v, float):
         return f"{v:.4g}"
     if v is None:
@@ -54,61 +53,248 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+_PLAIN = {
+    "ok": "The model scored this batch and every check passed.",
+    "warn": "The model scored this batch; some checks raised warnings worth a look.",
+    "alert": "The model scored this batch, but a monitoring check failed: look before trusting it.",
+}
+
+
 def verdict(run) -> Html:
     s = run.summary()
     status = s["status"]
     art = s["artifact"]
-    failed = [c for c in s["checks"] if c["status"] in ("fail", "warn")]
-    what = {
-        "ok": "The model scored this batch and every check passed.",
-        "warn": "The model scored this batch; some checks raised warnings.",
-        "alert": "The model scored this batch, but a check failed: look before trusting it.",
-    }[status]
-    lines = [f"<h2>Verdict: {badge(status)}</h2>", f"<p>{html.escape(what)}</p>"]
-    if failed:
+    lines = [f"<h2>Verdict: {badge(status)}</h2>", f"<p>{html.escape(_PLAIN[status])}</p>"]
+    text = [f"Verdict: {status.upper()} - {_PLAIN[status]}"]
+    flagged = [c for c in s["checks"] if c["status"] in ("fail", "warn")]
+    if flagged:
         lines.append("<ul>")
-        lines += [f"<li>{badge(c['status'])} {html.escape(c['message'])}</li>" for c in failed]
+        for c in sorted(flagged, key=lambda c: c["status"] != "fail"):
+            lines.append(f"<li>{badge(c['status'])} <b>{html.escape(c['name'])}</b>: "
+                         f"{html.escape(c['message'])}</li>")
+            text.append(f"  {c['status'].upper()} {c['name']}: {c['message']}")
         lines.append("</ul>")
+    retrain = s.get("retrain") or {}
+    if retrain.get("recommended"):
+        reasons = "".join(f"<li>{html.escape(r)}</li>" for r in retrain["reasons"])
+        lines.append(f"<p><b>Retraining is recommended.</b></p><ul>{reasons}</ul>")
+        if retrain.get("command"):
+            lines.append(f"<p>Retrain with: <code>{html.escape(retrain['command'])}</code></p>")
+        text.append("Retraining is recommended: " + "; ".join(retrain["reasons"]))
+    elif retrain:
+        note = retrain.get("note") or "no performance problem and no persistent drift"
+        lines.append(f"<p>Retraining is not needed now ({html.escape(note)}).</p>")
+        text.append(f"Retraining is not needed now ({note}).")
     override = art.get("override")
     if override:
         lines.append(
-            f"<p>{badge('warn')} <b>Packaged past failed checks</b> by {html.escape(str(override['by']))} "
-            f"at {html.escape(str(override['at']))}: {html.escape(', '.join(override['checks']))}.</p>"
-        )
+            f"<p>{badge('warn')} <b>Packaged past failed checks</b> by "
+            f"{html.escape(str(override['by']))} at {html.escape(str(override['at']))}: "
+            f"{html.escape(', '.join(override['checks']))}.</p>")
+        text.append(f"OVERRIDE: packaged past failed checks {', '.join(override['checks'])} "
+                    f"by {override['by']}.")
     out = s["output"] or "(not written)"
     lines.append(
         f"<p>{s['rows']:,} rows from <code>{html.escape(s['input'])}</code> scored by "
-        f"<b>{html.escape(art['name'])}</b> ({art['task']}) into <code>{html.escape(out)}</code>.</p>"
-    )
-    text = f"Verdict: {status.upper()} - {what} {s['rows']} rows scored into {out}."
-    if override:
-        text += f" OVERRIDE: packaged past failed checks {', '.join(override['checks'])} by {override['by']}."
-    return Html("\n".join(lines), text)
+        f"<b>{html.escape(art['name'])}</b> ({art['task']}) into <code>{html.escape(out)}</code>.</p>")
+    text.append(f"{s['rows']} rows scored into {out}.")
+    return Html("\n".join(lines), "\n".join(text))
+
+
+def checks_table(run, kinds: tuple[str, ...] = ("input", "output", "tracking")) -> Html:
+    rows = [{"status": badge(c.status), "check": c.name, "result": c.message}
+            for c in run.checks if c.kind in kinds]
+    text = "\n".join(f"{c.status.upper():<5} {c.name}: {c.message}" for c in run.checks if c.kind in kinds)
+    return Html("<h3>Input and output checks</h3>" + table(rows, ["status", "check", "result"]), text)
+
+
+def drift_table(run) -> Html:
+    d = run.drift
+    ds = d["dataset"]
+    cols = sorted(d["columns"].items(), key=lambda kv: -kv[1]["score"])
+    rows = []
+    for name, c in cols[:MAX_DRIFT_ROWS]:
+        rows.append({
+            "column": name,
+            "importance": c.get("importance"),
+            "status": badge("fail" if c["drifted"] else "pass"),
+            "why": ", ".join(c["reasons"]),
+            "PSI (threshold)": _pair(c.get("psi"), c.get("psi_threshold")),
+            "Wasserstein/σ (threshold)": _pair(c.get("wasserstein"), c.get("wasserstein_threshold")),
+            "null rate Δ": c.get("null_rate_change"),
+            "new categories": c.get("new_share"),
+            "KS p (info)": c.get("ks_pvalue"),
+        })
+    more = f"<p>{len(cols) - MAX_DRIFT_ROWS} more columns in the summary JSON.</p>" if len(cols) > MAX_DRIFT_ROWS else ""
+    state = "fail" if ds["drifted"] else ("warn" if ds["drifted_columns"] else "pass")
+    head = (f"<h3>Data drift {badge(state)}</h3>"
+            f"<p>{len(ds['drifted_columns'])} of {len(cols)} input columns drifted; "
+            f"importance-weighted share {ds['weighted_share']:.0%} (alarm at {ds['threshold']:.0%}). "
+            f"Rule: {html.escape(ds['rule'])}. A column drifts when a statistic exceeds both its "
+            f"minimum effect size and its noise level at this batch size; p-values are shown for "
+            f"information only.</p>")
+    columns = ["column", "importance", "status", "why", "PSI (threshold)",
+               "Wasserstein/σ (threshold)", "null rate Δ", "new categories", "KS p (info)"]
+    text = (f"Data drift: {len(ds['drifted_columns'])} of {len(cols)} columns drifted "
+            f"(weighted share {ds['weighted_share']:.0%}): {', '.join(ds['drifted_columns'])}")
+    return Html(head + table(rows, columns) + more, text)
+
+
+def _pair(v: float | None, t: float | None) -> str:
+    return "" if v is None else f"{v:.3g} ({t:.3g})"
+
+
+def drift_plots(run, top: int = PLOT_COLUMNS) -> Any:
+    """Reference versus current distributions of the most drifted columns, as one PNG."""
+    d = run.drift
+    ranked = [c for c, _ in sorted(d["columns"].items(), key=lambda kv: -kv[1]["score"])]
+    drifted = [c for c in ranked if d["columns"][c]["drifted"]]
+    chosen = (drifted + [c for c in ranked if c not in drifted])[:top]
+    profile = run.artifact.snapshot("train")["profile"]
+    from .drift import batch_profile
+
+    panels = []
+    for col in chosen:
+        ref = profile[col]
+        if ref.get("hidden") or col not in run.scored.inputs.columns:
+            continue
+        cur = batch_profile(run.scored.inputs[col], ref)
+        bars = _bars(ref, cur)
+        if bars:
+            panels.append((col, d["columns"][col]["drifted"], *bars))
+    if not panels:
+        return Html("<p>No column to plot.</p>", "No column to plot.")
+    return _png(panels)
+
+
+def _bars(ref: dict[str, Any], cur: dict[str, Any]) -> tuple[list[str], list[float], list[float]] | None:
+    import numpy as np
+
+    if ref["type"] == "numeric" and "counts" in ref and "counts" in cur:
+        rc = np.asarray(ref["counts"], dtype=float)
+        cc = np.asarray(cur["counts"], dtype=float)
+        if cc.sum() == 0:
+            return None
+        groups = np.array_split(np.arange(rc.size), min(20, rc.size))
+        cuts = [ref["min"]] + list(ref["cuts"]) + [ref["max"]]
+        labels = [f"{cuts[g[0]]:.3g}" for g in groups]
+        return (labels, [rc[g].sum() / rc.sum() for g in groups],
+                [cc[g].sum() / cc.sum() for g in groups])
+    if ref["type"] == "categorical" and "frequencies" in ref and "frequencies" in cur:
+        m = sum(ref["frequencies"].values()) + ref.get("other_count", 0)
+        n = sum(cur["frequencies"].values())
+        if n == 0:
+            return None
+        keys = list(ref["frequencies"])[:12]
+        extra = [k for k in ("__new__", "__other__") if cur["frequencies"].get(k)]
+        labels = keys + extra
+        return (labels, [ref["frequencies"].get(k, 0) / m for k in labels],
+                [cur["frequencies"].get(k, 0) / n for k in labels])
+    return None
+
+
+def _png(panels: list[tuple]) -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from IPython.display import Image
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 2.8), squeeze=False)
+    for ax, (col, drifted, labels, ref, cur) in zip(axes[0], panels, strict=True):
+        x = np.arange(len(labels))
+        ax.bar(x - 0.2, ref, width=0.4, label="reference (train)", color="#8c959f")
+        ax.bar(x + 0.2, cur, width=0.4, label="this batch", color="#cf222e" if drifted else "#0969da")
+        ax.set_title(f"{col}{' (drifted)' if drifted else ''}", fontsize=9)
+        step = max(1, len(labels) // 6)
+        ax.set_xticks(x[::step], [str(l)[:10] for l in labels[::step]], fontsize=7, rotation=30)
+        ax.tick_params(axis="y", labelsize=7)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=72)
+    plt.close(fig)
+    return Image(data=buf.getvalue(), format="png")
+
+
+def predictions(run) -> Html:
+    p = run.drift["predictions"]
+    rows = [{"output": name, "status": badge("warn" if c["drifted"] else "pass"),
+             "PSI (threshold)": _pair(c.get("psi"), c.get("psi_threshold")),
+             "Wasserstein/σ (threshold)": _pair(c.get("wasserstein"), c.get("wasserstein_threshold"))}
+            for name, c in p["columns"].items()]
+    summary = run.summary()["prediction"]
+    dist = ", ".join(f"{k}: {_fmt(v)}" for k, v in summary.get("class_counts", summary).items())
+    text = f"Prediction drift: {'yes' if p['drifted'] else 'no'}; {dist}"
+    out = (f"<h3>Predictions</h3><p>{html.escape(dist)}. Compared with the model's outputs on the "
+           f"{p['reference']} snapshot:</p>" + table(rows, ["output", "status", "PSI (threshold)",
+                                                            "Wasserstein/σ (threshold)"]))
+    feats = run.drift.get("features")
+    if feats is not None:
+        out += (f"<p>Model-input features drifted: {html.escape(', '.join(feats['drifted'][:20]) or 'none')}"
+                f" (of {len(feats['columns'])}).</p>")
+    return Html(out, text)
+
+
+def performance(run) -> Html:
+    perf = run.performance
+    if not perf:
+        return Html("<h3>Performance</h3><p>No labels for this batch (pass <code>labels_path</code> "
+                    "when they arrive).</p>", "Performance: no labels for this batch.")
+    checks = {c.name: c for c in run.checks if c.kind == "performance"}
+    rows = []
+    for name, m in perf["metrics"].items():
+        c = checks.get(f"performance:{name}")
+        rows.append({"metric": name, "status": badge(c.status) if c else "",
+                     "this batch": m.get("value"), "validation": m.get("validation"),
+                     "decay": m.get("decay"), "tolerated decay": m.get("tolerance"),
+                     "minimum": m.get("min"), "maximum": m.get("max"), "note": m.get("error")})
+    text = "Performance: " + ", ".join(f"{k} {_fmt(v.get('value'))}" for k, v in perf["metrics"].items())
+    return Html(f"<h3>Performance ({perf['labelled_rows']:,} labelled rows)</h3>"
+                + table(rows, ["metric", "status", "this batch", "validation", "decay",
+                               "tolerated decay", "minimum", "maximum", "note"]), text)
+
+
+def history(run) -> Any:
+    past = list(reversed(run.history))  # oldest first
+    current = {"start_time": None, "status": run.status, "rows": len(run.predictions),
+               "drift_share": run.drift["dataset"]["weighted_share"],
+               "performance": {k: v.get("value") for k, v in (run.performance or {}).get("metrics", {}).items()}}
+    series = past + [current]
+    if len(series) < 2:
+        return Html("<h3>History</h3><p>First monitored run of this artifact.</p>",
+                    "History: first monitored run of this artifact.")
+    rows = []
+    for h in series[-12:]:
+        when = (datetime.fromtimestamp(h["start_time"] / 1000, UTC).strftime("%Y-%m-%d %H:%M")
+                if h["start_time"] else "this run")
+        rows.append({"run": when, "status": badge(_status(h["status"])), "rows": h.get("rows"),
+                     "drift share": h.get("drift_share"),
+                     **{k: v for k, v in (h.get("performance") or {}).items()}})
+    metric_cols = sorted({k for h in series for k in (h.get("performance") or {})})
+    out = ("<h3>History</h3>" + table(rows, ["run", "status", "rows", "drift share", *metric_cols]))
+    text = "History: " + " -> ".join(f"{_fmt(h.get('drift_share'))}" for h in series[-12:])
+    return Html(out, text)
+
+
+def _status(s: str | None) -> str:
+    return s or "skip"
 
 
 def details(run) -> Html:
     s = run.summary()
-    parts = ["<h3>Input checks</h3>"]
-    rows = [{"status": badge(c["status"]), "check": c["name"], "message": c["message"]}
-            for c in s["checks"]]
-    parts.append(table(rows, ["status", "check", "message"]))
-    parts.append("<h3>Predictions</h3>")
-    pred = s["prediction"]
-    parts.append(table([{"statistic": k, "value": v} for k, v in pred.get("class_counts", pred).items()],
-                       ["statistic", "value"]))
-    if s["performance"]:
-        perf = s["performance"]
-        parts.append(f"<h3>Performance ({perf['labelled_rows']:,} labelled rows)</h3>")
-        parts.append(table([{"metric": k, "value": v} for k, v in perf.get("metrics", {}).items()],
-                           ["metric", "value"]))
     art = s["artifact"]
-    parts.append("<h3>Artifact</h3>")
-    parts.append(table([
-        {"field": "name", "value": art["name"]},
-        {"field": "path", "value": art["path"]},
+    rows = [
+        {"field": "artifact", "value": f"{art['name']} at {art['path']}"},
         {"field": "artifact id", "value": art["artifact_id"]},
         {"field": "digest", "value": art["digest"][:16]},
         {"field": "timings (s)", "value": ", ".join(f"{k}={v}" for k, v in s["timings"].items())},
-    ], ["field", "value"]))
-    return Html("\n".join(parts), f"{s['rows']} rows; checks: " +
-                ", ".join(f"{c['name']}={c['status']}" for c in s["checks"]))
+    ]
+    tr = s.get("tracking") or {}
+    if tr.get("run_id"):
+        rows.append({"field": "MLflow run", "value": f"{tr['run_id']} in {tr['experiment']} ({tr['tracking_uri']})"})
+    elif tr.get("error"):
+        rows.append({"field": "MLflow", "value": tr["error"]})
+    return Html("<h3>Details</h3>" + table(rows, ["field", "value"]),
+                "; ".join(f"{r['field']}: {r['value']}" for r in rows))

@@ -1,8 +1,10 @@
 """A scoring run on files: what ``score.ipynb`` and ``nbprod score`` execute.
 
-:func:`execute` locates and verifies the artifact, reads the input, scores it through
-:meth:`Artifact.score`, writes the predictions atomically, measures performance when labels are
-given, and writes the summary JSON. The notebook then displays the run, verdict first.
+:func:`execute` locates and verifies the artifact, reads the input, scores it through the one
+scoring path, checks the batch (input against the reference, outputs against their bounds),
+measures drift and — with labels — performance, decides whether to recommend retraining,
+writes the predictions atomically, logs the run to MLflow and writes the summary JSON. The
+notebook then displays the run, verdict first.
 """
 
 from __future__ import annotations
@@ -20,10 +22,16 @@ import pandas as pd
 from . import __version__
 from .artifact import Artifact, load
 from .dataio import read_frame, write_frame
-from .exceptions import InputError, IntegrityError
+from .exceptions import InputError, IntegrityError, NbprodError
 from .results import CheckResult, worst
 
 _STATUS_OF = {"pass": "ok", "skip": "ok", "warn": "warn", "fail": "alert"}
+
+
+class MonitoringAlert(NbprodError, RuntimeError):
+    """Raised at the end of a scoring notebook run with ``raise_on_alert=True`` when a monitoring
+    check failed, so schedulers that only watch papermill's exit code notice. The predictions
+    and the report were written before it was raised."""
 
 
 def locate_artifact(
@@ -58,9 +66,14 @@ class ScoringRun:
     output_path: str | None
     predictions: pd.DataFrame
     checks: list[CheckResult] = field(default_factory=list)
+    drift: dict[str, Any] | None = None
     performance: dict[str, Any] | None = None
+    retrain: dict[str, Any] | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    tracking: dict[str, Any] | None = None
     timings: dict[str, float] = field(default_factory=dict)
     started: str = ""
+    scored: Any = None  # the Scored batch, for plots; not serialised
 
     @property
     def status(self) -> str:
@@ -84,8 +97,11 @@ class ScoringRun:
             "input": self.input_path,
             "output": self.output_path,
             "checks": [c.to_dict() for c in self.checks],
+            "drift": self.drift,
             "performance": self.performance,
+            "retrain": self.retrain,
             "prediction": _prediction_summary(self.predictions, art),
+            "tracking": self.tracking,
             "timings": self.timings,
         }
 
@@ -100,6 +116,15 @@ class ScoringRun:
 
         return details(self)
 
+    def raise_if_alert(self, enabled: bool = True) -> None:
+        """Fail the notebook run when a monitoring check failed (``raise_on_alert``)."""
+        if enabled and self.status == "alert":
+            failed = [c.name for c in self.checks if c.status == "fail"]
+            raise MonitoringAlert(
+                f"Monitoring alert: {', '.join(failed)} failed. Predictions were written to "
+                f"{self.output_path}; read the report."
+            )
+
 
 def execute(
     *,
@@ -110,70 +135,100 @@ def execute(
     summary_path: str | None = None,
     packaged_at: str | None = None,
     artifact_id: str | None = None,
+    drift_runs: int = 3,
+    log_to_mlflow: bool = True,
+    logger: Any = None,
 ) -> ScoringRun:
     """Score ``input_path`` into ``output_path`` with the artifact; see module docs."""
+    from . import monitor
+
     started = datetime.now(UTC).isoformat()
     t0 = time.perf_counter()
     if not input_path:
         raise InputError("No input: pass -p input_path FILE (CSV or Parquet).")
-    root = locate_artifact(artifact_path, packaged_at, artifact_id)
-    art = load(root)
-    t1 = time.perf_counter()
     if output_path:
         from .dataio import file_format
 
         file_format(output_path, "output_path")  # a bad extension fails before any work
-    df = read_frame(input_path, art.schema, what="input")
-    t2 = time.perf_counter()
-    scored = art.scorer.score_detailed(df)
-    preds = scored.output
-    t3 = time.perf_counter()
-    checks = [
-        CheckResult(
-            name="input:schema",
-            kind="input",
-            status="pass",
-            message=f"{len(df):,} rows; all {len(art.input_columns)} input columns present and "
-            "of the trained types.",
-            value=len(df),
-        )
-    ]
-    checks += batch_checks(art, scored)
-    extra = [c for c in df.columns if c not in art.input_columns and c not in (art.id_column, art.target)]
-    if extra:
-        checks.append(
+    root = locate_artifact(artifact_path, packaged_at, artifact_id)
+    from . import manifest as mf
+
+    head = mf.read(root)
+    if log_to_mlflow and logger is None:  # start now: MLflow's start-up overlaps with scoring
+        from .tracking import RunLogger
+
+        logger = RunLogger(head["name"], head["artifact_id"])
+    elif not log_to_mlflow:
+        logger = None
+    try:
+        art = load(root)
+        t1 = time.perf_counter()
+        df = read_frame(input_path, art.schema, what="input")
+        labels = read_frame(labels_path, what="labels") if labels_path else None
+        t2 = time.perf_counter()
+        scored = art.scorer.score_detailed(df)
+        t3 = time.perf_counter()
+        checks = [
             CheckResult(
-                name="input:extra-columns",
-                kind="input",
-                status="pass",
+                name="input:schema", kind="input", status="pass",
+                message=f"{len(df):,} rows; all {len(art.input_columns)} input columns present "
+                "and of the trained types.",
+                value=len(df),
+            )
+        ]
+        extra = [c for c in df.columns
+                 if c not in art.input_columns and c not in (art.id_column, art.target)]
+        if extra:
+            checks.append(CheckResult(
+                name="input:extra-columns", kind="input", status="pass",
                 message=f"{len(extra)} column(s) the model does not use were ignored: "
                 + ", ".join(extra[:10]),
-                value=extra,
-            )
+                value=len(extra), details={"columns": extra}))
+        checks += batch_checks(art, scored)
+        drift = monitor.measure_drift(art, scored)
+        checks += monitor.drift_checks(drift)
+        performance = None
+        if labels is not None:
+            performance, perf_checks = monitor.evaluate_performance(art, scored, labels)
+            checks += perf_checks
+        t4 = time.perf_counter()
+        history = logger.previous() if logger else []
+        retrain = monitor.retrain_decision(
+            checks, drift["dataset"]["drifted"], [h["dataset_drifted"] for h in history], drift_runs
         )
-    performance = None
-    if labels_path:
-        from .performance import evaluate_labels
-
-        performance = evaluate_labels(art, preds, df, labels_path)
-    if output_path:
-        write_frame(preds, output_path)
-    t4 = time.perf_counter()
-    run = ScoringRun(
-        artifact=art,
-        input_path=str(input_path),
-        output_path=str(output_path) if output_path else None,
-        predictions=preds,
-        checks=checks,
-        performance=performance,
-        timings={
-            "load_s": round(t1 - t0, 4),
-            "read_s": round(t2 - t1, 4),
-            "score_s": round(t3 - t2, 4),
-            "total_s": round(t4 - t0, 4),
-        },
-        started=started,
-    )
+        if output_path:
+            write_frame(scored.output, output_path)
+        t5 = time.perf_counter()
+        run = ScoringRun(
+            artifact=art,
+            input_path=str(input_path),
+            output_path=str(output_path) if output_path else None,
+            predictions=scored.output,
+            checks=checks,
+            drift=drift,
+            performance=performance,
+            retrain=retrain,
+            history=history,
+            timings={"load_s": round(t1 - t0, 4), "read_s": round(t2 - t1, 4),
+                     "score_s": round(t3 - t2, 4), "monitor_s": round(t4 - t3, 4),
+                     "write_s": round(t5 - t4, 4)},
+            started=started,
+            scored=scored,
+        )
+        if logger:
+            tags = {"nbprod.kind": "score", "nbprod.name": art.name,
+                    "nbprod.artifact_id": head["artifact_id"], "nbprod.digest": art.digest,
+                    "nbprod.status": run.status}
+            try:
+                run.tracking = logger.log(run.summary(), tags)
+            except NbprodError as exc:  # predictions are written; say what was not logged
+                run.tracking = {"error": str(exc)}
+                run.checks.append(CheckResult(name="tracking", kind="tracking", status="warn",
+                                              message=str(exc)))
+        run.timings["total_s"] = round(time.perf_counter() - t0, 4)
+    finally:
+        if logger:
+            logger.close()
     if summary_path:
         write_json(run.summary(), summary_path)
     return run
@@ -199,8 +254,18 @@ def write_json(data: dict[str, Any], path: str | Path) -> None:
     p = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent or ".")
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, default=str)
+        json.dump(data, fh, indent=2, default=_json_default)
     os.replace(tmp, p)
+
+
+def _json_default(value: Any) -> Any:
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
 
 
 def _prediction_summary(preds: pd.DataFrame, art: Artifact) -> dict[str, Any]:

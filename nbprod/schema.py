@@ -177,10 +177,14 @@ def _convert(s: pd.Series, spec: ColumnSpec) -> pd.Series:
 
 
 def _raise_on_lost_values(before: pd.Series, after: pd.Series, spec: ColumnSpec) -> None:
-    present = before.notna().to_numpy().copy()
+    lost = after.isna().to_numpy() & before.notna().to_numpy()
+    if not lost.any():
+        return
     if before.dtype == object or pd.api.types.is_string_dtype(before.dtype):
-        present &= (before.astype("str").str.strip() != "").to_numpy()  # blank text is missing
-    lost = after.isna().to_numpy() & present
+        # blank text is missing, not lost; only the rows that became null need the check
+        rows = np.flatnonzero(lost)
+        blank = (before.iloc[rows].astype("str").str.strip() == "").to_numpy()
+        lost[rows[blank]] = False
     if lost.any():
         pos = int(np.flatnonzero(lost)[0])
         raise SchemaError(

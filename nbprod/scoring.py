@@ -36,6 +36,20 @@ def proba_column(cls: Any) -> str:
     return f"{PROBA_PREFIX}{cls}"
 
 
+def _take_classes(classes: np.ndarray, codes: np.ndarray) -> Any:
+    """``classes[codes]``, as the column the output frame would make of it.
+
+    Text labels are taken from a small array holding the classes as pandas' string dtype:
+    inferring that dtype from a million Python strings costs more than predict_proba itself,
+    and the result (values and dtype) is the same as ``pd.DataFrame({...: classes[codes]})``.
+    """
+    if classes.dtype == object and len(classes):
+        labels = pd.Series(classes, copy=False).array  # the same inference as the output frame
+        if isinstance(labels.dtype, pd.StringDtype):
+            return labels.take(codes)
+    return classes[codes]
+
+
 @dataclass
 class Scored:
     """A scored batch: the output as written, the conformed input, every raw output row and
@@ -45,6 +59,7 @@ class Scored:
     inputs: pd.DataFrame
     all_outputs: pd.DataFrame
     out_of_bounds: np.ndarray
+    features: Any = None
 
 
 @dataclass
@@ -113,8 +128,9 @@ class Scorer:
         if self.task == "classification":
             proba = np.asarray(self.model.predict_proba(features), dtype="float64")
             classes = np.asarray(self.model.classes_)
+            pred: Any
             if self.prediction_from_proba:
-                pred = classes[np.argmax(proba, axis=1)]
+                pred = _take_classes(classes, np.argmax(proba, axis=1))
             else:
                 pred = np.asarray(self.model.predict(features))
             cols: dict[str, Any] = {PREDICTION: pred}
@@ -143,7 +159,8 @@ class Scorer:
     def score_detailed(self, df: pd.DataFrame) -> Scored:
         """Score and keep what monitoring needs: the conformed input and the bounds mask."""
         X = self.prepare(df)
-        out = self.predict(self.features(X), X.index)
+        feats = self.features(X)
+        out = self.predict(feats, X.index)
         if self.id_column:
             out.insert(0, self.id_column, df[self.id_column].to_numpy())
         bad = np.zeros(len(out), dtype=bool)
@@ -151,9 +168,8 @@ class Scorer:
             from .checks.bounds import violations
 
             bad = violations(out, self.bounds)
-            kept = self.apply_bounds(out, bad)
-            return Scored(kept, X, out, bad)
-        return Scored(out, X, out, bad)
+            return Scored(self.apply_bounds(out, bad), X, out, bad, feats)
+        return Scored(out, X, out, bad, feats)
 
     def apply_bounds(self, out: pd.DataFrame, bad: np.ndarray) -> pd.DataFrame:
         assert self.bounds is not None

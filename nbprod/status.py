@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .report import badge, table
+from .display import badge
+from .report import table
 
 
 class Status:

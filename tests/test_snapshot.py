@@ -28,7 +28,7 @@ def test_profile_is_binned_and_mergeable():
     values = pd.Series(rng.normal(size=10_000))
     prof = numeric_profile(values)
     assert sum(prof["counts"]) == 10_000
-    assert len(prof["counts"]) == len(prof["cuts"]) + 1 == 20
+    assert len(prof["counts"]) == len(prof["cuts"]) + 1 == 100
     # counts of two halves against the reference cut points add up to the whole
     cuts = np.array(prof["cuts"])
     halves = bin_counts(values[:4000].to_numpy(), cuts) + bin_counts(values[4000:].to_numpy(), cuts)

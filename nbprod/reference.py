@@ -1,0 +1,81 @@
+"""The monitoring reference written at packaging: ``reference.json`` in the artifact.
+
+It holds what scoring runs compare against, computed once from the snapshots so that scoring
+never re-reads them: the profile of the model's outputs on the validation snapshot (prediction
+drift), the profile of the model-input features on the training snapshot (feature drift), and
+the validation value of every metric the checks named (performance decay).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .profile import frame_profile
+
+REFERENCE_FILE = "reference.json"
+MAX_FEATURE_COLUMNS = 200
+
+
+def feature_frame(X: Any) -> pd.DataFrame | None:
+    """The model-input features as a frame of at most MAX_FEATURE_COLUMNS named columns."""
+    if isinstance(X, pd.DataFrame):
+        frame = X
+    elif isinstance(X, np.ndarray) and X.ndim == 2 and X.dtype.kind in "biuf":
+        frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
+    else:
+        return None  # sparse or exotic feature matrices are not profiled
+    if frame.shape[1] > MAX_FEATURE_COLUMNS:
+        frame = frame.iloc[:, :MAX_FEATURE_COLUMNS]
+    frame = frame.copy(deep=False)
+    frame.columns = [str(c) for c in frame.columns]
+    return frame
+
+
+def metric_names(session: Any) -> list[str]:
+    from .metrics import default_metric
+
+    cap = session.require_model()
+    n_classes = len(getattr(cap.model, "classes_", [])) or None
+    names = [default_metric(cap.task, n_classes).name]
+    for c in session.checks.values():
+        m = c.details.get("metric") if c.details else None
+        if m and m not in names:
+            names.append(m)
+    return names
+
+
+def build(session: Any) -> dict[str, Any]:
+    from .checks._context import evaluation
+    from .metrics import resolve
+
+    ev = evaluation(session)
+    scorer = session.live_scorer()
+    on_valid = ev.X_valid is not None
+    X_ref, y_ref = (ev.X_valid, ev.y_valid) if on_valid else (ev.X_train, ev.y_train)
+    outputs = scorer.predict(X_ref, pd.RangeIndex(len(y_ref)))
+    feats = feature_frame(ev.X_train)
+    metrics: dict[str, Any] = {}
+    for name in metric_names(session):
+        m = resolve(name)
+        metrics[name] = {"value": m.natural(m.score(ev.model, X_ref, y_ref)),
+                         "greater_is_better": m.greater_is_better}
+    thresholds: dict[str, dict[str, Any]] = {}
+    for c in session.checks.values():
+        name = (c.details or {}).get("metric")
+        if name is None or name not in metrics:
+            continue
+        if c.kind == "metric" and isinstance(c.threshold, dict):
+            thresholds.setdefault(name, {}).update(c.threshold)
+        elif c.kind == "overfit":  # the allowed train/valid gap also bounds later decay
+            thresholds.setdefault(name, {})["max_decay"] = c.threshold
+    return {
+        "outputs": {"snapshot": "valid" if on_valid else "train", "rows": len(outputs),
+                    "profile": frame_profile(outputs)},
+        "features": ({"snapshot": "train", "profile": frame_profile(feats)} if feats is not None
+                     else None),
+        "metrics": {"snapshot": "valid" if on_valid else "train", "rows": len(y_ref),
+                    "values": metrics, "thresholds": thresholds},
+    }
