@@ -1,0 +1,172 @@
+"""Monitoring end to end: drift and decay verdicts, retrain signal, MLflow history, reports."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import nbprod
+import nbprod.run
+
+
+def _data(n: int, seed: int, shift: float = 0.0, flip: float = 0.0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({
+        "customer": [f"c{seed}-{i}" for i in range(n)],
+        "spend": rng.normal(50, 10, n) + shift * 10,
+        "visits": rng.poisson(4, n),
+        "tenure": rng.uniform(0, 10, n),
+        "channel": pd.array(rng.choice(["web", "store", "phone"], n, p=[0.5, 0.3, 0.2]), dtype="str"),
+    })
+    if shift:
+        df["channel"] = pd.array(rng.choice(["web", "store", "phone"], n, p=[0.1, 0.2, 0.7]), dtype="str")
+    logit = (df["spend"] - 50) / 5 + np.where(df["channel"] == "phone", 1.5, 0) - 0.5
+    y = (logit + rng.logistic(size=n) > 0).astype(int)
+    if flip:
+        swap = rng.random(n) < flip
+        y = np.where(swap, 1 - y, y)
+    return df.assign(churned=y)
+
+
+@pytest.fixture(scope="module")
+def artifact(tmp_path_factory) -> Path:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    root = tmp_path_factory.mktemp("monitoring")
+    train, valid = _data(3000, 1), _data(1000, 2)
+    s = nbprod.Session("churn-monitor")
+    s.snapshot(train, role="train", target="churned", id="customer")
+    s.snapshot(valid, role="valid", target="churned", id="customer")
+
+    def features(df):
+        return df.assign(spend_per_visit=df["spend"] / (df["visits"] + 1))
+
+    s.features(features)
+    pre = ColumnTransformer([("num", StandardScaler(), ["spend", "visits", "tenure", "spend_per_visit"]),
+                             ("cat", OneHotEncoder(handle_unknown="ignore"), ["channel"])])
+    model = make_pipeline(pre, LogisticRegression(max_iter=1000))
+    model.fit(features(train.drop(columns=["churned", "customer"])), train["churned"])
+    s.model(model)
+    s.check("metric", metric="roc_auc", min=0.8)
+    s.package(root / "art", log_to_mlflow=False)
+    return root / "art"
+
+
+def _batch(tmp_path: Path, name: str, df: pd.DataFrame) -> tuple[str, str]:
+    inputs, labels = tmp_path / f"{name}.csv", tmp_path / f"{name}.labels.csv"
+    df.drop(columns=["churned"]).to_csv(inputs, index=False)
+    df[["customer", "churned"]].to_csv(labels, index=False)
+    return str(inputs), str(labels)
+
+
+def test_unchanged_batch_is_ok(artifact, tmp_path):
+    inputs, labels = _batch(tmp_path, "same", _data(2000, 10))
+    run = nbprod.run.execute(input_path=inputs, output_path=str(tmp_path / "p.csv"),
+                             artifact_path=str(artifact), labels_path=labels, log_to_mlflow=False)
+    s = run.summary()
+    assert s["status"] == "ok", [c for c in s["checks"] if c["status"] != "pass"]
+    assert s["drift"]["dataset"]["drifted"] is False
+    assert all(not c["drifted"] for c in s["drift"]["columns"].values())
+    assert s["performance"]["metrics"]["roc_auc"]["decayed"] is False
+    assert s["retrain"]["recommended"] is False
+
+
+def test_drifted_batch_with_degraded_labels_alerts_and_recommends_retraining(artifact, tmp_path):
+    inputs, labels = _batch(tmp_path, "bad", _data(2000, 11, shift=1.0, flip=0.35))
+    run = nbprod.run.execute(input_path=inputs, output_path=str(tmp_path / "p.csv"),
+                             artifact_path=str(artifact), labels_path=labels,
+                             summary_path=str(tmp_path / "s.json"), log_to_mlflow=False)
+    s = json.loads((tmp_path / "s.json").read_text())
+    assert s["status"] == "alert"
+    assert s["drift"]["dataset"]["drifted"] is True
+    assert {"spend", "channel"} <= set(s["drift"]["dataset"]["drifted_columns"])
+    assert s["drift"]["columns"]["spend"]["drifted"] and not s["drift"]["columns"]["tenure"]["drifted"]
+    perf = s["performance"]["metrics"]["roc_auc"]
+    assert perf["value"] < 0.8 and perf["below_threshold"]
+    assert s["retrain"]["recommended"] is True
+    assert any("performance:roc_auc" in r for r in s["retrain"]["reasons"])
+    assert s["drift"]["predictions"]["drifted"] is True
+    assert "Retraining is recommended" in run.verdict()._repr_html_()
+
+
+def test_drift_only_retrain_needs_persistence_and_history_accumulates(artifact, tmp_path, mlflow_store):
+    from nbprod.tracking import history
+
+    decisions = []
+    for i in range(3):
+        inputs, _ = _batch(tmp_path, f"d{i}", _data(1500, 20 + i, shift=1.0))
+        run = nbprod.run.execute(input_path=inputs, output_path=str(tmp_path / f"p{i}.csv"),
+                                 artifact_path=str(artifact), drift_runs=3)
+        assert run.tracking and run.tracking["run_id"], run.tracking
+        decisions.append((run.retrain["recommended"], run.retrain["consecutive_drift_runs"]))
+    assert decisions == [(False, 1), (False, 2), (True, 3)]
+    assert "persisted over 3 consecutive runs" in run.retrain["reasons"][0]
+
+    runs = history("churn-monitor", json.loads((artifact / "nbprod.json").read_text())["artifact_id"])
+    assert len(runs) >= 3
+    assert list(runs["dataset_drifted"].tail(3)) == [1.0, 1.0, 1.0]
+    assert list(runs["retrain"].tail(3)) == [0.0, 0.0, 1.0]
+    assert (runs["start_time"].diff().dropna() >= pd.Timedelta(0)).all()  # oldest first
+
+    # a clean run breaks the streak
+    inputs, _ = _batch(tmp_path, "clean", _data(1500, 30))
+    run = nbprod.run.execute(input_path=inputs, output_path=str(tmp_path / "pc.csv"),
+                             artifact_path=str(artifact))
+    assert run.retrain["consecutive_drift_runs"] == 0 and not run.retrain["recommended"]
+
+
+@pytest.mark.slow
+def test_cli_exit_3_html_report_and_history(artifact, tmp_path):
+    inputs, labels = _batch(tmp_path, "cli", _data(1500, 40, shift=1.0, flip=0.35))
+    out, html = tmp_path / "pred.parquet", tmp_path / "report.html"
+    proc = subprocess.run(
+        [sys.executable, "-m", "nbprod.cli", "score", str(artifact), inputs, "-o", str(out),
+         "--labels", labels, "--report", str(tmp_path / "report.ipynb"), "--html", str(html),
+         "--summary", str(tmp_path / "s.json")],
+        capture_output=True, text=True, cwd=tmp_path,
+    )
+    assert proc.returncode == 3, proc.stderr
+    assert out.exists() and len(pd.read_parquet(out)) == 1500  # predictions still written
+    assert "retraining is recommended" in proc.stdout
+
+    page = html.read_text()
+    assert not re.search(r"https?://", page)  # self-contained: nothing to fetch
+    assert "nbprod.run.execute(" not in page and "report.drift_table(run)" not in page  # code hidden
+    assert page.count("<img") >= 1 and "data:image/png;base64," in page  # figures embedded
+    assert "Verdict:" in page and page.index("Verdict:") < page.index("Data drift")
+    assert html.stat().st_size < 3_000_000
+
+    # the executed report joined the MLflow run the notebook logged
+    import mlflow
+
+    run_id = json.loads((tmp_path / "s.json").read_text())["tracking"]["run_id"]
+    names = {a.path for a in mlflow.MlflowClient().list_artifacts(run_id)}
+    assert {"summary.json", "report.ipynb"} <= names
+
+    hist = subprocess.run([sys.executable, "-m", "nbprod.cli", "history", str(artifact)],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert hist.returncode == 0 and "alert" in hist.stdout and "perf_roc_auc" in hist.stdout
+
+
+@pytest.mark.slow
+def test_raise_on_alert_fails_the_papermill_run_after_writing(artifact, tmp_path):
+    import papermill as pm
+
+    inputs, _ = _batch(tmp_path, "raise", _data(800, 50, shift=1.5))
+    with pytest.raises(pm.PapermillExecutionError) as err:
+        pm.execute_notebook(str(artifact / "score.ipynb"), str(tmp_path / "out.ipynb"),
+                            parameters={"input_path": inputs, "output_path": str(tmp_path / "p.csv"),
+                                        "raise_on_alert": True, "log_to_mlflow": False},
+                            progress_bar=False)
+    assert err.value.ename == "MonitoringAlert" and "drift:dataset" in err.value.evalue
+    assert (tmp_path / "p.csv").exists() and (tmp_path / "out.ipynb").exists()
