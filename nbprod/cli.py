@@ -33,8 +33,10 @@ def run_score(args: argparse.Namespace) -> int:
     mf.read(root)
     inp = Path(args.input).absolute()
     out = Path(args.output).absolute()
-    file_format(inp, "INPUT")
-    file_format(out, "--output")
+    file_format(args.input, "INPUT")  # messages quote the paths as the user typed them
+    file_format(args.output, "--output")
+    if inp.is_dir():
+        raise InputError(f"INPUT {str(args.input)!r} is a directory, not a file.")
     if not inp.is_file():
         raise InputError(f"INPUT {str(args.input)!r} does not exist.")
     if not out.parent.is_dir():
@@ -83,19 +85,40 @@ def run_score(args: argparse.Namespace) -> int:
 
 
 def execute_notebook(notebook: Path, output: Path, parameters: dict[str, Any]) -> None:
-    """Run a notebook with papermill; a failing cell becomes an NbprodError quoting its error."""
+    """Run a notebook with papermill; a failing cell becomes an NbprodError quoting its error.
+
+    The kernel's own stderr (start-up warnings, shutdown noise) goes to a log file rather than
+    ours, so an error stays one line; if the kernel itself dies, the log is shown.
+    """
     import logging
 
     import papermill as pm
 
     logging.getLogger("papermill").setLevel(logging.WARNING)
-    try:
-        pm.execute_notebook(
-            str(notebook), str(output), parameters=parameters, progress_bar=False,
-            log_output=False, cwd=str(Path.cwd()),
-        )
-    except pm.PapermillExecutionError as exc:
-        raise NbprodError(f"{exc.evalue} ({exc.ename})") from None
+    with tempfile.TemporaryFile("w+", prefix="nbprod-kernel-", suffix=".log") as log:
+        try:
+            pm.execute_notebook(
+                str(notebook), str(output), parameters=parameters, progress_bar=False,
+                log_output=False, cwd=str(Path.cwd()),
+                kernel_manager_class=_kernel_manager_logging_to(log),
+            )
+        except pm.PapermillExecutionError as exc:
+            raise NbprodError(f"{exc.evalue} ({exc.ename})") from None
+        except BaseException:
+            log.seek(0)
+            sys.stderr.write(log.read())
+            raise
+
+
+def _kernel_manager_logging_to(log: Any) -> type:
+    from jupyter_client.manager import AsyncKernelManager
+
+    class KernelManager(AsyncKernelManager):
+        async def start_kernel(self, **kw: Any) -> None:  # kw are Popen options too
+            kw.setdefault("stderr", log)
+            await super().start_kernel(**kw)
+
+    return KernelManager
 
 
 def add_score(sub: Any) -> None:
@@ -271,7 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
         "written), 2 usage error, 3 scored but a monitoring check failed."))
     parser.add_argument("--version", action="version", version=f"nbprod {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in (add_score, add_verify, add_inspect, add_report, add_history):
+    from .cli_lifecycle import ADDERS
+
+    for add in (add_score, add_verify, add_inspect, add_report, add_history, *ADDERS):
         add(sub)
     return parser
 
