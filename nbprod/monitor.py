@@ -40,12 +40,14 @@ def measure_drift(art: Any, scored: Any, cfg: dr.DriftConfig = dr.DriftConfig())
 
     ref = art.reference
     train_profile = art.snapshot("train")["profile"]
-    columns = dr.compare(train_profile, dr.frame_batch_profile(scored.inputs, train_profile), cfg)
+    batch = dr.frame_batch_profile(scored.inputs, train_profile)
+    columns = dr.compare(train_profile, batch, cfg)
     importance = {c: v["weight"] for c, v in (art.manifest.get("importance") or {}).get("columns", {}).items()}
     dataset = dr.dataset_verdict(columns, importance, cfg)
     out_ref = ref["outputs"]["profile"]
     outputs = scored.all_outputs[[c for c in out_ref if c in scored.all_outputs.columns]]
-    predictions = dr.compare(out_ref, dr.frame_batch_profile(outputs, out_ref), cfg)
+    out_batch = dr.frame_batch_profile(outputs, out_ref)
+    predictions = dr.compare(out_ref, out_batch, cfg)
     features = None
     if ref.get("features"):
         frame = feature_frame(scored.features)
@@ -60,7 +62,15 @@ def measure_drift(art: Any, scored: Any, cfg: dr.DriftConfig = dr.DriftConfig())
         "features": ({"drifted": [c for c, v in features.items() if v["drifted"]], "columns": features}
                      if features is not None else None),
         "config": cfg.to_dict(),
+        # the batch's counts in the reference bins, for the drift explorer (nbprod.explore)
+        "profiles": {"columns": shareable_profiles(batch, train_profile), "predictions": out_batch},
     }
+
+
+def shareable_profiles(batch: dict[str, Any], reference: dict[str, Any]) -> dict[str, Any]:
+    """Batch profiles fit for the summary JSON: PII columns keep their counts only."""
+    return {c: ({k: p[k] for k in ("type", "count", "null_count")} if reference[c].get("hidden") else p)
+            for c, p in batch.items()}
 
 
 def drift_checks(d: dict[str, Any]) -> list[CheckResult]:

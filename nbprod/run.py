@@ -74,6 +74,7 @@ class ScoringRun:
     timings: dict[str, float] = field(default_factory=dict)
     started: str = ""
     scored: Any = None  # the Scored batch, for plots; not serialised
+    labels_path: str | None = None
 
     @property
     def status(self) -> str:
@@ -96,6 +97,7 @@ class ScoringRun:
             },
             "input": self.input_path,
             "output": self.output_path,
+            "labels": self.labels_path,
             "checks": [c.to_dict() for c in self.checks],
             "drift": self.drift,
             "performance": self.performance,
@@ -214,6 +216,7 @@ def execute(
                      "write_s": round(t5 - t4, 4)},
             started=started,
             scored=scored,
+            labels_path=str(labels_path) if labels_path else None,
         )
         if logger:
             tags = {"nbprod.kind": "score", "nbprod.name": art.name,
