@@ -41,6 +41,11 @@ def run_score(args: argparse.Namespace) -> int:
         raise InputError(f"INPUT {str(args.input)!r} does not exist.")
     if not out.parent.is_dir():
         raise InputError(f"--output directory {str(out.parent)!r} does not exist.")
+    for flag, value in (("--summary", args.summary), ("--report", args.report),
+                        ("--html", args.html)):
+        parent = Path(value).absolute().parent if value else None
+        if parent and not parent.is_dir():  # found out after scoring, predictions would exist
+            raise InputError(f"{flag} directory {str(parent)!r} does not exist.")
     if args.labels and not Path(args.labels).is_file():
         raise InputError(f"--labels {args.labels!r} does not exist.")
 

@@ -5,6 +5,10 @@ scoring path, checks the batch (input against the reference, outputs against the
 measures drift and — with labels — performance, decides whether to recommend retraining,
 writes the predictions atomically, logs the run to MLflow and writes the summary JSON. The
 notebook then displays the run, verdict first.
+
+Input and labels are read with the training snapshot's schema, so text columns stay text: ids
+such as ``00042`` come back in the output exactly as they came in. Paths to write are checked
+before any work, so a run that fails writes nothing.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from .artifact import Artifact, load
 from .dataio import read_frame, write_frame
 from .exceptions import InputError, IntegrityError, NbprodError
 from .results import CheckResult, worst
+from .schema import Schema
 
 _STATUS_OF = {"pass": "ok", "skip": "ok", "warn": "warn", "fail": "alert"}
 
@@ -152,6 +157,12 @@ def execute(
         from .dataio import file_format
 
         file_format(output_path, "output_path")  # a bad extension fails before any work
+    for flag, path in (("output_path", output_path), ("summary_path", summary_path)):
+        if path and not Path(path).absolute().parent.is_dir():
+            raise InputError(
+                f"{flag} {str(path)!r}: directory {str(Path(path).absolute().parent)!r} "
+                "does not exist."
+            )
     root = locate_artifact(artifact_path, packaged_at, artifact_id)
     from . import manifest as mf
 
@@ -165,8 +176,9 @@ def execute(
     try:
         art = load(root)
         t1 = time.perf_counter()
-        df = read_frame(input_path, art.schema, what="input")
-        labels = read_frame(labels_path, what="labels") if labels_path else None
+        reading = Schema.from_list(art.snapshot("train")["schema"])  # with id and target
+        df = read_frame(input_path, reading, what="input")
+        labels = read_frame(labels_path, reading, what="labels") if labels_path else None
         t2 = time.perf_counter()
         scored = art.scorer.score_detailed(df)
         t3 = time.perf_counter()

@@ -422,3 +422,28 @@ def test_execute_scores_into_csv_and_parquet(cancer_art, tmp_path):
         np.testing.assert_allclose(got["proba_1"], expected["proba_1"], rtol=1e-12)
     leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
     assert leftovers == []
+
+
+def test_execute_keeps_text_ids_exactly_as_they_came(cancer_art, tmp_path):
+    # ids were text at training; zero-padded numbers must not come back as integers
+    batch = cancer_art.batch.assign(patient_id=[f"{i:05d}" for i in range(len(cancer_art.batch))])
+    labels = cancer_art.labels.assign(patient_id=batch["patient_id"])
+    inp = write_csv(batch, tmp_path / "in.csv")
+    lab = write_csv(labels, tmp_path / "labels.csv")
+    run = nbrun.execute(input_path=str(inp), output_path=str(tmp_path / "preds.csv"),
+                        labels_path=str(lab), artifact_path=str(cancer_art.path),
+                        log_to_mlflow=False)
+    assert run.predictions["patient_id"].tolist() == batch["patient_id"].tolist()
+    written = pd.read_csv(tmp_path / "preds.csv", dtype={"patient_id": "str"})
+    assert written["patient_id"].tolist() == batch["patient_id"].tolist()
+    assert run.performance["labelled_rows"] == len(batch)  # labels join on the same text ids
+
+
+def test_execute_refuses_a_summary_path_it_could_not_write(cancer_art, tmp_path):
+    inp = write_csv(cancer_art.batch, tmp_path / "in.csv")
+    (tmp_path / "out").mkdir()
+    with pytest.raises(InputError, match=r"summary_path .*directory .*nodir.* does not exist"):
+        nbrun.execute(input_path=str(inp), output_path=str(tmp_path / "out" / "preds.csv"),
+                      summary_path=str(tmp_path / "nodir" / "summary.json"),
+                      artifact_path=str(cancer_art.path), log_to_mlflow=False)
+    assert list((tmp_path / "out").iterdir()) == []  # the predictions were not written first
