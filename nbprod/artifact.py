@@ -112,12 +112,33 @@ class Artifact:
         """Score raw rows: same rows and order; id, ``prediction``, ``proba_<class>``."""
         return self.scorer.score(df)
 
+    def score_record(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Score one record (online serving) through the same path as batches."""
+        if not isinstance(record, dict):
+            from .exceptions import SchemaError
+
+            raise SchemaError(f"score_record expects a dict of column -> value. Got {type(record).__name__}.")
+        out = self.scorer.score(pd.DataFrame([record]))
+        if out.empty:
+            from .scoring import OutputBoundsError
+
+            raise OutputBoundsError("The record's prediction breaks the output bounds (policy drop).")
+        return {k: (v.item() if hasattr(v, "item") else v) for k, v in out.iloc[0].items()}
+
     def __repr__(self) -> str:
         return f"<nbprod.Artifact {self.name!r} ({self.task}) at {self.root}>"
 
 
 def load(path: str | Path) -> Artifact:
-    """Verify and load the artifact at ``path``; raises IntegrityError naming a bad file."""
+    """Verify and load the artifact at ``path``; raises IntegrityError naming a bad file.
+
+    ``path`` may also be a registry URI, ``models:/NAME@champion`` or ``models:/NAME/3``: the
+    version is downloaded from MLflow and verified like any other copy.
+    """
+    if str(path).startswith(("models:/", "runs:/")):
+        from .registry import download
+
+        path = download(str(path))
     root = Path(path)
     manifest = mf.read(root)
     mf.verify(root, manifest).raise_for_problems()

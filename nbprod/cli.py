@@ -299,7 +299,9 @@ def build_parser() -> argparse.ArgumentParser:
         "written), 2 usage error, 3 scored but a monitoring check failed."))
     parser.add_argument("--version", action="version", version=f"nbprod {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in (add_score, add_verify, add_inspect, add_report, add_history):
+    from .cli_lifecycle import ADDERS
+
+    for add in (add_score, add_verify, add_inspect, add_report, add_history, *ADDERS):
         add(sub)
     return parser
 

@@ -116,6 +116,11 @@ def build_parser() -> _Parser:
     s.add_argument("--force", action="store_true", help="package even though checks failed (recorded)")
     s.add_argument("--overwrite", action="store_true", help="replace an existing artifact at PATH")
     s.add_argument("--no-mlflow", action="store_true", help="do not log the packaging run to MLflow")
+    s.add_argument("--register", action="store_true",
+                   help="also create an MLflow Model Registry version (first one: champion)")
+    s.add_argument("--notebook", metavar="NB",
+                   help="the training notebook to store for retraining (default: this notebook, "
+                        "when the frontend or NBPROD_NOTEBOOK tells its path)")
 
     s = sub.add_parser("check", help="run a check on the captures: " + ", ".join(CHECK_KINDS))
     kinds = s.add_subparsers(dest="kind", metavar="KIND", parser_class=_Parser)
@@ -169,10 +174,13 @@ def _reject_duplicates(args: list[str]) -> None:
 
 def notebook_path(user_ns: dict[str, Any]) -> str | None:
     """The notebook's path when the frontend tells the kernel (JupyterLab, VS Code)."""
-    for candidate in (user_ns.get("__vsc_ipynb_file__"), user_ns.get("__session__"),
-                      os.environ.get("JPY_SESSION_NAME")):
+    for candidate in (os.environ.get("NBPROD_NOTEBOOK"), user_ns.get("__vsc_ipynb_file__"),
+                      user_ns.get("__session__"), os.environ.get("JPY_SESSION_NAME")):
         if isinstance(candidate, str) and candidate.endswith(".ipynb"):
-            return candidate
+            if os.path.isfile(candidate):
+                return os.path.abspath(candidate)
+            local = os.path.basename(candidate)  # a server-relative path: the kernel runs beside it
+            return os.path.abspath(local) if os.path.isfile(local) else candidate
     return None
 
 
@@ -256,9 +264,22 @@ class NbprodMagics(Magics):
         self._show_text(f"nbprod: captured {args.var} = {cap.class_name} ({cap.task})")
 
     def _do_package(self, args: argparse.Namespace) -> Any:
+        from .retrain import OUTPUT_ENV
+
+        if args.register and args.no_mlflow:
+            raise UsageError("--register needs MLflow; drop --no-mlflow.")
+        if args.notebook:
+            if not os.path.isfile(args.notebook):
+                raise UsageError(f"--notebook {args.notebook!r} does not exist.")
+            self.session.notebook_path = os.path.abspath(args.notebook)
+        path = os.environ.get(OUTPUT_ENV) or args.path  # retraining chooses the output
         result = self.session.package(
-            args.path, force=args.force, overwrite=args.overwrite, log_to_mlflow=not args.no_mlflow
+            path, force=args.force, overwrite=args.overwrite, log_to_mlflow=not args.no_mlflow
         )
+        if args.register:
+            from .registry import register
+
+            result.registry = register(result.path)
         self._display(result)
 
     def _do_check(self, args: argparse.Namespace) -> None:

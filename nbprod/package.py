@@ -44,6 +44,7 @@ class PackageResult:
     mlflow: dict[str, str] | None
     parity_rows: int
     timings: dict[str, float] = field(default_factory=dict)
+    registry: dict[str, Any] | None = None
 
     def _repr_html_(self) -> str:
         from .report import table
@@ -56,6 +57,9 @@ class PackageResult:
         ]
         if self.mlflow:
             rows.append({"field": "MLflow run", "value": f"{self.mlflow['run_id']} ({self.mlflow['tracking_uri']})"})
+        if self.registry:
+            r = self.registry
+            rows.append({"field": "registry", "value": f"{r['uri']} ({', '.join(r['aliases']) or 'no alias'})"})
         if self.manifest.get("override"):
             o = self.manifest["override"]
             rows.append({"field": "override", "value": f"{o['by']} forced past {', '.join(o['checks'])}"})
@@ -200,6 +204,7 @@ def _write_contents(root: Path, session, *, name: str, artifact_id: str, final_p
 
     nb = scoring_notebook(name=name, packaged_at=str(final_path), artifact_id=artifact_id)
     nbformat.write(nb, str(root / "score.ipynb"))
+    training = _store_training_notebook(session, root)
     from .reference import REFERENCE_FILE, build
 
     (root / REFERENCE_FILE).write_text(json.dumps(build(session), indent=1, default=_plain),
@@ -241,9 +246,31 @@ def _write_contents(root: Path, session, *, name: str, artifact_id: str, final_p
         "bounds": session.bounds,
         "importance": importance,
         "reference": "reference.json",
+        "training": training,
         "provenance": _provenance(session),
         "environment": _environment(),
     }
+
+
+def _store_training_notebook(session, root: Path) -> dict[str, Any] | None:
+    """Copy the training notebook into the artifact (outputs cleared) so it can be re-run."""
+    src = session.notebook_path
+    if not src or not Path(src).is_file():
+        return None
+    import nbformat
+
+    from .retrain import TRAINING_NOTEBOOK, notebook_parameters
+
+    nb = nbformat.read(src, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+    nb.metadata.pop("papermill", None)
+    nb.cells = [c for c in nb.cells if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
+    nbformat.write(nb, str(root / TRAINING_NOTEBOOK))
+    return {"notebook": TRAINING_NOTEBOOK, "source": str(src),
+            "parameters": notebook_parameters(root / TRAINING_NOTEBOOK)}
 
 
 def _write_sample(df: pd.DataFrame, path: Path) -> None:

@@ -210,6 +210,8 @@ def execute(
         retrain = monitor.retrain_decision(
             checks, drift["dataset"]["drifted"], [h["dataset_drifted"] for h in history], drift_runs
         )
+        if retrain["recommended"]:
+            retrain["command"] = retrain_command(art)
         if output_path:
             write_frame(scored.output, output_path)
         t5 = time.perf_counter()
@@ -247,6 +249,19 @@ def execute(
     if summary_path:
         write_json(run.summary(), summary_path)
     return run
+
+
+def retrain_command(art: Artifact) -> str:
+    """The command that retrains this artifact from its stored training notebook."""
+    training = art.manifest.get("training")
+    new = art.root.with_name(art.root.name + "-next")
+    if not training:
+        return ("this artifact carries no training notebook: retrain in the notebook, then "
+                "`%nbprod package` a new artifact")
+    params = [p for p in training.get("parameters", [])
+              if p not in ("artifact_path", "feedback_path") and ("data" in p or "path" in p or "train" in p)]
+    data = params[0] if params else "NAME"
+    return f"nbprod retrain {art.root} --param {data}=NEW_LABELLED_DATA -o {new} --register"
 
 
 def batch_checks(art: Artifact, scored) -> list[CheckResult]:

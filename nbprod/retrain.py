@@ -1,0 +1,135 @@
+"""Retraining from the captured training notebook.
+
+The artifact keeps the notebook it was trained in (``training.ipynb``, with its ``parameters``
+cell). :func:`retrain` re-executes it with papermill on new data: the same magics capture and
+check the new model, and its ``%nbprod package`` writes the new artifact at the path the caller
+chose (``NBPROD_RETRAIN_OUTPUT`` overrides the notebook's own package path). A failing check
+gate means no new artifact; the executed notebook shows why.
+
+Contract with the training notebook: parameters are passed by name (``--param NAME=VALUE``);
+``artifact_path`` is set to the output when the notebook declares it; ``feedback_path`` carries
+the reviewers' feedback file, which the notebook merges with :func:`nbprod.feedback.apply`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from . import manifest as mf
+from .exceptions import NbprodError, NbprodUsageError
+
+TRAINING_NOTEBOOK = "training.ipynb"
+OUTPUT_ENV = "NBPROD_RETRAIN_OUTPUT"
+NOTEBOOK_ENV = "NBPROD_NOTEBOOK"
+
+
+class RetrainError(NbprodError, RuntimeError):
+    """Retraining produced no new artifact (the executed notebook says why)."""
+
+
+def notebook_parameters(path: Path) -> list[str]:
+    """Names assigned in the notebook's ``parameters`` cell."""
+    import ast
+
+    import nbformat
+
+    nb = nbformat.read(str(path), as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
+            names = []
+            for node in ast.parse(cell.source).body:
+                if isinstance(node, ast.Assign):
+                    names += [t.id for t in node.targets if isinstance(t, ast.Name)]
+                elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                    names.append(node.target.id)
+            return names
+    return []
+
+
+def parse_params(items: list[str]) -> dict[str, Any]:
+    """``NAME=VALUE`` pairs; values are parsed as Python literals when they are, else text."""
+    import ast
+
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise NbprodUsageError(f"--param expects NAME=VALUE. Got {item!r}.")
+        key, value = item.split("=", 1)
+        if not key.isidentifier():
+            raise NbprodUsageError(f"--param name must be an identifier. Got {key!r}.")
+        try:
+            out[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[key] = value
+    return out
+
+
+def retrain(artifact: str | Path, *, output: str | Path, params: dict[str, Any] | None = None,
+            feedback: str | Path | None = None, report: str | Path | None = None,
+            register: bool = False) -> dict[str, Any]:
+    import papermill as pm
+
+    root = Path(artifact).absolute()
+    m = mf.read(root)
+    mf.verify(root, m).raise_for_problems()
+    training = m.get("training")
+    if not training:
+        raise NbprodUsageError(
+            f"{artifact} carries no training notebook; package it from a notebook whose path is "
+            "known (JupyterLab, VS Code), or with `%nbprod package PATH --notebook NB` or "
+            "NBPROD_NOTEBOOK set.")
+    out = Path(output).absolute()
+    if out.exists():
+        raise NbprodUsageError(f"-o {output}: {out} already exists; choose a new path.")
+    params = dict(params or {})
+    declared = notebook_parameters(root / training["notebook"])
+    unknown = [p for p in params if p not in declared]
+    if unknown:
+        raise NbprodUsageError(
+            f"The training notebook has no parameter {unknown[0]!r}; its parameters are: "
+            f"{', '.join(declared) or 'none'}.")
+    if "artifact_path" in declared:
+        params["artifact_path"] = str(out)
+    if feedback is not None:
+        if "feedback_path" not in declared:
+            raise NbprodUsageError(
+                "The training notebook declares no `feedback_path` parameter, so it cannot merge "
+                "feedback; add one and merge it with nbprod.feedback.apply(...).")
+        if not Path(feedback).is_file():
+            raise NbprodUsageError(f"--feedback {feedback} does not exist.")
+        params["feedback_path"] = str(Path(feedback).absolute())
+    executed = Path(report).absolute() if report else out.with_name(out.name + ".retrain.ipynb")
+    with tempfile.TemporaryDirectory(prefix="nbprod-retrain-") as tmp:
+        nb_copy = Path(tmp) / TRAINING_NOTEBOOK
+        shutil.copy(root / training["notebook"], nb_copy)
+        env = {OUTPUT_ENV: str(out), NOTEBOOK_ENV: str(nb_copy)}
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            pm.execute_notebook(str(nb_copy), str(executed), parameters=params,
+                                progress_bar=False, log_output=False, cwd=str(Path.cwd()))
+        except pm.PapermillExecutionError as exc:
+            raise RetrainError(
+                f"Retraining stopped in cell {exc.cell_index}: {exc.ename}: "
+                f"{str(exc.evalue).splitlines()[0] if exc.evalue else ''}. No new artifact was "
+                f"written; the executed notebook is {executed}.") from None
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+    if not (out / mf.MANIFEST).is_file():
+        raise RetrainError(f"The training notebook ran but packaged nothing at {out}; "
+                           f"see {executed}.")
+    result: dict[str, Any] = {"artifact": str(out), "notebook": str(executed),
+                              "parameters": params}
+    if register:
+        from .registry import register as reg
+
+        result["registry"] = reg(out)
+    return result
