@@ -24,6 +24,9 @@ MANIFEST = "nbprod.json"
 FORMAT = "nbprod-artifact"
 FORMAT_VERSION = 1
 _CHUNK = 1 << 20
+# what loading and scoring read from every manifest, with its JSON type
+_REQUIRED = {"name": str, "task": str, "target": str, "input_columns": list, "features": dict,
+             "model": dict, "scoring": dict, "snapshots": dict}
 
 
 def sha256_file(path: Path) -> str:
@@ -65,7 +68,8 @@ def _json_default(value: Any) -> Any:
 
 
 def read(root: Path) -> dict[str, Any]:
-    """Parse and format-check ``nbprod.json`` (does not verify file hashes)."""
+    """Parse and format-check ``nbprod.json``: its format and version, a size and SHA-256 for
+    every file, and the fields loading needs (does not verify the files' hashes)."""
     root = Path(root)
     path = root / MANIFEST
     if not root.exists():
@@ -89,8 +93,21 @@ def read(root: Path) -> dict[str, Any]:
             "upgrade nbprod.",
             path=MANIFEST,
         )
-    if not isinstance(data.get("files"), dict):
+    files = data.get("files")
+    if not isinstance(files, dict):
         raise IntegrityError(f"{MANIFEST} lists no files.", path=MANIFEST)
+    for rel, entry in files.items():
+        if not (isinstance(entry, dict) and isinstance(entry.get("sha256"), str)
+                and isinstance(entry.get("bytes"), int)):
+            raise IntegrityError(
+                f"{MANIFEST}: the entry for {rel} lacks its sha256 or size.", path=MANIFEST
+            )
+    for key, kind in _REQUIRED.items():
+        if not isinstance(data.get(key), kind):
+            raise IntegrityError(
+                f"{MANIFEST} has no valid {key!r} ({kind.__name__}); the manifest is damaged.",
+                path=MANIFEST,
+            )
     return data
 
 

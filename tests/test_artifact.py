@@ -255,9 +255,15 @@ def _edit_manifest(root: Path, edit) -> None:
         (lambda p: _edit_manifest(p.parent, lambda m: m.update(format_version="1")),
          "has no valid format_version"),
         (lambda p: _edit_manifest(p.parent, lambda m: m.pop("files")), "lists no files"),
+        (lambda p: _edit_manifest(p.parent, lambda m: m["files"].update({"features.py": "?"})),
+         "the entry for features.py lacks its sha256 or size"),
+        (lambda p: _edit_manifest(p.parent, lambda m: m.pop("model")),
+         "has no valid 'model' (dict)"),
+        (lambda p: _edit_manifest(p.parent, lambda m: m.update(input_columns="mean_area")),
+         "has no valid 'input_columns' (list)"),
     ],
     ids=["truncated", "binary", "not-an-object", "deleted", "wrong-format", "newer-version",
-         "version-as-text", "no-files"],
+         "version-as-text", "no-files", "bad-file-entry", "no-model", "bad-input-columns"],
 )
 def test_a_corrupted_manifest_is_refused(cancer_art, tmp_path, capsys, corrupt, needle):
     root = copy_artifact(cancer_art, tmp_path / "art")
