@@ -22,14 +22,19 @@ from ._version import __version__
 if TYPE_CHECKING:
     from .artifact import Artifact, load, verify
     from .capture import Session
+    from .explore import explore
+    from .review import review
 
-__all__ = ["Artifact", "Session", "__version__", "load", "load_ipython_extension", "verify"]
+__all__ = ["Artifact", "Session", "__version__", "explore", "load", "load_ipython_extension",
+           "review", "verify"]
 
 _LAZY = {
     "Artifact": ("artifact", "Artifact"),
     "load": ("artifact", "load"),
     "verify": ("artifact", "verify"),
     "Session": ("capture", "Session"),
+    "explore": ("explore", "explore"),
+    "review": ("review", "review"),
 }
 
 

@@ -1,0 +1,241 @@
+"""The review queue's core: which rows and why, in what order, and the feedback file it writes."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import nbprod
+import nbprod.run
+from nbprod.exceptions import NbprodUsageError
+from nbprod.review import Decision, append_feedback, read_feedback
+
+
+def churn(n: int, seed: int, shift: float = 0.0, flip: float = 0.0) -> pd.DataFrame:
+    """Customers who churn more when they spend more or buy by phone; ``email`` is PII."""
+    rng = np.random.default_rng(seed)
+    channel = rng.choice(["web", "store", "phone"], n, p=[0.1, 0.2, 0.7] if shift else [0.5, 0.3, 0.2])
+    df = pd.DataFrame({
+        "customer": [f"c{seed}-{i}" for i in range(n)],
+        "spend": rng.normal(50, 10, n) + shift * 10,
+        "visits": rng.poisson(4, n),
+        "tenure": rng.uniform(0, 10, n),
+        "channel": pd.array(channel, dtype="str"),
+        "email": pd.array([f"u{seed}.{i}@example.com" for i in range(n)], dtype="str"),
+    })
+    logit = (df["spend"] - 50) / 5 + np.where(df["channel"] == "phone", 1.5, 0) - 0.5
+    y = (logit + rng.logistic(size=n) > 0).astype(int)
+    if flip:
+        y = np.where(rng.random(n) < flip, 1 - y, y)
+    return df.assign(churned=y)
+
+
+def churn_features(df):
+    return df.assign(spend_per_visit=df["spend"] / (df["visits"] + 1))
+
+
+def spend_features(df):
+    return df[["visits", "tenure", "churned"]].assign(web=(df["channel"] == "web").astype(float))
+
+
+@pytest.fixture(scope="module")
+def classifier(tmp_path_factory) -> Path:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    train, valid = churn(1200, 1), churn(400, 2)
+    s = nbprod.Session("churn-review")
+    s.snapshot(train, role="train", target="churned", id="customer", pii=["email"])
+    s.snapshot(valid, role="valid", target="churned", id="customer", pii=["email"])
+    s.features(churn_features)
+    pre = ColumnTransformer([("num", StandardScaler(), ["spend", "visits", "tenure", "spend_per_visit"]),
+                             ("cat", OneHotEncoder(handle_unknown="ignore"), ["channel"])])
+    model = make_pipeline(pre, LogisticRegression(max_iter=1000))
+    model.fit(churn_features(train.drop(columns=["churned", "customer"])), train["churned"])
+    s.model(model)
+    s.check("metric", metric="roc_auc", min=0.8)
+    root = tmp_path_factory.mktemp("review-classifier") / "art"
+    s.package(root, log_to_mlflow=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def regressor(tmp_path_factory) -> Path:
+    """Predicts spend; outputs above 60 break the declared bounds (policy flag)."""
+    from sklearn.linear_model import LinearRegression
+
+    train, valid = churn(1200, 3), churn(400, 4)
+    s = nbprod.Session("spend-review")
+    s.snapshot(train.drop(columns=["email"]), role="train", target="spend", id="customer")
+    s.snapshot(valid.drop(columns=["email"]), role="valid", target="spend", id="customer")
+    s.features(spend_features)
+    s.model(LinearRegression().fit(spend_features(train), train["spend"]))
+    s.check("bounds", max=60, policy="flag")
+    root = tmp_path_factory.mktemp("review-regressor") / "art"
+    s.package(root, log_to_mlflow=False)
+    return root
+
+
+def score(art: Path, tmp: Path, name: str, df: pd.DataFrame, target: str, **options):
+    """Write the batch and its labels, score it like the scheduled job does."""
+    inputs, labels = tmp / f"{name}.csv", tmp / f"{name}.labels.csv"
+    df.drop(columns=[target]).to_csv(inputs, index=False)
+    df[["customer", target]].to_csv(labels, index=False)
+    return nbprod.run.execute(input_path=str(inputs), output_path=str(tmp / f"{name}.pred.csv"),
+                              artifact_path=str(art), labels_path=str(labels),
+                              summary_path=str(tmp / f"{name}.summary.json"), log_to_mlflow=False,
+                              **options)
+
+
+def test_classifier_queue_lists_mistakes_then_uncertain_rows_with_reasons(classifier, tmp_path):
+    batch = churn(600, 11, flip=0.15)
+    run = score(classifier, tmp_path, "b", batch, "churned")
+    q = nbprod.review(run, feedback=tmp_path / "fb.parquet", reviewer="ana", limit=None)
+
+    # what a person should see, computed here from the written files alone
+    pred = pd.read_csv(run.output_path).merge(batch[["customer", "churned"]], on="customer")
+    p_label = np.where(pred["churned"] == 1, pred["proba_1"], pred["proba_0"])
+    wrong = pred.loc[pred["prediction"] != pred["churned"]].assign(p=p_label[pred["prediction"] != pred["churned"]])
+    unsure = pred.loc[pred[["proba_0", "proba_1"]].max(axis=1) < 0.6]
+    assert len(wrong) > 20 and len(unsure) > 5  # the batch has both kinds
+
+    items = q.items.set_index("id")
+    assert set(items.index) == set(wrong["customer"]) | set(unsure["customer"])
+    assert all("large_error" in items.loc[c, "reasons"] for c in wrong["customer"])
+    assert all("low_confidence" in items.loc[c, "reasons"] for c in unsure["customer"])
+    assert "out_of_bounds" not in {r for rs in items["reasons"] for r in rs}  # no bounds declared
+
+    # order: every mistake before any merely uncertain row; mistakes the model was surest of first
+    mistakes = q.items[q.items["reasons"].map(lambda r: r[0] == "large_error")]
+    assert list(q.items["id"][: len(mistakes)]) == list(mistakes["id"])
+    expected = wrong.sort_values("p", kind="stable")["customer"].tolist()
+    assert sorted(mistakes["error"], reverse=True) == list(mistakes["error"])
+    assert set(mistakes["id"][:10]) <= set(expected[:15])  # ties aside, the same leaders
+    rest = q.items.iloc[len(mistakes):]
+    assert list(rest["confidence"]) == sorted(rest["confidence"])
+    first = q.items.iloc[0]
+    assert first["why"].startswith(f"misclassified (label {first['label']}")
+
+    # a row's details: its inputs, the model's outputs, its label
+    row = q.row(first["id"])
+    assert {"spend", "channel", "prediction", "proba_1", "label"} <= set(row)
+
+
+def test_limit_keeps_each_kind_of_problem(classifier, tmp_path):
+    run = score(classifier, tmp_path, "lim", churn(600, 12, flip=0.3), "churned")
+    q = nbprod.review(run, feedback=tmp_path / "fb.parquet", limit=5)
+    groups = q.items["reasons"].map(lambda r: r[0]).tolist()
+    assert groups == ["large_error"] * 5 + ["low_confidence"] * 5
+
+
+def test_regressor_queue_puts_out_of_bounds_first_then_largest_errors(regressor, tmp_path):
+    batch = churn(500, 13).drop(columns=["email"])
+    batch.loc[:4, "churned"] = 40  # nonsense inputs drive predictions far past the bound of 60
+    run = score(regressor, tmp_path, "r", batch, "spend")
+    pred = pd.read_csv(run.output_path)
+    flagged = pred.loc[pred["out_of_bounds"], "customer"].tolist()
+    assert set(flagged) >= set(batch["customer"][:5])
+
+    q = nbprod.review(run, feedback=tmp_path / "fb.parquet", limit=None)
+    head = q.items.iloc[: len(flagged)]
+    assert set(head["id"]) == set(flagged)
+    assert all(r[0] == "out_of_bounds" for r in head["reasons"])
+    rest = q.items.iloc[len(flagged):]
+    errors = (pred["prediction"] - batch["spend"]).abs()
+    cut = errors.quantile(0.95)
+    big = set(pred.loc[(errors >= cut) & ~pred["out_of_bounds"], "customer"])
+    assert set(rest["id"]) == big and all(r == ("large_error",) for r in rest["reasons"])
+    assert list(rest["error"]) == sorted(rest["error"], reverse=True)
+    assert not any(np.isfinite(q.items["confidence"]))  # regressors have no confidence
+
+    # the same queue from the files alone (bounds from the out_of_bounds column)
+    again = nbprod.review(predictions=run.output_path, artifact=regressor, labels=run.labels_path,
+                          feedback=tmp_path / "fb.parquet", limit=None)
+    assert again.items["id"].tolist() == q.items["id"].tolist()
+
+
+def test_decisions_land_in_the_feedback_file_last_one_wins(classifier, tmp_path):
+    run = score(classifier, tmp_path, "d", churn(400, 14, flip=0.2), "churned")
+    fb = tmp_path / "feedback.parquet"
+    q = nbprod.review(run, feedback=fb, reviewer="ana")
+    a, b = q.items["id"].iloc[0], q.items["id"].iloc[1]
+    pred_a = q.row(a)["prediction"]
+
+    q.accept(a, note="the label is the typo")
+    q.relabel(b, 1)
+    q.relabel(b, "0", note="looked again", reviewer="bo")  # text is matched to the class
+
+    got = read_feedback(fb)
+    assert list(got.columns) == ["id", "label", "reviewer", "time", "note", "decision",
+                                 "prediction", "reasons", "artifact_id"]
+    assert got["id"].tolist() == [a, b]  # one row per id
+    ra, rb = got.set_index("id").loc[a], got.set_index("id").loc[b]
+    assert (ra["label"], ra["decision"], ra["reviewer"], ra["note"]) == (pred_a, "accept", "ana",
+                                                                       "the label is the typo")
+    assert (rb["label"], rb["decision"], rb["reviewer"], rb["note"]) == (0, "relabel", "bo", "looked again")
+    assert got["label"].dtype == "int64"  # typed like the model's classes, for retraining
+    assert str(got["time"].dtype) == "datetime64[us, UTC]"
+    assert ra["artifact_id"] == json.loads((classifier / "nbprod.json").read_text())["artifact_id"]
+    assert rb["reasons"].startswith("misclassified")
+
+    # a queue opened later over the same file knows what was decided
+    again = nbprod.review(run, feedback=fb)
+    assert again.status(a) == "accepted" and again.status(b) == "relabelled"
+    assert a not in set(again.pending()["id"]) and len(again.pending()) == len(again) - 2
+
+
+def test_bad_decisions_are_refused_and_write_nothing(classifier, regressor, tmp_path):
+    run = score(classifier, tmp_path, "bad", churn(300, 15, flip=0.2), "churned")
+    fb = tmp_path / "fb.parquet"
+    q = nbprod.review(run, feedback=fb)
+    first = q.items["id"].iloc[0]
+    with pytest.raises(NbprodUsageError, match="'maybe' is not a class of this model; one of: 0, 1"):
+        q.relabel(first, "maybe")
+    with pytest.raises(NbprodUsageError, match="No row with id 'nobody'"):
+        q.accept("nobody")
+    assert not fb.exists()
+
+    q.accept(first)
+    reg = score(regressor, tmp_path, "reg", churn(300, 16).drop(columns=["email"]), "spend")
+    rq = nbprod.review(reg, feedback=fb)
+    with pytest.raises(NbprodUsageError, match="finite number"):
+        rq.relabel(rq.items["id"].iloc[0], "lots")
+    text = Decision(id="t", label="yes", reviewer="x", time=pd.Timestamp.now(tz="UTC"), note="",
+                    decision="relabel", prediction="no", reasons="", artifact_id="other")
+    with pytest.raises(NbprodUsageError, match="holds number labels; this model's labels are text"):
+        append_feedback(fb, [text])
+    assert read_feedback(fb)["id"].tolist() == [first]
+
+
+def test_review_needs_something_to_review():
+    with pytest.raises(NbprodUsageError, match="predictions= with artifact="):
+        nbprod.review()
+    with pytest.raises(NbprodUsageError, match="min_confidence"):
+        from nbprod.review import select
+
+        select(pd.DataFrame({"prediction": [1]}), task="classification", classes=[0, 1],
+               ids=pd.Series(["a"]), min_confidence=2)
+
+
+def _append(args: tuple[str, int]) -> None:
+    path, worker = args
+    for i in range(10):
+        append_feedback(path, [Decision(id=f"w{worker}-{i}", label=i % 2, reviewer=f"r{worker}",
+                                        time=pd.Timestamp.now(tz="UTC"), note="", decision="relabel",
+                                        prediction=1, reasons="", artifact_id="x")])
+
+
+def test_concurrent_reviewers_lose_no_decision(tmp_path):
+    fb = str(tmp_path / "shared.parquet")
+    with ProcessPoolExecutor(4) as pool:
+        list(pool.map(_append, [(fb, w) for w in range(4)]))
+    got = read_feedback(fb)
+    assert sorted(got["id"]) == sorted(f"w{w}-{i}" for w in range(4) for i in range(10))
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]  # no half-written file
