@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .profile import numeric_values
+from .profile import bin_counts, numeric_values
 
 NEW = "__new__"
 OTHER = "__other__"
@@ -68,8 +68,7 @@ def batch_profile(s: pd.Series, ref: dict[str, Any]) -> dict[str, Any]:
         values = numeric_values(s)
         out: dict[str, Any] = {"type": "numeric", "count": n, "null_count": n - int(values.size)}
         if "cuts" in ref:
-            idx = np.searchsorted(np.asarray(ref["cuts"]), values, side="right")
-            out["counts"] = np.bincount(idx, minlength=len(ref["cuts"]) + 1).tolist()
+            out["counts"] = bin_counts(values, np.asarray(ref["cuts"], dtype="float64")).tolist()
         if values.size:
             out["min"] = float(values.min())
             out["max"] = float(values.max())

@@ -43,10 +43,37 @@ def cut_points(values: np.ndarray, bins: int = NUMERIC_BINS) -> np.ndarray:
     return np.unique(qs)
 
 
+_GRID = 4096
+
+
+def bin_index(values: np.ndarray, cuts: np.ndarray) -> np.ndarray:
+    """Bin of each value: 0 for (-inf, c0), i for [c_{i-1}, c_i), len(cuts) for [c_last, inf).
+
+    Exactly ``np.searchsorted(cuts, values, side="right")``, faster on large arrays: values are
+    first placed on a uniform grid over the cut range; a grid cell whose neighbourhood (itself
+    and the cells either side, to absorb rounding) holds no cut point maps straight to its bin,
+    and only values in the few cells near a cut point are searched.
+    """
+    if values.size < 50_000 or cuts.size < 2 or not cuts[-1] > cuts[0]:
+        return np.searchsorted(cuts, values, side="right")
+    lo, hi = float(cuts[0]), float(cuts[-1])
+    scale = (_GRID - 1) / (hi - lo)
+    cell = np.floor(np.clip((values - lo) * scale, -1, _GRID)).astype(np.int64)  # -1 .. _GRID
+    edges = lo + np.arange(-1, _GRID + 2) / scale  # edges[k] is the left edge of cell k - 1
+    left = np.searchsorted(cuts, edges[:-3], side="right")  # bin at the previous cell's left edge
+    right = np.searchsorted(cuts, edges[3:], side="left")  # bin before the next cell's right edge
+    sure = np.concatenate([[True], left == right, [True]])
+    table = np.concatenate([[0], left, [cuts.size]])
+    out = table[cell + 1]
+    unsure = ~sure[cell + 1]
+    if unsure.any():
+        out[unsure] = np.searchsorted(cuts, values[unsure], side="right")
+    return out
+
+
 def bin_counts(values: np.ndarray, cuts: np.ndarray) -> np.ndarray:
     """Counts of ``values`` in the bins (-inf, c0), [c0, c1), ..., [c_last, +inf)."""
-    idx = np.searchsorted(cuts, values, side="right")
-    return np.bincount(idx, minlength=cuts.size + 1)
+    return np.bincount(bin_index(values, cuts), minlength=cuts.size + 1)
 
 
 def numeric_profile(s: pd.Series, *, hidden: bool = False) -> dict[str, Any]:

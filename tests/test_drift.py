@@ -97,3 +97,15 @@ def test_importance_weights_the_dataset_verdict(reference):
     important = dr.dataset_verdict(cols, {"x0": 0.9, **{c: 0.01 for c in cols if c != "x0"}})
     assert not unimportant["drifted"] and important["drifted"]
     assert "permutation-importance-weighted share" in important["rule"]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_fast_binning_equals_searchsorted(seed):
+    from nbprod.profile import bin_index
+
+    rng = np.random.default_rng(seed)
+    ref = rng.gamma(1.0 + seed, 2.0, 20_000)
+    cuts = np.unique(np.quantile(ref, np.linspace(0, 1, 101)[1:-1]))
+    values = np.concatenate([cuts, np.nextafter(cuts, -np.inf), np.nextafter(cuts, np.inf),
+                             [np.inf, -np.inf, 0.0], rng.gamma(1.0 + seed, 2.5, 200_000) - 1])
+    assert np.array_equal(bin_index(values, cuts), np.searchsorted(cuts, values, side="right"))
