@@ -39,6 +39,8 @@ def run_score(args: argparse.Namespace) -> int:
         raise InputError(f"INPUT {str(args.input)!r} is a directory, not a file.")
     if not inp.is_file():
         raise InputError(f"INPUT {str(args.input)!r} does not exist.")
+    if inp.stat().st_size == 0:  # no kernel started for a file that is plainly empty
+        raise InputError(f"INPUT {str(args.input)!r} is empty.")
     if not out.parent.is_dir():
         raise InputError(f"--output directory {str(out.parent)!r} does not exist.")
     for flag, value in (("--summary", args.summary), ("--report", args.report),

@@ -175,7 +175,7 @@ def _bad_inputs() -> dict[str, BadInput]:
         "missing-id": BadInput(_missing_id, SchemaError, "id column 'patient_id'"),
         "does-not-convert": BadInput(_text_in_numbers, SchemaError,
                                      "Column 'mean_texture' expected float"),
-        "empty-file": BadInput(_empty_file, InputError, "is empty"),
+        "empty-file": BadInput(_empty_file, InputError, "is empty", kernel=False),
         "header-only": BadInput(_header_only, InputError, "has a header but no rows"),
         "blank-lines": BadInput(_blank_lines, InputError, "has no data"),
         "garbage-parquet": BadInput(_garbage_parquet, InputError, "is not readable as parquet"),

@@ -160,8 +160,7 @@ def _score_bad(packaged, in_tmp, case):
 
 
 # Through the kernel: the input is only read inside the scoring notebook.
-KERNEL_CASES = ["missing-column", "does-not-convert", "empty-file", "header-only",
-                "garbage-parquet"]
+KERNEL_CASES = ["missing-column", "does-not-convert", "header-only", "garbage-parquet"]
 # Refused by the CLI before papermill starts.
 EARLY_CASES = [c for c, bad in BAD_INPUTS.items() if not bad.kernel]
 
