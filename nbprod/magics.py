@@ -158,7 +158,12 @@ def build_parser() -> _Parser:
     k.add_argument("--margin", default="0.1", metavar="F",
                    help="widen derived bounds by F x the reference range (default 0.1)")
 
-    sub.add_parser("status", help="what is captured and which checks passed")
+    s = sub.add_parser("status", help="what is captured and which checks passed")
+    shown = s.add_mutually_exclusive_group()
+    shown.add_argument("--static", dest="mode", action="store_const", const="static",
+                       help="static HTML even where widgets work")
+    shown.add_argument("--widgets", dest="mode", action="store_const", const="widgets",
+                       help="the interactive dashboard even where no widget frontend is detected")
     return p
 
 
@@ -292,7 +297,9 @@ class NbprodMagics(Magics):
         self._display(ResultsView(results, title=f"nbprod check {args.kind}"))
 
     def _do_status(self, args: argparse.Namespace) -> None:
-        self._display(self.session.status())
+        from .widgets import status_view
+
+        self._display(status_view(self.session, mode=args.mode, shell=self.shell))
 
     # -- helpers ------------------------------------------------------------------------
     def _run(self, cell: str, kind: str) -> None:

@@ -45,6 +45,11 @@ def spend_features(df):
 
 @pytest.fixture(scope="module")
 def classifier(tmp_path_factory) -> Path:
+    return package_classifier(tmp_path_factory.mktemp("review-classifier") / "art")
+
+
+def package_classifier(root: Path) -> Path:
+    """A churn classifier with an id and a PII column, packaged through the public API."""
     from sklearn.compose import ColumnTransformer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -61,7 +66,6 @@ def classifier(tmp_path_factory) -> Path:
     model.fit(churn_features(train.drop(columns=["churned", "customer"])), train["churned"])
     s.model(model)
     s.check("metric", metric="roc_auc", min=0.8)
-    root = tmp_path_factory.mktemp("review-classifier") / "art"
     s.package(root, log_to_mlflow=False)
     return root
 
