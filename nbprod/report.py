@@ -1,14 +1,13 @@
 """The scoring report: verdict first, then evidence and plots.
 
 Each function takes a :class:`~nbprod.run.ScoringRun` and returns something the notebook
-displays: HTML objects (with a plain-text form for terminals) or PNG images, so the report
-survives papermill, nbconvert and HTML export with the code hidden.
+displays: HTML objects (with a plain-text form for terminals; plots are inline SVG), so the
+report survives papermill, nbconvert and HTML export with the code hidden.
 """
 
 from __future__ import annotations
 
 import html
-import io
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -145,7 +144,7 @@ def _pair(v: float | None, t: float | None) -> str:
 
 
 def drift_plots(run, top: int = PLOT_COLUMNS) -> Any:
-    """Reference versus current distributions of the most drifted columns, as one PNG."""
+    """Reference versus current distributions of the most drifted columns, as inline SVG."""
     d = run.drift
     ranked = [c for c, _ in sorted(d["columns"].items(), key=lambda kv: -kv[1]["score"])]
     drifted = [c for c in ranked if d["columns"][c]["drifted"]]
@@ -164,7 +163,7 @@ def drift_plots(run, top: int = PLOT_COLUMNS) -> Any:
             panels.append((col, d["columns"][col]["drifted"], *bars))
     if not panels:
         return Html("<p>No column to plot.</p>", "No column to plot.")
-    return _png(panels)
+    return _svg_panels(panels)
 
 
 def _bars(ref: dict[str, Any], cur: dict[str, Any]) -> tuple[list[str], list[float], list[float]] | None:
@@ -193,29 +192,47 @@ def _bars(ref: dict[str, Any], cur: dict[str, Any]) -> tuple[list[str], list[flo
     return None
 
 
-def _png(panels: list[tuple]) -> Any:
-    import matplotlib
+def _svg_panels(panels: list[tuple]) -> Html:
+    """Grouped bar charts as inline SVG: a static image that survives papermill and HTML export,
+    drawn without importing a plotting library on the scoring path."""
+    figures = [_svg_bars(*panel) for panel in panels]
+    body = "".join(f'<div style="display:inline-block;margin:0 12px 8px 0">{f}</div>' for f in figures)
+    legend = ('<p style="font-size:85%"><span style="color:#8c959f">&#9632;</span> reference (train) '
+              '<span style="color:#0969da">&#9632;</span> this batch '
+              '<span style="color:#cf222e">&#9632;</span> this batch, drifted column</p>')
+    return Html(f'<div class="nbprod-drift-plots">{body}{legend}</div>',
+                "Reference vs current distributions: " + ", ".join(p[0] for p in panels))
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-    import numpy as np
-    from IPython.display import Image
 
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 2.8), squeeze=False)
-    for ax, (col, drifted, labels, ref, cur) in zip(axes[0], panels, strict=True):
-        x = np.arange(len(labels))
-        ax.bar(x - 0.2, ref, width=0.4, label="reference (train)", color="#8c959f")
-        ax.bar(x + 0.2, cur, width=0.4, label="this batch", color="#cf222e" if drifted else "#0969da")
-        ax.set_title(f"{col}{' (drifted)' if drifted else ''}", fontsize=9)
-        step = max(1, len(labels) // 6)
-        ax.set_xticks(x[::step], [str(l)[:10] for l in labels[::step]], fontsize=7, rotation=30)
-        ax.tick_params(axis="y", labelsize=7)
-    axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=72)
-    plt.close(fig)
-    return Image(data=buf.getvalue(), format="png")
+def _svg_bars(col: str, drifted: bool, labels: list[str], ref: list[float], cur: list[float]) -> str:
+    width, height, pad, top = 300, 170, 28, 22
+    n = max(len(labels), 1)
+    peak = max(max(ref, default=0), max(cur, default=0)) or 1.0
+    slot = (width - 2 * pad) / n
+    bar = slot * 0.4
+    scale = (height - top - pad) / peak
+    colour = "#cf222e" if drifted else "#0969da"
+    parts = [f'<svg width="{width}" height="{height}" '
+             f'role="img" aria-label="{html.escape(col)}">',
+             f'<text x="{width / 2}" y="14" text-anchor="middle" font-size="12" '
+             f'font-family="sans-serif">{html.escape(col)}{" (drifted)" if drifted else ""}</text>',
+             f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" '
+             'stroke="#57606a" stroke-width="1"/>']
+    for i, (r, c) in enumerate(zip(ref, cur, strict=True)):
+        x = pad + i * slot + slot * 0.1
+        for value, dx, fill in ((r, 0.0, "#8c959f"), (c, bar, colour)):
+            h = value * scale
+            parts.append(f'<rect x="{x + dx:.1f}" y="{height - pad - h:.1f}" width="{bar:.1f}" '
+                         f'height="{h:.1f}" fill="{fill}"><title>{html.escape(str(labels[i]))}: '
+                         f'{value:.3f}</title></rect>')
+    step = max(1, n // 5)
+    for i in range(0, n, step):
+        x = pad + i * slot + slot / 2
+        parts.append(f'<text x="{x:.1f}" y="{height - pad + 12}" text-anchor="middle" font-size="9" '
+                     f'font-family="sans-serif">{html.escape(str(labels[i])[:9])}</text>')
+    parts.append(f'<text x="4" y="{top + 8}" font-size="9" font-family="sans-serif">{peak:.2f}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
 
 
 def predictions(run) -> Html:

@@ -142,7 +142,7 @@ def test_cli_exit_3_html_report_and_history(artifact, tmp_path):
     page = html.read_text()
     assert not re.search(r"https?://", page)  # self-contained: nothing to fetch
     assert "nbprod.run.execute(" not in page and "report.drift_table(run)" not in page  # code hidden
-    assert page.count("<img") >= 1 and "data:image/png;base64," in page  # figures embedded
+    assert page.count("<svg") >= 2 and "<rect" in page  # figures embedded as inline SVG
     assert "Verdict:" in page and page.index("Verdict:") < page.index("Data drift")
     assert html.stat().st_size < 3_000_000
 

@@ -1,0 +1,98 @@
+"""A scheduled scoring run through papermill versus papermill on an empty notebook.
+
+Packages a model on generated data (10 numeric and 3 text columns), then times, interleaved in
+one run: papermill executing a one-cell notebook (the floor: kernel start and shutdown), and
+papermill executing the artifact's score.ipynb on 10,000 rows with everything a scheduled run
+does (validation, scoring, drift, report sections, MLflow logging to a local SQLite store).
+Prints per-repetition times, medians and the ratio (target: at most 2.5x).
+
+    python bench/papermill_overhead.py [--rows 10000] [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def data(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({f"x{i}": rng.normal(size=n) for i in range(10)})
+    for j in range(3):
+        df[f"c{j}"] = pd.array(rng.choice(["a", "b", "c", "d"], size=n), dtype="str")
+    df.insert(0, "row_id", [f"r{seed}-{i}" for i in range(n)])
+    df["y"] = ((df["x0"] + (df["c0"] == "a") + rng.normal(0, 0.5, n)) > 0.5).astype(int)
+    return df
+
+
+def build(root: Path) -> Path:
+    import nbprod
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    train, valid = data(5000, 1), data(2000, 2)
+    s = nbprod.Session("bench-papermill")
+    s.snapshot(train, role="train", target="y", id="row_id")
+    s.snapshot(valid, role="valid", target="y", id="row_id")
+
+    def features(df):
+        return df
+
+    s.features(features)
+    pre = ColumnTransformer([("num", StandardScaler(), [f"x{i}" for i in range(10)]),
+                             ("cat", OneHotEncoder(handle_unknown="ignore"), ["c0", "c1", "c2"])])
+    model = make_pipeline(pre, LogisticRegression(max_iter=1000))
+    model.fit(train.drop(columns=["y", "row_id"]), train["y"])
+    s.model(model)
+    s.package(root / "art", log_to_mlflow=False)
+    return root / "art"
+
+
+def main() -> None:
+    import nbformat.v4 as nbf
+    import nbformat
+    import papermill as pm
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="nbprod-bench-") as tmp:
+        root = Path(tmp)
+        os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'mlflow.db'}"
+        art = build(root)
+        data(args.rows, 3).drop(columns=["y"]).to_parquet(root / "batch.parquet")
+        empty = root / "empty.ipynb"
+        nbformat.write(nbf.new_notebook(cells=[nbf.new_code_cell("pass")], metadata={
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}),
+            str(empty))
+        params = {"input_path": str(root / "batch.parquet"), "output_path": str(root / "out.parquet"),
+                  "summary_path": str(root / "summary.json")}
+        pm.execute_notebook(str(art / "score.ipynb"), str(root / "warm.ipynb"), parameters=params,
+                            progress_bar=False)  # first MLflow store creation is not a run's cost
+        floor, ours = [], []
+        for r in range(args.repeat):
+            t = time.perf_counter()
+            pm.execute_notebook(str(empty), str(root / "e.ipynb"), progress_bar=False)
+            floor.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            pm.execute_notebook(str(art / "score.ipynb"), str(root / "s.ipynb"), parameters=params,
+                                progress_bar=False)
+            ours.append(time.perf_counter() - t)
+            print(f"rep {r}: empty notebook {floor[-1]:.2f} s   score.ipynb {ours[-1]:.2f} s")
+        a, b = statistics.median(floor), statistics.median(ours)
+        print(f"\nmedian empty notebook {a:.2f} s; median scoring run on {args.rows:,} rows {b:.2f} s")
+        print(f"ratio {b / a:.2f}x (target <= 2.5x): {'MET' if b / a <= 2.5 else 'NOT MET'}")
+
+
+if __name__ == "__main__":
+    main()
