@@ -295,3 +295,19 @@ def test_explorer_and_review_from_an_executed_report_notebook(churn_artifact, tm
     assert np.isfinite(q.items["confidence"]).all()
     assert isinstance(q.row(q.items["id"].iloc[0])["spend"], float)  # inputs read as well
     pd.testing.assert_frame_equal(q.outputs, pd.read_csv(tmp_path / "pred.csv"))
+
+
+@pytest.mark.slow
+def test_the_examples_in_docs_widgets_run(tmp_path):
+    """docs/widgets.md's Python blocks, in order, as one script in an empty directory."""
+    import re
+
+    from .conftest import ROOT
+
+    text = (ROOT / "docs" / "widgets.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    assert len(blocks) >= 5
+    (tmp_path / "example.py").write_text("\n".join(blocks), encoding="utf-8")
+    done = subprocess.run([sys.executable, "example.py"], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert len(pd.read_parquet(tmp_path / "feedback.parquet")) == 3
