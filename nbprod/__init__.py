@@ -25,8 +25,17 @@ if TYPE_CHECKING:
     from .explore import explore
     from .review import review
 
-__all__ = ["Artifact", "Session", "__version__", "explore", "load", "load_ipython_extension",
-           "review", "verify"]
+__all__ = [
+    "Artifact",
+    "explore",
+    "history",
+    "load",
+    "load_ipython_extension",
+    "review",
+    "Session",
+    "verify",
+    "__version__",
+]
 
 _LAZY = {
     "Artifact": ("artifact", "Artifact"),
@@ -35,6 +44,7 @@ _LAZY = {
     "Session": ("capture", "Session"),
     "explore": ("explore", "explore"),
     "review": ("review", "review"),
+    "history": ("tracking", "history_of"),
 }
 
 

@@ -243,16 +243,10 @@ def add_report(sub: Any) -> None:
 
 # -- history --------------------------------------------------------------------------------
 def run_history(args: argparse.Namespace) -> int:
-    from . import manifest as mf
-    from .tracking import history
+    from .tracking import history_of
 
-    target = Path(args.artifact)
-    if (target / mf.MANIFEST).is_file():
-        m = mf.read(target)
-        name, artifact_id = m["name"], (None if args.all else m["artifact_id"])
-    else:
-        name, artifact_id = args.artifact, None
-    runs = history(name, artifact_id)
+    runs = history_of(args.artifact, all_artifacts=args.all)
+    name = args.artifact
     if args.json:
         print(runs.to_json(orient="records", date_format="iso"))
         return EXIT_OK

@@ -141,3 +141,16 @@ def history(model_name: str, artifact_id: str | None = None, max_runs: int = 100
             if c.startswith("metrics.performance.")}
     cols = {k: v for k, v in (keep | perf).items() if k in runs.columns}
     return runs[list(cols)].rename(columns=cols).reset_index(drop=True)
+
+
+def history_of(target: str, *, all_artifacts: bool = False):
+    """Monitoring runs of an artifact (path) or a model (name), as a DataFrame, oldest first."""
+    from pathlib import Path
+
+    from . import manifest as mf
+
+    root = Path(target)
+    if (root / mf.MANIFEST).is_file():
+        m = mf.read(root)
+        return history(m["name"], None if all_artifacts else m["artifact_id"])
+    return history(str(target))
