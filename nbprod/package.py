@@ -145,6 +145,7 @@ def package(
         digest = mf.digest(manifest)
         run_info = mlflow_run(staging, manifest, digest) if log_to_mlflow else None
         t4 = time.perf_counter()
+        _readable(staging)
         _move_into_place(staging, path)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -155,8 +156,8 @@ def package(
         digest=digest,
         mlflow=run_info,
         parity_rows=len(sample),
-        timings={"prepare_s": t1 - t0,  # includes permutation importance "write_s": t2 - t1, "replay_s": t3 - t2,
-                 "mlflow_s": t4 - t3, "total_s": time.perf_counter() - t0},
+        timings={"prepare_s": t1 - t0, "write_s": t2 - t1, "replay_s": t3 - t2,  # prepare:
+                 "mlflow_s": t4 - t3, "total_s": time.perf_counter() - t0},  # + importance
     )
 
 
@@ -322,6 +323,14 @@ def replay(root: Path, sample: pd.DataFrame) -> pd.DataFrame:
             )
         with open(dst, "rb") as fh:
             return pickle.load(fh)
+
+
+def _readable(root: Path) -> None:
+    """mkdtemp makes a private (0700) directory; give the artifact the usual permissions."""
+    mask = os.umask(0)
+    os.umask(mask)
+    for p in [root, *root.rglob("*")]:
+        p.chmod((0o777 if p.is_dir() else 0o666) & ~mask)
 
 
 def _move_into_place(staging: Path, path: Path) -> None:
