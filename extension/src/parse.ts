@@ -1,0 +1,267 @@
+/**
+ * Pure functions that read a cell: which nbprod magics it holds and, from its outputs, how
+ * the last run went. No widgets here, so the rules are easy to follow and to test.
+ */
+import type * as nbformat from '@jupyterlab/nbformat';
+
+import {
+  BUNDLE_VERSION,
+  CHECK_MIME,
+  CellStatus,
+  CheckStatus,
+  ICheckBundle,
+  ICheckResult,
+  IMagicLine,
+  IPackageBundle,
+  IStatusBundle,
+  MAGIC_KINDS,
+  MagicKind,
+  PACKAGE_MIME,
+  STATUS_MIME
+} from './tokens';
+
+const CELL_MAGIC = /^\s*%%nbprod\s+(\S+)\s*(.*)$/;
+const LINE_MAGIC = /^\s*%nbprod\s+(\S+)\s*(.*)$/;
+const ANSI = /\u001b\[[0-9;]*[A-Za-z]/g;
+const ORDER: { [status in CheckStatus]: number } = {
+  skip: 0,
+  pass: 1,
+  warn: 2,
+  fail: 3
+};
+
+/** The most severe of `statuses` (`skip` when there are none), as nbprod.results.worst. */
+export function worst(statuses: Iterable<CheckStatus>): CheckStatus {
+  let out: CheckStatus = 'skip';
+  for (const s of statuses) {
+    if (ORDER[s] > ORDER[out]) {
+      out = s;
+    }
+  }
+  return out;
+}
+
+export function isCheckStatus(value: unknown): value is CheckStatus {
+  return typeof value === 'string' && value in ORDER;
+}
+
+/** Split a magic's arguments like a shell would (quotes group, backslash escapes). */
+export function tokenize(args: string): string[] {
+  const out: string[] = [];
+  const re = /"((?:\\.|[^"\\])*)"|'([^']*)'|(\S+)/g;
+  let m: RegExpExecArray | null;
+  while ((m = re.exec(args)) !== null) {
+    out.push(m[1] !== undefined ? m[1].replace(/\\(.)/g, '$1') : (m[2] ?? m[3]));
+  }
+  return out;
+}
+
+function flag(tokens: string[], name: string): string | undefined {
+  for (let i = 0; i < tokens.length; i++) {
+    if (tokens[i] === name) {
+      return tokens[i + 1];
+    }
+    if (tokens[i].startsWith(`${name}=`)) {
+      return tokens[i].slice(name.length + 1);
+    }
+  }
+  return undefined;
+}
+
+function positional(tokens: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < tokens.length; i++) {
+    const t = tokens[i];
+    if (t.startsWith('--')) {
+      const boolean = ['--force', '--overwrite', '--no-mlflow'].includes(t);
+      if (!boolean && !t.includes('=')) {
+        i++; // skip the flag's value
+      }
+      continue;
+    }
+    out.push(t);
+  }
+  return out;
+}
+
+/** A short label for a magic line, as the panel lists it. */
+export function describe(kind: MagicKind, args: string): string {
+  const tokens = tokenize(args);
+  const pos = positional(tokens);
+  switch (kind) {
+    case 'init':
+      return pos[0] ? `model name ${pos[0]}` : 'model name';
+    case 'snapshot': {
+      const role = flag(tokens, '--role') ?? '?';
+      return pos[0] ? `${role} snapshot of ${pos[0]}` : `${role} snapshot`;
+    }
+    case 'features': {
+      const fn = flag(tokens, '--fn');
+      return fn ? `features ${fn}()` : 'features';
+    }
+    case 'model': {
+      const name = flag(tokens, '--var');
+      return name ? `model ${name}` : 'model';
+    }
+    case 'check': {
+      const what = pos[0] ?? '?';
+      const metric = pos[1] ?? flag(tokens, '--metric');
+      return metric ? `check ${what} (${metric})` : `check ${what}`;
+    }
+    case 'package':
+      return pos[0] ? `package to ${pos[0]}` : 'package';
+    case 'status':
+      return 'status';
+  }
+}
+
+function asKind(word: string): MagicKind | null {
+  return (MAGIC_KINDS as ReadonlyArray<string>).includes(word)
+    ? (word as MagicKind)
+    : null;
+}
+
+/**
+ * The nbprod magics in a code cell's source: the `%%nbprod` first line of a cell magic, or
+ * every `%nbprod ...` line. `%nbprod --help` and unknown subcommands are not magics to badge.
+ */
+export function parseMagics(source: string): IMagicLine[] {
+  const lines = source.split('\n');
+  const first = lines.find(l => l.trim() !== '');
+  const cell = first === undefined ? null : CELL_MAGIC.exec(first);
+  if (cell) {
+    const kind = asKind(cell[1]);
+    return kind ? [magicLine(kind, cell[2], first!)] : [];
+  }
+  const out: IMagicLine[] = [];
+  for (const line of lines) {
+    const m = LINE_MAGIC.exec(line);
+    const kind = m ? asKind(m[1]) : null;
+    if (m && kind) {
+      out.push(magicLine(kind, m[2], line));
+    }
+  }
+  return out;
+}
+
+function magicLine(kind: MagicKind, args: string, line: string): IMagicLine {
+  const sub = kind === 'check' ? (positional(tokenize(args))[0] ?? null) : null;
+  return { kind, sub, args, label: describe(kind, args), source: line.trim() };
+}
+
+/** How a cell's last run went, read from its outputs. */
+export interface IOutputReading {
+  status: CellStatus;
+  message: string;
+  checks: ICheckResult[];
+  packaged: IPackageBundle | null;
+}
+
+function text(value: nbformat.MultilineString | undefined): string {
+  if (value === undefined) {
+    return '';
+  }
+  return (Array.isArray(value) ? value.join('') : value).replace(ANSI, '');
+}
+
+function bundleOf(output: nbformat.IOutput, mime: string): unknown {
+  const data = (output as nbformat.IDisplayData).data;
+  if (!data || !(mime in data)) {
+    return undefined;
+  }
+  const value = data[mime];
+  if (typeof value === 'string') {
+    try {
+      return JSON.parse(value);
+    } catch {
+      return undefined;
+    }
+  }
+  return value;
+}
+
+function isBundle(value: unknown): value is { version: number; status: unknown } {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    (value as { version?: unknown }).version === BUNDLE_VERSION
+  );
+}
+
+/**
+ * The status of a cell from its outputs. An error (or IPython's one-line `UsageError:` on
+ * stderr, which is how a refused magic shows) is a fail; nbprod bundles carry their own
+ * status; any other output of a run cell is a pass. A cell never run is `idle`.
+ */
+export function readOutputs(
+  outputs: ReadonlyArray<nbformat.IOutput>,
+  executionCount: number | null,
+  running = false
+): IOutputReading {
+  const reading: IOutputReading = {
+    status: 'idle',
+    message: '',
+    checks: [],
+    packaged: null
+  };
+  if (running) {
+    return { ...reading, status: 'running', message: 'running…' };
+  }
+  const statuses: CheckStatus[] = [];
+  let said = '';
+  for (const output of outputs) {
+    if (output.output_type === 'error') {
+      const err = output as nbformat.IError;
+      return { ...reading, status: 'fail', message: `${err.ename}: ${text(err.evalue)}` };
+    }
+    if (output.output_type === 'stream') {
+      const stream = output as nbformat.IStream;
+      const body = text(stream.text);
+      const usage = /^UsageError: (.*)$/m.exec(body);
+      if (stream.name === 'stderr' && usage) {
+        return { ...reading, status: 'fail', message: usage[1].trim() };
+      }
+      const lines = body.split('\n').filter(l => l.startsWith('nbprod: '));
+      if (lines.length) {
+        said = lines[lines.length - 1].slice('nbprod: '.length);
+      }
+      continue;
+    }
+    const check = bundleOf(output, CHECK_MIME);
+    if (isBundle(check)) {
+      const results = (check as ICheckBundle).results ?? [];
+      reading.checks.push(...results);
+      statuses.push(isCheckStatus(check.status) ? check.status : 'skip');
+    }
+    const pkg = bundleOf(output, PACKAGE_MIME);
+    if (isBundle(pkg)) {
+      reading.packaged = pkg as IPackageBundle;
+      statuses.push(isCheckStatus(pkg.status) ? pkg.status : 'pass');
+    }
+    const status = bundleOf(output, STATUS_MIME);
+    if (isBundle(status)) {
+      statuses.push(isCheckStatus(status.status) ? status.status : 'skip');
+      said = said || `status of ${(status as IStatusBundle).name ?? 'the captures'}`;
+    }
+  }
+  if (statuses.length) {
+    reading.status = worst(statuses);
+    reading.message = summarize(reading);
+    return reading;
+  }
+  if (outputs.length || executionCount !== null) {
+    return { ...reading, status: 'pass', message: said || 'ran' };
+  }
+  return { ...reading, message: 'not run yet' };
+}
+
+function summarize(reading: IOutputReading): string {
+  if (reading.packaged) {
+    const p = reading.packaged;
+    const forced = p.override ? ` (forced past ${p.override.checks.join(', ')})` : '';
+    return `packaged ${p.name} at ${p.path}${forced}`;
+  }
+  const bad = reading.checks.filter(c => c.status === reading.status);
+  const first = bad[0] ?? reading.checks[0];
+  return first ? first.message : reading.status;
+}
