@@ -33,11 +33,12 @@ def data(n: int, seed: int) -> pd.DataFrame:
 
 
 def build(root: Path) -> Path:
-    import nbprod
     from sklearn.compose import ColumnTransformer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    import nbprod
 
     train, valid = data(5000, 1), data(2000, 2)
     s = nbprod.Session("bench-papermill")
@@ -58,8 +59,8 @@ def build(root: Path) -> Path:
 
 
 def main() -> None:
-    import nbformat.v4 as nbf
     import nbformat
+    import nbformat.v4 as nbf
     import papermill as pm
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -43,8 +43,9 @@ def main(experiment: str, artifact_id: str, n: int) -> None:
         return  # the scoring run ended before logging: nothing to record
     payload = json.loads(line)
     summary = payload["summary"]
-    from mlflow.entities import Metric, Param, RunTag
     import time
+
+    from mlflow.entities import Metric, Param, RunTag
 
     run = client.create_run(exp_id, run_name=f"score {summary.get('started', '')[:19]}",
                             tags=payload["tags"])

@@ -132,7 +132,9 @@ def capture(cell_source: str, namespace: dict[str, Any], fn: str | None = None) 
     try:
         tree = ast.parse(cell_source)
     except SyntaxError as exc:
-        raise CaptureError(f"The features cell is not valid Python: {exc.msg} (line {exc.lineno}).")
+        raise CaptureError(
+            f"The features cell is not valid Python: {exc.msg} (line {exc.lineno})."
+        ) from None
     lines = cell_source.splitlines(keepends=True)
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names):

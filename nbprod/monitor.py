@@ -35,9 +35,10 @@ class Monitoring:
 
 
 # -- drift -----------------------------------------------------------------------------------
-def measure_drift(art: Any, scored: Any, cfg: dr.DriftConfig = dr.DriftConfig()) -> dict[str, Any]:
+def measure_drift(art: Any, scored: Any, cfg: dr.DriftConfig | None = None) -> dict[str, Any]:
     from .reference import feature_frame
 
+    cfg = cfg or dr.DriftConfig()
     ref = art.reference
     train_profile = art.snapshot("train")["profile"]
     batch = dr.frame_batch_profile(scored.inputs, train_profile)

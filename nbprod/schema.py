@@ -36,7 +36,7 @@ def column_kind(series: pd.Series) -> str:
     if pd.api.types.is_datetime64_any_dtype(dtype):
         return "datetime"
     if pd.api.types.is_string_dtype(dtype):
-        if dtype == object and pd.api.types.infer_dtype(series, skipna=True) not in (
+        if dtype is np.dtype(object) and pd.api.types.infer_dtype(series, skipna=True) not in (
             "string",
             "empty",
         ):
@@ -254,8 +254,12 @@ def _convert_category(s: pd.Series, spec: ColumnSpec) -> pd.Series:
     if isinstance(s.dtype, pd.CategoricalDtype) and list(s.cat.categories) == known:
         return s
     values = s.astype("object")
-    if known and not isinstance(known[0], str):
-        values = pd.to_numeric(values, errors="ignore") if False else values
+    if known and all(isinstance(k, int | float) and not isinstance(k, bool) for k in known):
+        numeric = pd.to_numeric(values, errors="coerce")  # "2" from a CSV is category 2
+        _raise_on_lost_values(values, numeric, spec)
+        values = numeric.astype("object").where(numeric.notna(), None)
+        if all(isinstance(k, int) for k in known):
+            values = values.map(lambda v: int(v) if v is not None and float(v).is_integer() else v)
     seen = set(known)
     extra = sorted({v for v in values.dropna().unique() if v not in seen}, key=str)
     dtype = pd.CategoricalDtype(categories=known + extra, ordered=spec.ordered)

@@ -56,7 +56,7 @@ def test_score_writes_predictions_summary_and_report(cancer_art, in_tmp, capsys)
     import mlflow
 
     inp = write_csv(cancer_art.batch, in_tmp / "batch.csv")
-    labels = write_csv(cancer_art.labels, in_tmp / "labels.csv")
+    write_csv(cancer_art.labels, in_tmp / "labels.csv")
     out = in_tmp / "out"
     out.mkdir()
     rc = cli.main(["score", str(cancer_art.path), "batch.csv", "-o", "out/preds.csv",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pandas as pd
 import pytest
 from IPython.core.error import UsageError
@@ -15,10 +17,8 @@ from .conftest import run
 def _cap(source: str, ns: dict | None = None, fn: str | None = None):
     """Run ``source`` as a cell would, then capture (a cell that fails to run is still analysed)."""
     ns = {"__name__": "__main__"} if ns is None else {"__name__": "__main__", **ns}
-    try:
+    with contextlib.suppress(ImportError):
         exec(compile(source, "<cell>", "exec"), ns)
-    except ImportError:
-        pass
     return capture(source, ns, fn=fn)
 
 

@@ -83,3 +83,13 @@ def test_integer_column_with_nulls_becomes_float_not_wrong():
 
 def test_schema_round_trips_through_json():
     assert Schema.from_list(SCHEMA.to_list()) == SCHEMA
+
+
+def test_numeric_categories_from_text():
+    train = pd.DataFrame({"grade": pd.Categorical([1, 2, 3, 2])})
+    schema = Schema.infer(train)
+    out = conform(pd.DataFrame({"grade": ["2", "3", None, "4"]}), schema)
+    assert out["grade"].tolist()[:2] == [2, 3] and pd.isna(out["grade"].iloc[2])
+    assert out["grade"].iloc[3] == 4  # an unseen grade is kept as itself, not nulled
+    with pytest.raises(SchemaError, match="Column 'grade' expected category"):
+        conform(pd.DataFrame({"grade": ["2", "high"]}), schema)
