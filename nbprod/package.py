@@ -34,6 +34,7 @@ KEY_PACKAGES = ("pandas", "numpy", "scikit-learn", "scipy", "skops", "pyarrow", 
                 "papermill", "nbformat")
 PROBA_CHECK_ROWS = 50_000
 REPLAY_TIMEOUT_S = 600
+PACKAGE_MIME = "application/vnd.nbprod.package+json"  # drawn by the JupyterLab extension
 
 
 @dataclass
@@ -69,6 +70,29 @@ class PackageResult:
         mlf = f"; MLflow run {self.mlflow['run_id']}" if self.mlflow else ""
         return (f"Packaged {self.manifest['name']!r} at {self.path} (digest {self.digest[:12]}; "
                 f"parity replay on {self.parity_rows} rows{mlf})")
+
+    def to_json(self) -> dict[str, Any]:
+        """The result as the JupyterLab extension reads it (under :data:`PACKAGE_MIME`)."""
+        m = self.manifest
+        return {
+            "version": 1,
+            "status": "warn" if m.get("override") else "pass",
+            "name": m["name"],
+            "path": str(self.path),
+            "digest": self.digest,
+            "task": m.get("task"),
+            "model": (m.get("model") or {}).get("class"),
+            "files": len(m["files"]),
+            "parity_rows": self.parity_rows,
+            "mlflow": self.mlflow,
+            "override": m.get("override"),
+            "checks": m.get("checks", []),
+            "timings": self.timings,
+            "registry": self.registry,
+        }
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        return {PACKAGE_MIME: self.to_json(), "text/html": self._repr_html_(), "text/plain": repr(self)}
 
 
 def package(

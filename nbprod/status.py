@@ -1,4 +1,8 @@
-"""``%nbprod status``: what is captured and which checks passed, as HTML and as text."""
+"""``%nbprod status``: what is captured and which checks passed, as HTML, text and JSON.
+
+The JSON travels under ``application/vnd.nbprod.status+json`` (drawn by the JupyterLab
+extension); other frontends show the HTML in the same bundle.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ from typing import Any
 
 from .display import badge
 from .report import table
+
+STATUS_MIME = "application/vnd.nbprod.status+json"
 
 
 class Status:
@@ -48,3 +54,13 @@ class Status:
     def to_dict(self) -> dict[str, Any]:
         return {"captures": self.rows(),
                 "checks": [c.to_dict() for c in self.session.checks.values()]}
+
+    def to_json(self) -> dict[str, Any]:
+        from .results import worst
+
+        checks = list(self.session.checks.values())
+        return {"version": 1, "status": worst([c.status for c in checks]),
+                "name": self.session.name, **self.to_dict()}
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        return {STATUS_MIME: self.to_json(), "text/html": self._repr_html_(), "text/plain": repr(self)}
