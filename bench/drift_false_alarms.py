@@ -55,39 +55,56 @@ def run(reference: dict, n: int, seeds: int) -> dict:
                 per_column[name] += 1
                 per_reason.update(d["reasons"])
     n_cols = len(reference)
-    return {"rows": n, "windows": seeds, "columns": n_cols,
-            "column_alarms": sum(per_column.values()), "per_column": per_column,
-            "per_reason": per_reason, "dataset_alarms": dataset_alarms,
-            "worst_share": worst_share}
+    return {
+        "rows": n,
+        "windows": seeds,
+        "columns": n_cols,
+        "column_alarms": sum(per_column.values()),
+        "per_column": per_column,
+        "per_reason": per_reason,
+        "dataset_alarms": dataset_alarms,
+        "worst_share": worst_share,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--windows", default="100:500,10000:200,1000000:5",
-                        help="ROWS:WINDOWS pairs, comma-separated (default %(default)s)")
+    parser.add_argument(
+        "--windows",
+        default="100:500,10000:200,1000000:5",
+        help="ROWS:WINDOWS pairs, comma-separated (default %(default)s)",
+    )
     parser.add_argument("--reference", type=int, default=20_000, help="reference rows")
     args = parser.parse_args()
 
     from nbprod.profile import frame_profile
 
     reference = frame_profile(frame(args.reference, seed=1))
-    print(f"reference: {args.reference:,} rows x {len(reference)} columns "
-          "(10 numeric, 4 categorical); confidence 0.999; dataset threshold 25%, equal weights")
+    print(
+        f"reference: {args.reference:,} rows x {len(reference)} columns "
+        "(10 numeric, 4 categorical); confidence 0.999; dataset threshold 25%, equal weights"
+    )
     for pair in args.windows.split(","):
         rows, windows = (int(x) for x in pair.split(":"))
         t = time.perf_counter()
         r = run(reference, rows, windows)
         checked = r["windows"] * r["columns"]
         print(f"\nwindow {rows:>9,} rows x {windows} windows ({time.perf_counter() - t:.0f} s)")
-        print(f"  per-column false alarms   {r['column_alarms']} of {checked} "
-              f"({r['column_alarms'] / checked:.2%})")
+        print(
+            f"  per-column false alarms   {r['column_alarms']} of {checked} "
+            f"({r['column_alarms'] / checked:.2%})"
+        )
         if r["per_column"]:
             worst = ", ".join(f"{c} {k / windows:.1%}" for c, k in r["per_column"].most_common(5))
             print(f"  by column (worst)         {worst}")
-            print(f"  by reason                 "
-                  + ", ".join(f"{k}: {v}" for k, v in r["per_reason"].most_common()))
-        print(f"  dataset false alarms      {r['dataset_alarms']} of {windows} windows "
-              f"(largest drifted share {r['worst_share']:.0%}, alarm at 25%)")
+            print(
+                "  by reason                 "
+                + ", ".join(f"{k}: {v}" for k, v in r["per_reason"].most_common())
+            )
+        print(
+            f"  dataset false alarms      {r['dataset_alarms']} of {windows} windows "
+            f"(largest drifted share {r['worst_share']:.0%}, alarm at 25%)"
+        )
 
 
 if __name__ == "__main__":
