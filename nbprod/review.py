@@ -418,17 +418,21 @@ def review(source: Any = None, *, predictions: str | Path | pd.DataFrame | None 
         raise NbprodUsageError("nbprod.review needs a scoring run, summary or report, or "
                                "predictions= with artifact=.")
 
-    def frame(value: Any, what: str, schema: Any = None) -> pd.DataFrame | None:
+    from .schema import Schema
+
+    reading = Schema.from_list(art.snapshot("train")["schema"])  # text ids stay text (00042)
+
+    def frame(value: Any, what: str) -> pd.DataFrame | None:
         if value is None or isinstance(value, pd.DataFrame):
             return value
-        return read_frame(value, schema, what=what)
+        return read_frame(value, reading, what=what)
 
     oob = None
     if predictions is None and run is not None:
         scored = run.scored
         outputs = scored.all_outputs if scored is not None else run.predictions
         oob = scored.out_of_bounds if scored is not None else None
-        inputs_df = frame(inputs, "inputs", art.schema) if inputs is not None else (
+        inputs_df = frame(inputs, "inputs") if inputs is not None else (
             scored.inputs if scored is not None else None)
     else:
         path = predictions if predictions is not None else (record.output_path if record else None)
@@ -436,7 +440,7 @@ def review(source: Any = None, *, predictions: str | Path | pd.DataFrame | None 
             raise NbprodUsageError("No predictions to review: pass predictions=FILE.")
         outputs = frame(path, "predictions")
         inputs_df = frame(inputs if inputs is not None else (record.input_path if record else None),
-                          "inputs", art.schema)
+                          "inputs")
     outputs = outputs.reset_index(drop=True)
     if "prediction" not in outputs.columns:
         raise InputError("the predictions have no 'prediction' column; pass the scoring output file.")

@@ -243,3 +243,15 @@ def test_concurrent_reviewers_lose_no_decision(tmp_path):
     got = read_feedback(fb)
     assert sorted(got["id"]) == sorted(f"w{w}-{i}" for w in range(4) for i in range(10))
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]  # no half-written file
+
+
+def test_text_ids_keep_their_leading_zeros_from_the_files(classifier, tmp_path):
+    batch = churn(300, 17, flip=0.2).assign(customer=[f"{i:05d}" for i in range(300)])
+    run = score(classifier, tmp_path, "z", batch, "churned")
+    q = nbprod.review(predictions=run.output_path, artifact=classifier, labels=run.labels_path,
+                      inputs=run.input_path, feedback=tmp_path / "fb.parquet")
+    assert q.items["id"].tolist() == nbprod.review(run, feedback=tmp_path / "fb.parquet").items["id"].tolist()
+    first = q.items["id"].iloc[0]
+    assert len(first) == 5 and q.row(first)["customer"] == first
+    q.accept(first)
+    assert read_feedback(tmp_path / "fb.parquet")["id"].tolist() == [first]
