@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from ._files import atomic_path
 from .exceptions import InputError
 from .schema import Schema
 
@@ -65,17 +64,11 @@ def write_frame(df: pd.DataFrame, path: str | Path) -> Path:
     fmt = file_format(p, "output")
     if not p.parent.exists():
         raise InputError(f"output directory {str(p.parent)!r} does not exist.")
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    os.close(fd)
-    try:
+    with atomic_path(p) as tmp:
         if fmt == "csv":
             # the temporary name hides the extension, so say how to compress (.csv.gz)
             gz = p.suffix.lower() == ".gz"
             df.to_csv(tmp, index=False, compression="gzip" if gz else None)
         else:
             df.to_parquet(tmp, index=False)
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return p

@@ -54,13 +54,10 @@ def to_html(notebook: str | Path) -> str:
 
 
 def write_html(notebook: str | Path, output: str | Path | None = None) -> Path:
-    import os
-    import tempfile
+    from ._files import atomic_path
 
     out = Path(output) if output else Path(notebook).with_suffix(".html")
     body = to_html(notebook)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent or ".")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+    with atomic_path(out) as tmp, open(tmp, "w", encoding="utf-8") as fh:
         fh.write(body)
-    os.replace(tmp, out)
     return out

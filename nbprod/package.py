@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import __version__, manifest as mf, model_store
+from . import __version__, model_store
+from . import manifest as mf
 from .exceptions import ChecksFailedError, PackagingError, ParityError
 from .notebook import scoring_notebook
 from .scoring import compare_outputs
@@ -351,10 +352,10 @@ def replay(root: Path, sample: pd.DataFrame) -> pd.DataFrame:
 
 def _readable(root: Path) -> None:
     """mkdtemp makes a private (0700) directory; give the artifact the usual permissions."""
-    mask = os.umask(0)
-    os.umask(mask)
+    from ._files import usual_mode
+
     for p in [root, *root.rglob("*")]:
-        p.chmod((0o777 if p.is_dir() else 0o666) & ~mask)
+        p.chmod(usual_mode(p.is_dir()))
 
 
 def _move_into_place(staging: Path, path: Path) -> None:

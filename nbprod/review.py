@@ -38,7 +38,6 @@ import html
 import math
 import os
 import sys
-import tempfile
 import types
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -49,6 +48,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._files import atomic_path
 from .exceptions import InputError, NbprodUsageError
 
 FEEDBACK_COLUMNS = ("id", "label", "reviewer", "time", "note", "decision", "prediction",
@@ -371,14 +371,8 @@ def append_feedback(path: str | Path, decisions: list[Decision]) -> pd.DataFrame
         else:
             both = new
         both = both.drop_duplicates("id", keep="last").reset_index(drop=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-        os.close(fd)
-        try:
+        with atomic_path(p) as tmp:
             both.to_parquet(tmp, index=False)
-            os.replace(tmp, p)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
     return both
 
 

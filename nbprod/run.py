@@ -206,7 +206,15 @@ def execute(
             performance, perf_checks = monitor.evaluate_performance(art, scored, labels)
             checks += perf_checks
         t4 = time.perf_counter()
-        history = logger.previous() if logger else []
+        history: list[dict[str, Any]] = []
+        tracking_error = None
+        if logger:
+            try:
+                history = logger.previous()
+            except NbprodError as exc:  # an unreachable store must not cost the predictions
+                tracking_error = str(exc)
+                logger.close()
+                logger = None
         retrain = monitor.retrain_decision(
             checks, drift["dataset"]["drifted"], [h["dataset_drifted"] for h in history], drift_runs
         )
@@ -239,9 +247,11 @@ def execute(
             try:
                 run.tracking = logger.log(run.summary(), tags)
             except NbprodError as exc:  # predictions are written; say what was not logged
-                run.tracking = {"error": str(exc)}
-                run.checks.append(CheckResult(name="tracking", kind="tracking", status="warn",
-                                              message=str(exc)))
+                tracking_error = str(exc)
+        if tracking_error:
+            run.tracking = {"error": tracking_error}
+            run.checks.append(CheckResult(name="tracking", kind="tracking", status="warn",
+                                          message=tracking_error))
         run.timings["total_s"] = round(time.perf_counter() - t0, 4)
     finally:
         if logger:
@@ -279,13 +289,10 @@ def batch_checks(art: Artifact, scored) -> list[CheckResult]:
 
 
 def write_json(data: dict[str, Any], path: str | Path) -> None:
-    import tempfile
+    from ._files import atomic_path
 
-    p = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent or ".")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
         json.dump(data, fh, indent=2, default=_json_default)
-    os.replace(tmp, p)
 
 
 def _json_default(value: Any) -> Any:

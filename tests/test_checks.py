@@ -85,6 +85,19 @@ def test_leaked_feature_is_caught_by_data(shell, cancer):
     assert result.success
 
 
+def test_leakage_without_a_validation_snapshot_uses_cross_validation(shell, cancer):
+    train, _ = _cancer(cancer)
+    rng = np.random.default_rng(1)
+    shell.user_ns["train"] = train.assign(
+        followup_code=train["target"] * 10 + rng.normal(0, 0.5, len(train)))
+    run(shell, "%nbprod snapshot train --role train --target target")
+    run(shell, "%%nbprod features\ndef features(df):\n    return df\n")
+    run(shell, "%nbprod check data")
+    leak = _session(shell).checks["data:leakage"]
+    assert leak.status == "fail" and leak.details["columns"] == ["followup_code"]
+    assert 0.5 < leak.details["scores"]["mean_radius"] < 1.0  # an honest, not perfect, column
+
+
 def test_data_checks_on_quality_problems(shell, mixed):
     df = mixed.drop(columns=["email"]).rename(columns={"label": "target"})
     train = df.iloc[:600].assign(constant=1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -170,3 +171,24 @@ def test_raise_on_alert_fails_the_papermill_run_after_writing(artifact, tmp_path
                             progress_bar=False)
     assert err.value.ename == "MonitoringAlert" and "drift:dataset" in err.value.evalue
     assert (tmp_path / "p.csv").exists() and (tmp_path / "out.ipynb").exists()
+
+
+def test_unreachable_tracking_store_costs_no_predictions(artifact, tmp_path, monkeypatch):
+    (tmp_path / "a-file").write_text("not a directory")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'a-file' / 'mlflow.db'}")
+    inputs, _ = _batch(tmp_path, "offline", _data(300, 50))
+    out, summary = tmp_path / "p.csv", tmp_path / "s.json"
+    old = os.umask(0o022)
+    try:
+        run = nbprod.run.execute(input_path=inputs, output_path=str(out), summary_path=str(summary),
+                                 artifact_path=str(artifact))
+    finally:
+        os.umask(old)
+    assert len(pd.read_csv(out)) == 300  # predictions written although MLflow was not there
+    warn = [c for c in run.checks if c.name == "tracking"]
+    assert len(warn) == 1 and warn[0].status == "warn"
+    assert warn[0].message.startswith("MLflow logging failed")
+    assert json.loads(summary.read_text())["tracking"]["error"] == warn[0].message
+    # outputs get the usual permissions, not a temporary file's private 0600
+    assert oct(out.stat().st_mode & 0o777) == oct(0o644)
+    assert oct(summary.stat().st_mode & 0o777) == oct(0o644)

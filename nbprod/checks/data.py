@@ -145,7 +145,9 @@ def _leakage(train, valid, task: str, threshold: float) -> CheckResult:
         else:
             pred = cross_val_predict(model, x_tr, tr[train.target], cv=3,
                                      method="predict_proba" if task == "classification" else "predict")
-            scores[col] = _power_from_pred(task, pred, tr[train.target], model)
+            # cross_val_predict fits clones: its probability columns follow the sorted labels
+            scores[col] = _power_from_pred(task, pred, tr[train.target],
+                                           np.unique(tr[train.target].to_numpy()))
     if not scores:
         return _skip("leakage", "no input column could be scored on its own")
     col, best = max(scores.items(), key=lambda kv: kv[1])
@@ -184,11 +186,13 @@ def _tree(task: str):
 
 def _power(task: str, model, x, y: pd.Series) -> float:
     if task == "classification":
-        return _power_from_pred(task, model.predict_proba(x), y, model)
-    return _power_from_pred(task, model.predict(x), y, model)
+        return _power_from_pred(task, model.predict_proba(x), y, model.classes_)
+    return _power_from_pred(task, model.predict(x), y, None)
 
 
-def _power_from_pred(task: str, pred: np.ndarray, y: pd.Series, model) -> float:
+def _power_from_pred(task: str, pred: np.ndarray, y: pd.Series, classes) -> float:
+    """R² (floored at 0), else ROC AUC for two classes or balanced accuracy; ``pred`` columns
+    follow ``classes``."""
     from sklearn import metrics as m
 
     y = y.to_numpy()
@@ -197,9 +201,9 @@ def _power_from_pred(task: str, pred: np.ndarray, y: pd.Series, model) -> float:
         return max(r2, 0.0)
     if len(np.unique(y)) < 2:
         return 0.0
-    if len(model.classes_) == 2 and set(np.unique(y)) <= set(model.classes_):
-        return float(m.roc_auc_score(y == model.classes_[1], pred[:, 1]))
-    labels = np.asarray(model.classes_)[np.argmax(pred, axis=1)]
+    if len(classes) == 2 and set(np.unique(y)) <= set(classes):
+        return float(m.roc_auc_score(y == classes[1], pred[:, 1]))
+    labels = np.asarray(classes)[np.argmax(pred, axis=1)]
     return float(m.balanced_accuracy_score(y, labels))
 
 
