@@ -14,8 +14,6 @@ the reviewers' feedback file, which the notebook merges with :func:`nbprod.feedb
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -103,26 +101,25 @@ def retrain(artifact: str | Path, *, output: str | Path, params: dict[str, Any] 
             raise NbprodUsageError(f"--feedback {feedback} does not exist.")
         params["feedback_path"] = str(Path(feedback).absolute())
     executed = Path(report).absolute() if report else out.with_name(out.name + ".retrain.ipynb")
-    with tempfile.TemporaryDirectory(prefix="nbprod-retrain-") as tmp:
-        nb_copy = Path(tmp) / TRAINING_NOTEBOOK
-        shutil.copy(root / training["notebook"], nb_copy)
-        env = {OUTPUT_ENV: str(out), NOTEBOOK_ENV: str(nb_copy)}
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
-        try:
-            pm.execute_notebook(str(nb_copy), str(executed), parameters=params,
-                                progress_bar=False, log_output=False, cwd=str(Path.cwd()))
-        except pm.PapermillExecutionError as exc:
-            raise RetrainError(
-                f"Retraining stopped in cell {exc.cell_index}: {exc.ename}: "
-                f"{str(exc.evalue).splitlines()[0] if exc.evalue else ''}. No new artifact was "
-                f"written; the executed notebook is {executed}.") from None
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+    # the stored notebook runs in place (papermill writes the executed copy elsewhere), so the new
+    # artifact's provenance names a file that stays: the notebook inside the artifact retrained
+    stored = root / training["notebook"]
+    env = {OUTPUT_ENV: str(out), NOTEBOOK_ENV: str(stored)}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        pm.execute_notebook(str(stored), str(executed), parameters=params,
+                            progress_bar=False, log_output=False, cwd=str(Path.cwd()))
+    except pm.PapermillExecutionError as exc:
+        raise RetrainError(
+            f"Retraining stopped in cell {exc.cell_index}: {_failure(exc, executed)} No new "
+            f"artifact was written; the executed notebook is {executed}.") from None
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     if not (out / mf.MANIFEST).is_file():
         raise RetrainError(f"The training notebook ran but packaged nothing at {out}; "
                            f"see {executed}.")
@@ -133,3 +130,25 @@ def retrain(artifact: str | Path, *, output: str | Path, params: dict[str, Any] 
 
         result["registry"] = reg(out)
     return result
+
+
+def _failure(exc: Any, executed: Path) -> str:
+    """What stopped the notebook, in one line.
+
+    An exception gives its name and first line. A magic's UsageError (a refused package, a
+    failed gate) reaches papermill without either: IPython prints it to the cell's stderr, so
+    the executed notebook's failing cell (the one papermill marks) is read for it.
+    """
+    if exc.evalue:
+        return f"{exc.ename}: {str(exc.evalue).splitlines()[0]}."
+    try:
+        import nbformat
+
+        cells = [c for c in nbformat.read(str(executed), as_version=4).cells
+                 if c.get("metadata", {}).get("papermill", {}).get("exception")]
+        lines = [line for cell in cells[:1] for out in cell.get("outputs", [])
+                 if out.get("output_type") == "stream" and out.get("name") == "stderr"
+                 for line in out.get("text", "").splitlines() if line.strip()]
+    except (OSError, ValueError):
+        lines = []
+    return (lines[-1].rstrip(".") + ".") if lines else f"{exc.ename}."

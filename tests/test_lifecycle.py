@@ -97,6 +97,8 @@ def test_the_loop(world, monkeypatch, mlflow_store):
     assert (tmp / "v2" / "nbprod.json").is_file() and "challenger" in retrain.stdout
     v2 = nbprod.load(tmp / "v2")
     assert v2.snapshot("train")["fingerprint"] != nbprod.load(tmp / "v1").snapshot("train")["fingerprint"]
+    # v2 says where it came from: the notebook stored in v1, which still exists
+    assert v2.manifest["provenance"]["notebook"] == str((tmp / "v1" / "training.ipynb").absolute())
 
     # 4. compare on the same fresh data: v2 wins and the verdict lands on its registry version
     holdout = _new_world(3)
@@ -161,6 +163,7 @@ def test_failing_gate_and_failed_challenger(world, monkeypatch, mlflow_store):
     r = _cli("retrain", "v1", "--param", "data_path=leaky.csv", "-o", "v3", cwd=tmp)
     assert r.returncode == 1
     assert "No new artifact was written" in r.stderr and not (tmp / "v3").exists()
+    assert "UsageError: Refusing to package: " in r.stderr and "data:leakage" in r.stderr
     executed = (tmp / "v3.retrain.ipynb").read_text()
     assert "data:leakage" in executed and "Refusing to package" in executed
 
