@@ -23,6 +23,8 @@ def run_register(args: argparse.Namespace) -> int:
     r = register(args.artifact, require_approval=True if args.require_approval else None)
     verb = "registered" if r["created"] else "already registered as"
     print(f"nbprod: {verb} {r['uri']} ({', '.join(r['aliases']) or 'no alias'})")
+    if r.get("note"):
+        print(f"nbprod: {r['note']}")
     return EXIT_OK
 
 

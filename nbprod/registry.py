@@ -110,13 +110,20 @@ def register(path: str | Path, *, require_approval: bool | None = None) -> dict[
         description=f"nbprod artifact {m['artifact_id']} packaged {m['created']}",
     )
     aliases = dict(getattr(model, "aliases", {}) or {})
-    role = CHALLENGER if CHAMPION in aliases else CHAMPION
+    # the first version becomes champion, unless it was packaged past failed checks: that one
+    # waits as challenger until someone promotes it (with --force, which is recorded)
+    failed = _check_status(m) == "fail" or bool(m.get("override"))
+    role = CHALLENGER if CHAMPION in aliases or failed else CHAMPION
     client.set_registered_model_alias(name, role, version.version)
     if role == CHAMPION:
         _record_promotion(client, name, version.version, by="nbprod register",
                           reason="first version registered under this name", forced=False,
                           previous=None)
-    return _describe(client, name, version.version, created=True)
+    out = _describe(client, name, version.version, created=True)
+    if CHAMPION not in aliases and role == CHALLENGER:
+        out["note"] = ("packaged past failed checks, so not made champion; `nbprod promote "
+                       f"{root} --force --by NAME` does it, on the record")
+    return out
 
 
 def _describe(client, name: str, version: str, *, created: bool) -> dict[str, Any]:

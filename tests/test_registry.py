@@ -13,8 +13,8 @@ from nbprod.registry import RegistryError
 NAME = "registry-rules"
 
 
-def _package(diabetes: pd.DataFrame, path, model, *, fail_check: bool = False):
-    s = nbprod.Session(NAME)
+def _package(diabetes: pd.DataFrame, path, model, *, fail_check: bool = False, name: str = NAME):
+    s = nbprod.Session(name)
     s.snapshot(diabetes.iloc[:300], role="train", target="target", sample_size=50)
     s.snapshot(diabetes.iloc[300:], role="valid", target="target", sample_size=50)
 
@@ -72,3 +72,17 @@ def test_roles_comparison_approval_and_force(diabetes, tmp_path, mlflow_store):
     assert forced["forced"] and any("failed checks" in o for o in forced["overridden"])
     last = registry.promotions(NAME)[-1]
     assert last["by"] == "dan" and last["reason"] == "emergency" and last["forced"] is True
+
+
+def test_a_forced_first_version_is_not_made_champion(diabetes, tmp_path, mlflow_store):
+    from sklearn.linear_model import Ridge
+
+    f = _package(diabetes, tmp_path / "f", Ridge(alpha=1.0), fail_check=True,
+                 name="registry-forced-first")
+    r = registry.register(f)
+    assert r["aliases"] == ["challenger"] and "not made champion" in r["note"]
+    assert registry.champion_version("registry-forced-first") is None
+    with pytest.raises(RegistryError, match="failed checks at packaging"):
+        registry.promote(f, by="dan")
+    registry.promote(f, by="dan", reason="nothing better yet", force=True)
+    assert registry.champion_version("registry-forced-first") == r["version"]
