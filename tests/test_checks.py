@@ -83,6 +83,8 @@ def test_leaked_feature_is_caught_by_data(shell, cancer):
     assert "'followup_code' alone predicts the target" in leak.message
     assert _session(shell).checks["data:overlap"].status == "pass"
     assert result.success
+    run(shell, "%nbprod check metric matthews_corrcoef --min -0.5")  # a correlation: [-1, 1]
+    assert _session(shell).checks["metric:matthews_corrcoef"].status == "pass"
 
 
 def test_leakage_without_a_validation_snapshot_uses_cross_validation(shell, cancer):
@@ -207,6 +209,8 @@ def test_bounds_are_derived_and_enforced_by_policy(shell, diabetes, in_tmp):
         ("%nbprod check metric roc_auc", "needs a threshold: --min X"),
         ("%nbprod check metric roc_auc --min 0.9 --max 0.8", "--min 0.9 is above --max 0.8"),
         ("%nbprod check metric mae --max 3", "a regression metric, but the model is a classifier"),
+        ("%nbprod check metric matthews_corrcoef --min -1.5",
+         "The 'min' option of %nbprod check metric must be a number in [-1, 1]. Got '-1.5'."),
         ("%nbprod check cv --metric accuracy --folds 1 --max-std 0.1",
          "The 'folds' option of %nbprod check cv must be an integer in [2, 50]. Got '1'."),
         ("%nbprod check cv --metric accuracy --folds 2.5 --max-std 0.1", "must be an integer"),

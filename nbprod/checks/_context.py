@@ -10,7 +10,8 @@ import pandas as pd
 from ..exceptions import NbprodUsageError
 
 BOUNDED_01 = ("roc_auc", "accuracy", "balanced_accuracy", "f1", "precision", "recall",
-              "average_precision", "jaccard", "top_k_accuracy", "matthews_corrcoef")
+              "average_precision", "jaccard", "top_k_accuracy")
+BOUNDED_11 = ("matthews_corrcoef",)  # a correlation: -1 (always wrong) to 1
 
 
 @dataclass
@@ -90,6 +91,8 @@ def metric_range(scorer_name: str) -> tuple[float | None, float | None]:
     base = scorer_name.split("_ov")[0]
     if any(base.startswith(b) for b in BOUNDED_01):
         return 0.0, 1.0
+    if base in BOUNDED_11:
+        return -1.0, 1.0
     if scorer_name.startswith("neg_"):
         return 0.0, None
     if scorer_name == "r2" or scorer_name == "explained_variance":

@@ -268,6 +268,7 @@ def _out_of_range(train, valid, limit: float) -> CheckResult:
                        f"(tolerated {allowed[worst]:.1%})",
                        over[worst], allowed[worst], shares=shares, tolerated=allowed)
     top = max(shares.values(), default=0.0)
-    return _result("out-of-range", "pass",
-                   f"validation values inside the training range (at most {top:.1%} outside)",
-                   top, limit, shares=shares)
+    message = ("every validation value inside the training range" if not shares else
+               f"validation values outside the training range no more often than chance explains "
+               f"(at most {top:.1%} of a column)")
+    return _result("out-of-range", "pass", message, top, limit, shares=shares)
