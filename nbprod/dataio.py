@@ -45,6 +45,12 @@ def read_frame(path: str | Path, schema: Schema | None = None, *, what: str = "i
             if schema is not None:
                 dtype = {c.name: "str" for c in schema.columns if c.kind == "string"}
             df = pd.read_csv(p, dtype=dtype or None)
+            text = [c for c in dtype if c in df.columns]
+            if text:
+                # in text columns only an empty field is missing: "NA" (Namibia), "null" or
+                # "None" are values, as they were in the training frame
+                df[text] = pd.read_csv(p, usecols=text, dtype="str", keep_default_na=False,
+                                       na_values=[""])[text]
         else:
             df = pd.read_parquet(p)
     except pd.errors.EmptyDataError:

@@ -93,3 +93,19 @@ def test_numeric_categories_from_text():
     assert out["grade"].iloc[3] == 4  # an unseen grade is kept as itself, not nulled
     with pytest.raises(SchemaError, match="Column 'grade' expected category"):
         conform(pd.DataFrame({"grade": ["2", "high"]}), schema)
+
+
+def test_csv_text_columns_keep_their_values_and_numbers_their_nulls(tmp_path):
+    from nbprod.dataio import read_frame
+
+    path = tmp_path / "in.csv"
+    path.write_text("zip,country,x\n01234,NA,1.5\n,null,NA\n98765,US,\n")
+    schema = Schema.infer(pd.DataFrame({
+        "zip": pd.array(["01234"], dtype="str"), "country": pd.array(["NA"], dtype="str"),
+        "x": [0.5]}))
+    df = read_frame(path, schema)
+    assert df["zip"].tolist()[0] == "01234" and pd.isna(df["zip"].iloc[1])  # empty field: missing
+    assert df["country"].tolist() == ["NA", "null", "US"]  # Namibia is not a missing value
+    assert df["x"].iloc[0] == 1.5 and df["x"].isna().tolist() == [False, True, True]
+    out = conform(df, schema)
+    assert out["country"].tolist() == ["NA", "null", "US"] and str(out["country"].dtype) == "str"
