@@ -26,7 +26,7 @@ FORMAT_VERSION = 1
 _CHUNK = 1 << 20
 # what loading and scoring read from every manifest, with its JSON type
 _REQUIRED = {"name": str, "task": str, "target": str, "input_columns": list, "features": dict,
-             "model": dict, "scoring": dict, "snapshots": dict}
+             "model": dict, "scoring": dict, "snapshots": dict, "reference": str}
 
 
 def sha256_file(path: Path) -> str:

@@ -261,9 +261,12 @@ def _edit_manifest(root: Path, edit) -> None:
          "has no valid 'model' (dict)"),
         (lambda p: _edit_manifest(p.parent, lambda m: m.update(input_columns="mean_area")),
          "has no valid 'input_columns' (list)"),
+        (lambda p: _edit_manifest(p.parent, lambda m: m.pop("reference")),
+         "has no valid 'reference' (str)"),
     ],
     ids=["truncated", "binary", "not-an-object", "deleted", "wrong-format", "newer-version",
-         "version-as-text", "no-files", "bad-file-entry", "no-model", "bad-input-columns"],
+         "version-as-text", "no-files", "bad-file-entry", "no-model", "bad-input-columns",
+         "no-reference"],
 )
 def test_a_corrupted_manifest_is_refused(cancer_art, tmp_path, capsys, corrupt, needle):
     root = copy_artifact(cancer_art, tmp_path / "art")
