@@ -61,6 +61,11 @@ class Scored:
     out_of_bounds: np.ndarray
     features: Any = None
 
+    def parity_frame(self) -> pd.DataFrame:
+        """Every raw output row with its bounds verdict: what parity replay compares, whatever
+        the bounds policy would then do with the violating rows."""
+        return self.all_outputs.assign(**{OUT_OF_BOUNDS: self.out_of_bounds})
+
 
 @dataclass
 class Scorer:

@@ -195,6 +195,24 @@ def test_bounds_are_derived_and_enforced_by_policy(shell, diabetes, in_tmp):
         nbprod.load(in_tmp / "art2").score(new)
 
 
+def test_fail_policy_that_refuses_the_reference_fails_the_check(shell, diabetes, in_tmp):
+    import nbprod
+
+    model = ("from sklearn.linear_model import Ridge\n"
+             "model = Ridge().fit(train.drop(columns=['target']), train['target'])\n")
+    _setup(shell, diabetes.iloc[:330], diabetes.iloc[330:], model)
+    run(shell, "%nbprod check bounds --max 150 --policy fail")  # the model's own answers reach 250+
+    res = _session(shell).checks["bounds"]
+    assert res.status == "fail" and res.value > 0
+    assert "policy fail refuses every batch holding such a row" in res.message
+    with pytest.raises(UsageError, match="Refusing to package: 1 check\\(s\\) failed: bounds"):
+        run(shell, "%nbprod package art --no-mlflow")
+    # forced: parity replay compares the raw outputs and their bounds verdict, so it passes
+    run(shell, "%nbprod package art --no-mlflow --force")
+    art = nbprod.load(in_tmp / "art")
+    assert art.manifest["bounds"]["policy"] == "fail" and art.manifest["override"]["checks"] == ["bounds"]
+
+
 @pytest.mark.parametrize(
     ("line", "needle"),
     [

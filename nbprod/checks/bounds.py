@@ -77,7 +77,13 @@ def bounds(session: Any, *, min: Any = None, max: Any = None, classes: Any = Non
     bad = violations(outputs, spec)
     n_bad = int(bad.sum())
     where = _describe(spec)
-    if n_bad:
+    if n_bad and policy == "fail":
+        # the model's own training and validation answers would be refused batch by batch
+        text = (f"{n_bad} of {len(outputs)} reference predictions fall outside {where}, and "
+                "policy fail refuses every batch holding such a row; widen the bounds or "
+                "choose --policy flag or drop")
+        status = "fail"
+    elif n_bad:
         text = (f"{n_bad} of {len(outputs)} reference predictions fall outside {where}; "
                 f"policy at scoring time: {policy}")
         status = "warn"
