@@ -279,6 +279,12 @@ class Dashboard(_Panel):
     def _show_checks(self, change: Any = None) -> None:
         self.checks.value = self.view.checks_html(self.problems_only.value)
 
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        # the panel first; the status JSON too, which the JupyterLab extension reads for its side
+        # panel and renders only where no widget manager shows the panel
+        return {**self.view._repr_mimebundle_(include, exclude),
+                **super()._repr_mimebundle_(include, exclude)}
+
     def html(self) -> str:
         return self.view.html()
 

@@ -120,6 +120,11 @@ def test_status_magic_flags_choose_the_face(ishell, monkeypatch):
     run(ishell, "%nbprod status --widgets")
     data = _shown(ishell)
     assert WIDGET_MIME in data
+    from nbprod.status import STATUS_MIME
+
+    # the JupyterLab extension's JSON rides along (it renders it only without a widget manager)
+    assert data[STATUS_MIME]["name"] == "churn"
+    assert "metric:roc_auc" in [c["name"] for c in data[STATUS_MIME]["checks"]]
     assert all(f">{t}</h3>" in data["text/html"] for t in TABS)  # the same content, as fallback
     monkeypatch.setenv("NBPROD_WIDGETS", "1")
     run(ishell, "%nbprod status")
