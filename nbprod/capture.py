@@ -242,9 +242,12 @@ def _check_compatible(new: Snapshot, other: Snapshot) -> None:
             f"snapshot's {other.target!r}."
         )
     if new.id != other.id:
+        def said(s: Snapshot) -> str:
+            return f"--id {s.id!r}" if s.id else "no --id"
+
         raise CaptureError(
-            f"The {new.role} snapshot's --id {new.id!r} differs from the {other.role} "
-            f"snapshot's {other.id!r}."
+            f"The {new.role} snapshot has {said(new)} but the {other.role} snapshot has "
+            f"{said(other)}; give both the same id column (or neither)."
         )
     missing = [c for c in other.feature_columns if c not in new.data.columns]
     if missing:

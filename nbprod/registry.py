@@ -227,6 +227,7 @@ def promote(target: str | Path, *, by: str, reason: str = "", force: bool = Fals
 
 def _record_promotion(client, name: str, version: str, *, by: str, reason: str, forced: bool,
                       previous: str | None, overridden: list[str] | None = None) -> dict[str, Any]:
+    version, previous = str(version), (str(previous) if previous is not None else None)
     record = {"version": version, "by": by, "at": _now(), "reason": reason, "forced": forced,
               "previous": previous, "overridden": overridden or []}
     for key in ("by", "at", "reason", "forced", "previous"):

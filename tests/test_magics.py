@@ -117,6 +117,16 @@ def test_mistakes_are_one_line_usage_errors(shell, cancer, line, needle):
     assert "\n" not in str(err.value).strip()
 
 
+def test_snapshots_must_agree_on_the_id_column(shell, cancer):
+    shell.user_ns["train"] = cancer.iloc[:400]
+    shell.user_ns["valid"] = cancer.iloc[400:]
+    run(shell, "%nbprod snapshot train --role train --target target --id patient_id")
+    with pytest.raises(UsageError) as err:
+        run(shell, "%nbprod snapshot valid --role valid --target target")
+    assert str(err.value) == ("The valid snapshot has no --id but the train snapshot has --id "
+                              "'patient_id'; give both the same id column (or neither).")
+
+
 def test_line_command_as_cell_is_refused(shell):
     with pytest.raises(UsageError, match="is a line magic"):
         shell.run_cell_magic("nbprod", "status", "x = 1")

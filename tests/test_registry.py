@@ -70,8 +70,13 @@ def test_roles_comparison_approval_and_force(diabetes, tmp_path, mlflow_store):
     registry.approve(f, by="carol")
     forced = registry.promote(f, by="dan", reason="emergency", force=True)
     assert forced["forced"] and any("failed checks" in o for o in forced["overridden"])
-    last = registry.promotions(NAME)[-1]
+    history = registry.promotions(NAME)
+    last = history[-1]
     assert last["by"] == "dan" and last["reason"] == "emergency" and last["forced"] is True
+    # one shape for every record: versions as the registry's strings
+    assert [h["version"] for h in history] == [ra["version"], rb["version"], last["version"]]
+    assert all(isinstance(h["version"], str) for h in history)
+    assert [h["previous"] for h in history] == [None, ra["version"], rb["version"]]
 
 
 def test_a_forced_first_version_is_not_made_champion(diabetes, tmp_path, mlflow_store):
