@@ -10,6 +10,13 @@ import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+SCREENSHOTS = ROOT / "test-output" / "screenshots"  # kept as test outputs
+CHROMIUM = Path(os.environ.get("NBPROD_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+    "--no-first-run", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync",
+]
 
 pytest_plugins = ["tests.artifacts"]  # shared packaged artifacts
 
@@ -99,3 +106,18 @@ def diabetes() -> pd.DataFrame:
     from sklearn.datasets import load_diabetes
 
     return load_diabetes(as_frame=True).frame
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's chromium driven by Playwright (never a downloaded browser); one per test module,
+    so Playwright's event loop never outlives the browser tests."""
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium "
+                    "(apt-get install chromium), or set NBPROD_CHROMIUM.")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()

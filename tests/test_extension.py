@@ -26,14 +26,9 @@ from typing import Any
 import nbformat
 import pytest
 
+from .conftest import SCREENSHOTS
+
 ROOT = Path(__file__).resolve().parents[1]
-SCREENSHOTS = ROOT / "test-output" / "screenshots"
-CHROMIUM = Path(os.environ.get("NBPROD_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
-    "--no-first-run", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync",
-]
 LAB_START_TIMEOUT_S = 90
 RUN_ALL_TIMEOUT_S = 240
 PACKAGE_TIMEOUT_S = 180
@@ -210,19 +205,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium "
-                    "(apt-get install chromium), or set NBPROD_CHROMIUM.")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")
