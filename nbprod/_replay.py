@@ -17,7 +17,7 @@ def main(argv: list[str]) -> int:
     art = load(root)
     with open(src, "rb") as fh:
         sample = pickle.load(fh)
-    scored = art.scorer.score_detailed(sample).parity_frame()
+    scored = art.scorer.score_detailed(sample, apply_policy=False).parity_frame()
     with open(dst, "wb") as fh:
         pickle.dump(scored, fh, protocol=pickle.HIGHEST_PROTOCOL)
     return 0

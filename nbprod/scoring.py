@@ -161,8 +161,11 @@ class Scorer:
         """
         return self.score_detailed(df).output
 
-    def score_detailed(self, df: pd.DataFrame) -> Scored:
-        """Score and keep what monitoring needs: the conformed input and the bounds mask."""
+    def score_detailed(self, df: pd.DataFrame, *, apply_policy: bool = True) -> Scored:
+        """Score and keep what monitoring needs: the conformed input and the bounds mask.
+
+        ``apply_policy=False`` (parity replay) marks violating rows without the policy acting
+        on them: nothing dropped, nothing refused."""
         X = self.prepare(df)
         feats = self.features(X)
         out = self.predict(feats, X.index)
@@ -173,7 +176,7 @@ class Scorer:
             from .checks.bounds import violations
 
             bad = violations(out, self.bounds)
-            return Scored(self.apply_bounds(out, bad), X, out, bad, feats)
+            return Scored(self.apply_bounds(out, bad) if apply_policy else out, X, out, bad, feats)
         return Scored(out, X, out, bad, feats)
 
     def apply_bounds(self, out: pd.DataFrame, bad: np.ndarray) -> pd.DataFrame:
