@@ -137,7 +137,8 @@ def package(
     if cap.task == "classification":
         live.prediction_from_proba = _argmax_matches_predict(session, live)
     sample = _parity_sample(session)
-    expected = live.score_detailed(sample, apply_policy=False).parity_frame()  # the notebook's own answer
+    # the notebook's own answer on the replay rows, before any bounds policy acts
+    expected = live.score_detailed(sample, apply_policy=False).parity_frame()
     from .importance import permutation_importance
 
     importance = permutation_importance(session)
