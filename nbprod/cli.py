@@ -107,7 +107,7 @@ def execute_notebook(notebook: Path, output: Path, parameters: dict[str, Any]) -
             pm.execute_notebook(
                 str(notebook), str(output), parameters=parameters, progress_bar=False,
                 log_output=False, cwd=str(Path.cwd()),
-                kernel_manager_class=_kernel_manager_logging_to(log),
+                kernel_manager_class=kernel_manager_logging_to(log),
             )
         except pm.PapermillExecutionError as exc:
             raise NbprodError(f"{exc.evalue} ({exc.ename})") from None
@@ -117,7 +117,7 @@ def execute_notebook(notebook: Path, output: Path, parameters: dict[str, Any]) -
             raise
 
 
-def _kernel_manager_logging_to(log: Any) -> type:
+def kernel_manager_logging_to(log: Any) -> type:
     from jupyter_client.manager import AsyncKernelManager
 
     class KernelManager(AsyncKernelManager):

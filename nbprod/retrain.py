@@ -107,13 +107,26 @@ def retrain(artifact: str | Path, *, output: str | Path, params: dict[str, Any] 
     env = {OUTPUT_ENV: str(out), NOTEBOOK_ENV: str(stored)}
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
-    try:
-        pm.execute_notebook(str(stored), str(executed), parameters=params,
-                            progress_bar=False, log_output=False, cwd=str(Path.cwd()))
-    except pm.PapermillExecutionError as exc:
-        raise RetrainError(
-            f"Retraining stopped in cell {exc.cell_index}: {_failure(exc, executed)} No new "
-            f"artifact was written; the executed notebook is {executed}.") from None
+    import sys
+    import tempfile
+
+    from .cli import kernel_manager_logging_to
+
+    try:  # the kernel's own stderr (start-up warnings) goes to a log, shown if the kernel dies
+        with tempfile.TemporaryFile("w+", prefix="nbprod-kernel-", suffix=".log") as log:
+            try:
+                pm.execute_notebook(str(stored), str(executed), parameters=params,
+                                    progress_bar=False, log_output=False, cwd=str(Path.cwd()),
+                                    kernel_manager_class=kernel_manager_logging_to(log))
+            except pm.PapermillExecutionError as exc:
+                raise RetrainError(
+                    f"Retraining stopped in cell {exc.cell_index}: {_failure(exc, executed)} "
+                    f"No new artifact was written; the executed notebook is {executed}."
+                ) from None
+            except BaseException:
+                log.seek(0)
+                sys.stderr.write(log.read())
+                raise
     finally:
         for k, v in saved.items():
             if v is None:

@@ -164,6 +164,7 @@ def test_failing_gate_and_failed_challenger(world, monkeypatch, mlflow_store):
     assert r.returncode == 1
     assert "No new artifact was written" in r.stderr and not (tmp / "v3").exists()
     assert "UsageError: Refusing to package: " in r.stderr and "data:leakage" in r.stderr
+    assert "IPKernelApp" not in r.stderr  # the kernel's start-up noise is not the user's error
     executed = (tmp / "v3.retrain.ipynb").read_text()
     assert "data:leakage" in executed and "Refusing to package" in executed
 
