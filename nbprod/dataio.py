@@ -61,6 +61,7 @@ def read_frame(path: str | Path, schema: Schema | None = None, *, what: str = "i
         ) from None
     if len(df) == 0:
         raise InputError(f"{what} file {str(p)!r} has a header but no rows.")
+    df.attrs["source"] = str(p)  # later messages about its columns can name the file
     return df
 
 

@@ -14,22 +14,22 @@ from .exceptions import InputError
 def align_labels(art, preds: pd.DataFrame, labels: pd.DataFrame) -> pd.Series:
     """The label of each scored row (NaN where a row has no label)."""
     target = art.target
+    source = labels.attrs.get("source")
+    where = f"labels file {source!r}" if source else "labels file"
     if target not in labels.columns:
-        raise InputError(f"labels file has no target column {target!r}.")
+        raise InputError(f"{where} has no target column {target!r}.")
     if art.id_column:
         if art.id_column not in labels.columns:
-            raise InputError(
-                f"labels file has no id column {art.id_column!r} to join on."
-            )
+            raise InputError(f"{where} has no id column {art.id_column!r} to join on.")
         if labels[art.id_column].duplicated().any():
             dup = labels.loc[labels[art.id_column].duplicated(), art.id_column].iloc[0]
-            raise InputError(f"labels file repeats id {dup!r}; ids must be unique.")
+            raise InputError(f"{where} repeats id {dup!r}; ids must be unique.")
         mapping = pd.Series(labels[target].to_numpy(), index=labels[art.id_column].to_numpy())
         ids = preds[art.id_column]
         return pd.Series(mapping.reindex(ids.to_numpy()).to_numpy(), index=preds.index)
     if len(labels) != len(preds):
         raise InputError(
-            f"labels file has {len(labels)} rows for {len(preds)} scored rows; without an id "
+            f"{where} has {len(labels)} rows for {len(preds)} scored rows; without an id "
             "column labels are matched by row order, so the counts must be equal."
         )
     return pd.Series(labels[target].to_numpy(), index=preds.index)

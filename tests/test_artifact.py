@@ -396,7 +396,7 @@ def test_execute_refuses_bad_labels(cancer_art, tmp_path):
     inp = write_csv(cancer_art.batch, tmp_path / "in.csv")
     labels = write_csv(cancer_art.labels.drop(columns=["patient_id"]), tmp_path / "labels.csv")
     (tmp_path / "out").mkdir()
-    with pytest.raises(InputError, match="labels file has no id column 'patient_id'"):
+    with pytest.raises(InputError, match=r"labels file '.*labels\.csv' has no id column 'patient_id'"):
         nbrun.execute(input_path=str(inp), output_path=str(tmp_path / "out" / "p.csv"),
                       labels_path=str(labels), artifact_path=str(cancer_art.path),
                       log_to_mlflow=False)
