@@ -201,6 +201,40 @@ def test_failing_gate_and_failed_challenger(world, monkeypatch, mlflow_store):
     assert champion.tags["nbprod.artifact_id"] != nbprod.load(tmp / "v4").manifest["artifact_id"]
 
 
+def test_reviewers_feedback_feeds_retraining(world, monkeypatch, mlflow_store):
+    """Minders relabel rows in the review queue; `nbprod retrain --feedback` trains on them."""
+    import nbprod.run
+
+    tmp, notebook = world
+    monkeypatch.chdir(tmp)
+    monkeypatch.setenv("NBPROD_NOTEBOOK", str(notebook))
+    if not (tmp / "v1").exists():
+        pytest.skip("runs after test_the_loop")
+    data = _new_world(7)
+    data.to_csv(tmp / "reviewed.csv", index=False)
+    data.drop(columns=["target"]).to_csv(tmp / "reviewed.inputs.csv", index=False)
+    data[["patient_id", "target"]].to_csv(tmp / "reviewed.labels.csv", index=False)
+    run = nbprod.run.execute(input_path="reviewed.inputs.csv", output_path=None,
+                             labels_path="reviewed.labels.csv", artifact_path=str(tmp / "v1"),
+                             log_to_mlflow=False)
+    queue = nbprod.review(run, feedback=tmp / "fb.parquet", reviewer="ana")
+    truth = data.set_index("patient_id")["target"]
+    ids = list(queue.items["id"].iloc[:4])
+    for i in ids:  # the minder says the recorded label was wrong
+        queue.relabel(i, 1 - int(truth[i]), note="chart re-read")
+
+    r = _cli("retrain", "v1", "--param", "data_path=reviewed.csv", "--feedback", "fb.parquet",
+             "-o", "v5", cwd=tmp)
+    assert r.returncode == 0, r.stderr
+    v5 = nbprod.load(tmp / "v5")
+    trained = pd.concat([v5.snapshot_sample("train"), v5.snapshot_sample("valid")])
+    assert len(trained) == len(data)  # every row is in a sample at this size
+    got = trained.set_index("patient_id")["target"]
+    assert [int(got[i]) for i in ids] == [1 - int(truth[i]) for i in ids]  # the minders' labels
+    others = got.drop(index=ids)
+    assert (others == truth.loc[others.index]).all()  # and nothing else changed
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -12,7 +12,7 @@ import pytest
 
 import nbprod
 import nbprod.run
-from nbprod.exceptions import NbprodUsageError
+from nbprod.exceptions import InputError, NbprodUsageError
 from nbprod.review import Decision, append_feedback, read_feedback
 
 
@@ -255,3 +255,28 @@ def test_text_ids_keep_their_leading_zeros_from_the_files(classifier, tmp_path):
     assert len(first) == 5 and q.row(first)["customer"] == first
     q.accept(first)
     assert read_feedback(tmp_path / "fb.parquet")["id"].tolist() == [first]
+
+
+def test_feedback_relabels_training_rows_by_id_latest_decision_first(tmp_path):
+    from nbprod import feedback
+
+    fb = tmp_path / "fb.parquet"
+    pd.DataFrame({
+        "id": ["007", "12", "007", "99"],
+        "label": [1, 0, 0, 1],
+        "reviewer": ["ana", "bo", "bo", "ana"],
+        "time": pd.to_datetime(["2026-01-01", "2026-01-02", "2026-01-03", "2026-01-01"], utc=True),
+        "note": ["", "", "second look", ""],
+    }).to_parquet(fb)
+    train = pd.DataFrame({"patient": pd.array(["007", "12", "13"], dtype="str"),
+                          "x": [0.1, 0.2, 0.3], "y": np.array([1, 1, 1], dtype="int64")})
+    out = feedback.apply(train, fb, id_column="patient", target="y")
+    assert out["y"].tolist() == [0, 0, 1]  # 007: the later decision wins; 99 is not in training
+    assert out["y"].dtype == "int64" and out.attrs["nbprod_feedback_rows"] == 2
+    assert train["y"].tolist() == [1, 1, 1]  # the caller's frame is untouched
+
+    with pytest.raises(InputError, match="needs columns 'patient_id' and 'y'"):
+        feedback.apply(train, fb, id_column="patient_id", target="y")
+    pd.DataFrame({"id": ["1"], "label": [1]}).to_parquet(tmp_path / "bad.parquet")
+    with pytest.raises(InputError, match=r"lacks column 'time'"):
+        feedback.apply(train, tmp_path / "bad.parquet", id_column="patient", target="y")
