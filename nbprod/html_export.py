@@ -1,10 +1,10 @@
 """Self-contained HTML from an executed report notebook: code hidden, no external URLs.
 
 nbconvert's HTML exporter does the work; inputs tagged ``remove-input``/``hide-input`` are
-dropped and prompts are hidden. The report needs no JavaScript (tables and inline SVG plots), so the
-template's scripts — which would fetch MathJax and Mermaid from a CDN — are removed, as are the
-stylesheet comments that cite web pages. Any ``http(s)://`` address left in the page is an
-error rather than shipped.
+dropped and prompts are hidden. The report needs no JavaScript (tables and inline SVG plots),
+so the template's scripts — which would fetch MathJax and Mermaid from a CDN — are removed, as
+are the stylesheet comments that cite web pages. Any ``http(s)://`` address left in the page is
+an error rather than shipped.
 """
 
 from __future__ import annotations
