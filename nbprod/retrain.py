@@ -14,6 +14,8 @@ the reviewers' feedback file, which the notebook merges with :func:`nbprod.feedb
 from __future__ import annotations
 
 import os
+import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -105,13 +107,10 @@ def retrain(artifact: str | Path, *, output: str | Path, params: dict[str, Any] 
     # artifact's provenance names a file that stays: the notebook inside the artifact retrained
     stored = root / training["notebook"]
     env = {OUTPUT_ENV: str(out), NOTEBOOK_ENV: str(stored)}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    import sys
-    import tempfile
-
     from .cli import kernel_manager_logging_to
 
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     try:  # the kernel's own stderr (start-up warnings) goes to a log, shown if the kernel dies
         with tempfile.TemporaryFile("w+", prefix="nbprod-kernel-", suffix=".log") as log:
             try:
