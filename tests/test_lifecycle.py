@@ -149,12 +149,19 @@ def test_the_loop(world, monkeypatch, mlflow_store):
     assert one["proba_1"] == pytest.approx(expected["proba_1"].iloc[0], rel=1e-12)
 
 
-def test_failing_gate_and_failed_challenger(world, monkeypatch, mlflow_store):
+@pytest.fixture
+def after_the_loop(world, monkeypatch, mlflow_store) -> Path:
+    """The loop's working directory, with v1 packaged by test_the_loop."""
     tmp, notebook = world
     monkeypatch.chdir(tmp)
     monkeypatch.setenv("NBPROD_NOTEBOOK", str(notebook))
     if not (tmp / "v1").exists():
         pytest.skip("runs after test_the_loop")
+    return tmp
+
+
+def test_failing_gate_and_failed_challenger(after_the_loop):
+    tmp = after_the_loop
 
     # a retraining whose data fails a check produces no artifact, and the notebook says why
     leaky = _new_world(4)
@@ -201,15 +208,11 @@ def test_failing_gate_and_failed_challenger(world, monkeypatch, mlflow_store):
     assert champion.tags["nbprod.artifact_id"] != nbprod.load(tmp / "v4").manifest["artifact_id"]
 
 
-def test_reviewers_feedback_feeds_retraining(world, monkeypatch, mlflow_store):
+def test_reviewers_feedback_feeds_retraining(after_the_loop):
     """Minders relabel rows in the review queue; `nbprod retrain --feedback` trains on them."""
     import nbprod.run
 
-    tmp, notebook = world
-    monkeypatch.chdir(tmp)
-    monkeypatch.setenv("NBPROD_NOTEBOOK", str(notebook))
-    if not (tmp / "v1").exists():
-        pytest.skip("runs after test_the_loop")
+    tmp = after_the_loop
     data = _new_world(7)
     data.to_csv(tmp / "reviewed.csv", index=False)
     data.drop(columns=["target"]).to_csv(tmp / "reviewed.inputs.csv", index=False)
