@@ -92,40 +92,15 @@ def run_score(args: argparse.Namespace) -> int:
 
 
 def execute_notebook(notebook: Path, output: Path, parameters: dict[str, Any]) -> None:
-    """Run a notebook with papermill; a failing cell becomes an NbprodError quoting its error.
-
-    The kernel's own stderr (start-up warnings, shutdown noise) goes to a log file rather than
-    ours, so an error stays one line; if the kernel itself dies, the log is shown.
-    """
-    import logging
-
+    """Run a notebook with papermill; a failing cell becomes an NbprodError quoting its error."""
     import papermill as pm
 
-    logging.getLogger("papermill").setLevel(logging.WARNING)
-    with tempfile.TemporaryFile("w+", prefix="nbprod-kernel-", suffix=".log") as log:
-        try:
-            pm.execute_notebook(
-                str(notebook), str(output), parameters=parameters, progress_bar=False,
-                log_output=False, cwd=str(Path.cwd()),
-                kernel_manager_class=kernel_manager_logging_to(log),
-            )
-        except pm.PapermillExecutionError as exc:
-            raise NbprodError(f"{exc.evalue} ({exc.ename})") from None
-        except BaseException:
-            log.seek(0)
-            sys.stderr.write(log.read())
-            raise
+    from ._kernel import run_notebook
 
-
-def kernel_manager_logging_to(log: Any) -> type:
-    from jupyter_client.manager import AsyncKernelManager
-
-    class KernelManager(AsyncKernelManager):
-        async def start_kernel(self, **kw: Any) -> None:  # kw are Popen options too
-            kw.setdefault("stderr", log)
-            await super().start_kernel(**kw)
-
-    return KernelManager
+    try:
+        run_notebook(notebook, output, parameters)
+    except pm.PapermillExecutionError as exc:
+        raise NbprodError(f"{exc.evalue} ({exc.ename})") from None
 
 
 def add_score(sub: Any) -> None:

@@ -14,8 +14,6 @@ the reviewers' feedback file, which the notebook merges with :func:`nbprod.feedb
 from __future__ import annotations
 
 import os
-import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +71,8 @@ def retrain(artifact: str | Path, *, output: str | Path, params: dict[str, Any] 
             register: bool = False) -> dict[str, Any]:
     import papermill as pm
 
+    from ._kernel import run_notebook
+
     root = Path(artifact).absolute()
     m = mf.read(root)
     mf.verify(root, m).raise_for_problems()
@@ -107,25 +107,14 @@ def retrain(artifact: str | Path, *, output: str | Path, params: dict[str, Any] 
     # artifact's provenance names a file that stays: the notebook inside the artifact retrained
     stored = root / training["notebook"]
     env = {OUTPUT_ENV: str(out), NOTEBOOK_ENV: str(stored)}
-    from .cli import kernel_manager_logging_to
-
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
-    try:  # the kernel's own stderr (start-up warnings) goes to a log, shown if the kernel dies
-        with tempfile.TemporaryFile("w+", prefix="nbprod-kernel-", suffix=".log") as log:
-            try:
-                pm.execute_notebook(str(stored), str(executed), parameters=params,
-                                    progress_bar=False, log_output=False, cwd=str(Path.cwd()),
-                                    kernel_manager_class=kernel_manager_logging_to(log))
-            except pm.PapermillExecutionError as exc:
-                raise RetrainError(
-                    f"Retraining stopped in cell {exc.cell_index}: {_failure(exc, executed)} "
-                    f"No new artifact was written; the executed notebook is {executed}."
-                ) from None
-            except BaseException:
-                log.seek(0)
-                sys.stderr.write(log.read())
-                raise
+    try:
+        run_notebook(stored, executed, params)
+    except pm.PapermillExecutionError as exc:
+        raise RetrainError(
+            f"Retraining stopped in cell {exc.cell_index}: {_failure(exc, executed)} No new "
+            f"artifact was written; the executed notebook is {executed}.") from None
     finally:
         for k, v in saved.items():
             if v is None:

@@ -1,0 +1,47 @@
+"""Running a notebook with papermill, the kernel's stderr kept out of ours.
+
+The kernel's own stderr (ipykernel's start-up warnings, shutdown noise) goes to a temporary log
+rather than the caller's terminal, so nbprod's errors stay one line; if the kernel itself dies,
+the log is shown. A failing cell raises papermill's ``PapermillExecutionError`` for the caller
+to word.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def run_notebook(notebook: Path, output: Path, parameters: dict[str, Any]) -> None:
+    """Execute ``notebook`` into ``output`` in the current directory with ``parameters``."""
+    import logging
+
+    import papermill as pm
+
+    logging.getLogger("papermill").setLevel(logging.WARNING)
+    with tempfile.TemporaryFile("w+", prefix="nbprod-kernel-", suffix=".log") as log:
+        try:
+            pm.execute_notebook(
+                str(notebook), str(output), parameters=parameters, progress_bar=False,
+                log_output=False, cwd=str(Path.cwd()),
+                kernel_manager_class=_kernel_manager_logging_to(log),
+            )
+        except pm.PapermillExecutionError:
+            raise
+        except BaseException:
+            log.seek(0)
+            sys.stderr.write(log.read())
+            raise
+
+
+def _kernel_manager_logging_to(log: Any) -> type:
+    from jupyter_client.manager import AsyncKernelManager
+
+    class KernelManager(AsyncKernelManager):
+        async def start_kernel(self, **kw: Any) -> None:  # kw are Popen options too
+            kw.setdefault("stderr", log)
+            await super().start_kernel(**kw)
+
+    return KernelManager
