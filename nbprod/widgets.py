@@ -280,10 +280,11 @@ class Dashboard(_Panel):
         self.checks.value = self.view.checks_html(self.problems_only.value)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        # the panel first; the status JSON too, which the JupyterLab extension reads for its side
-        # panel and renders only where no widget manager shows the panel
-        return {**self.view._repr_mimebundle_(include, exclude),
-                **super()._repr_mimebundle_(include, exclude)}
+        # the panel, and the status JSON the JupyterLab extension reads for its side panel (it
+        # renders it only where no widget manager shows the panel)
+        from .status import STATUS_MIME
+
+        return {STATUS_MIME: self.view.status.to_json(), **super()._repr_mimebundle_(include, exclude)}
 
     def html(self) -> str:
         return self.view.html()
