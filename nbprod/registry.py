@@ -112,7 +112,7 @@ def register(path: str | Path, *, require_approval: bool | None = None) -> dict[
     aliases = dict(getattr(model, "aliases", {}) or {})
     # the first version becomes champion, unless it was packaged past failed checks: that one
     # waits as challenger until someone promotes it (with --force, which is recorded)
-    failed = _check_status(m) == "fail" or bool(m.get("override"))
+    failed = _check_status(m) == "fail"  # what --force overrode
     role = CHALLENGER if CHAMPION in aliases or failed else CHAMPION
     client.set_registered_model_alias(name, role, version.version)
     if role == CHAMPION:
@@ -120,7 +120,7 @@ def register(path: str | Path, *, require_approval: bool | None = None) -> dict[
                           reason="first version registered under this name", forced=False,
                           previous=None)
     out = _describe(client, name, version.version, created=True)
-    if CHAMPION not in aliases and role == CHALLENGER:
+    if failed and CHAMPION not in aliases:
         out["note"] = ("packaged past failed checks, so not made champion; `nbprod promote "
                        f"{root} --force --by NAME` does it, on the record")
     return out
