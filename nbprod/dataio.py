@@ -44,13 +44,7 @@ def read_frame(path: str | Path, schema: Schema | None = None, *, what: str = "i
             dtype: dict[str, Any] = {}
             if schema is not None:
                 dtype = {c.name: "str" for c in schema.columns if c.kind == "string"}
-            df = pd.read_csv(p, dtype=dtype or None)
-            text = [c for c in dtype if c in df.columns]
-            if text:
-                # in text columns only an empty field is missing: "NA" (Namibia), "null" or
-                # "None" are values, as they were in the training frame
-                df[text] = pd.read_csv(p, usecols=text, dtype="str", keep_default_na=False,
-                                       na_values=[""])[text]
+            df = pd.read_csv(p, dtype=dtype or None, **_missing_markers(p, dtype))
         else:
             df = pd.read_parquet(p)
     except pd.errors.EmptyDataError:
@@ -63,6 +57,19 @@ def read_frame(path: str | Path, schema: Schema | None = None, *, what: str = "i
         raise InputError(f"{what} file {str(p)!r} has a header but no rows.")
     df.attrs["source"] = str(p)  # later messages about its columns can name the file
     return df
+
+
+def _missing_markers(path: Path, text: dict[str, Any]) -> dict[str, Any]:
+    """``read_csv`` options under which, in text columns, only an empty field is missing:
+    "NA" (Namibia), "null" or "None" are values there, as they were in the training frame.
+    Every other column keeps pandas' default markers. One pass over the file either way."""
+    if not text:
+        return {}
+    from pandas._libs.parsers import STR_NA_VALUES  # read_csv's documented default markers
+
+    header = pd.read_csv(path, nrows=0).columns
+    return {"keep_default_na": False,
+            "na_values": {c: [""] if c in text else sorted(STR_NA_VALUES) for c in header}}
 
 
 def write_frame(df: pd.DataFrame, path: str | Path) -> Path:
