@@ -1,9 +1,11 @@
 """Package a small artifact with nbprod as it is on main before the layout move."""
-import numpy as np, pandas as pd
+import numpy as np
+import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
 import nbprod
 
 rng = np.random.default_rng(11)
