@@ -71,11 +71,14 @@ def retrain(artifact: str | Path, *, output: str | Path, params: dict[str, Any] 
             register: bool = False) -> dict[str, Any]:
     import papermill as pm
 
+    from . import trust
     from ._kernel import run_notebook
 
     root = Path(artifact).absolute()
-    m = mf.read(root)
-    mf.verify(root, m).raise_for_problems()
+    check = trust.verify(root)  # the training notebook runs: verify (and NBPROD_TRUSTED_KEYS)
+    check.raise_for_problems()
+    assert check.manifest is not None
+    m = check.manifest
     training = m.get("training")
     if not training:
         raise NbprodUsageError(
