@@ -205,10 +205,13 @@ def pointers(manifest: dict[str, Any]) -> list[tuple[str, Any]]:
 
 
 def _used(manifest: dict[str, Any]) -> set[str]:
-    """Files whose verified bytes loading and scoring use (code, model, metadata)."""
+    """Files whose verified bytes nbprod uses: code it runs (features, notebooks), the model,
+    and the JSON metadata."""
     used = ["score.ipynb", manifest["features"].get("file"), manifest["model"].get("file"),
             manifest["reference"]]
     used += [s.get("file") for s in manifest["snapshots"].values() if isinstance(s, dict)]
+    if isinstance(manifest.get("training"), dict):
+        used.append(manifest["training"].get("notebook"))
     return {u for u in used if isinstance(u, str)}
 
 

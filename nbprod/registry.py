@@ -93,7 +93,14 @@ def register(path: str | Path, *, require_approval: bool | None = None) -> dict[
     if require_approval is not None:
         client.set_registered_model_tag(name, "nbprod.require_approval", str(require_approval).lower())
     existing = find_version(name, m["artifact_id"])
-    if existing is not None:
+    if existing is not None:  # a signature made (or renewed) since joins the registered copy
+        pinned = (existing.tags or {}).get("nbprod.digest")
+        if pinned and pinned != mf.digest(m):
+            raise RegistryError(
+                f"{root} is registered as {name} version {existing.version} with digest "
+                f"{pinned[:12]}..., but it now has digest {mf.digest(m)[:12]}...: it was changed "
+                "after registration. Re-package it to register a new version.")
+        _upload_signature(client, existing.run_id, root)
         return _describe(client, name, existing.version, created=False)
     run_id = _packaging_run(client, m)
     if run_id is None:  # packaged with --no-mlflow: log it now so the registry has a copy
@@ -147,8 +154,12 @@ def _same_as_logged(client, run_id: str, root: Path, digest: str) -> None:
             f"{root} differs from the copy logged to MLflow when it was packaged (digest "
             f"{digest[:12]}..., logged {logged[:12]}...); the artifact was changed after "
             "packaging. Re-package it, or register the logged copy.")
+    _upload_signature(client, run_id, root)
+
+
+def _upload_signature(client, run_id: str | None, root: Path) -> None:
     sig = root / mf.SIGNATURE
-    if sig.is_file() and not sig.is_symlink():
+    if run_id and sig.is_file() and not sig.is_symlink():
         client.log_artifact(run_id, str(sig), ARTIFACT_DIR)
 
 

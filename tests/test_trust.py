@@ -537,6 +537,24 @@ def test_a_registered_copy_changed_after_registration_is_refused(spline, diabete
     assert nbprod.load(reg["uri"]).authentic
 
 
+def test_a_signature_renewed_after_registration_joins_the_registered_copy(spline, keys):
+    """Key rotation: re-sign with the new key, register again (same version), load with it."""
+    from nbprod import registry
+
+    path, _, reg = spline
+    try:
+        signing.sign(path, keys.other_key)
+        again = registry.register(path)
+        assert again["created"] is False and again["uri"] == reg["uri"]
+        art = nbprod.load(reg["uri"], trusted_keys=[keys.other_pub])
+        assert art.authentic == f"signed by trusted key {signing.load_public_key(keys.other_pub).fingerprint}"
+        with pytest.raises(IntegrityError, match="which is not trusted"):
+            nbprod.load(reg["uri"], trusted_keys=[keys.pub])
+    finally:
+        signing.sign(path, keys.key)
+        registry.register(path)
+
+
 def test_register_refuses_an_artifact_changed_since_it_was_logged(cancer_art, tmp_path):
     from nbprod import registry
     from nbprod.registry import RegistryError
