@@ -58,7 +58,7 @@ class TrustedKey:
     key: Any  # cryptography's Ed25519PublicKey
 
     def __str__(self) -> str:
-        return f"{self.fingerprint} ({self.source})"
+        return f"{self.fingerprint} from {self.source}"
 
 
 def _crypto():
