@@ -166,6 +166,7 @@ def add_trusted_key(p: Any) -> None:
 
 # -- verify ---------------------------------------------------------------------------------
 def run_verify(args: argparse.Namespace) -> int:
+    from .exceptions import IntegrityError
     from .signing import read_signature
     from .trust import verify
 
@@ -178,10 +179,14 @@ def run_verify(args: argparse.Namespace) -> int:
     if result.signed_by:
         line += f"; signed by trusted key {result.signed_by}"
     else:
-        signature = read_signature(result.root)
-        if signature:
-            line += (f"; signed by key {signature['key'][:40]} (not checked: no trusted key "
-                     "given)")
+        try:
+            signature = read_signature(result.root)
+        except IntegrityError as exc:  # not relied on without trusted keys, so only reported
+            line += f"; {str(exc).rstrip('.')} (not checked: no trusted key given)"
+        else:
+            if signature:
+                line += (f"; signed by key {signature['key'][:40]} (not checked: no trusted "
+                         "key given)")
     print(line)
     return EXIT_OK
 

@@ -370,6 +370,10 @@ def test_wrong_key_unsigned_and_damaged_signatures_are_refused(signed, keys, can
     (root / "nbprod.sig").write_text("{not json")
     with pytest.raises(IntegrityError, match="nbprod.sig is damaged"):
         nbprod.load(root)
+    monkeypatch.delenv(signing.ENV)  # without trusted keys a signature is reported, not relied on
+    capsys.readouterr()
+    assert cli.main(["verify", str(root)]) == cli.EXIT_OK
+    assert "; nbprod.sig is damaged (not JSON" in capsys.readouterr().out
 
 
 def test_sign_refuses_an_artifact_that_does_not_verify_and_bad_keys(cancer_art, keys, tmp_path,
