@@ -1,4 +1,4 @@
-"""Parity replay worker: ``python -m nbprod._replay ARTIFACT SAMPLE.pkl OUT.pkl``.
+"""Parity replay worker: ``python -m nbprod._replay ARTIFACT SAMPLE.pkl OUT.pkl [PUB.pem]``.
 
 Runs in a fresh process so that nothing from the notebook's memory can leak into the result.
 The sample file is written by the packaging process itself into a private temporary directory.
@@ -11,10 +11,10 @@ import sys
 
 
 def main(argv: list[str]) -> int:
-    root, src, dst = argv
+    root, src, dst, *keys = argv  # keys: the signer's public key when packaging signs
     from nbprod.artifact import load
 
-    art = load(root)
+    art = load(root, trusted_keys=keys)
     with open(src, "rb") as fh:
         sample = pickle.load(fh)
     scored = art.scorer.score_detailed(sample, apply_policy=False).parity_frame()

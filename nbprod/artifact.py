@@ -1,9 +1,12 @@
 """Loading a packaged artifact and scoring with it.
 
-``nbprod.load(PATH)`` reads ``nbprod.json``, verifies the SHA-256 of every file *before*
-anything is deserialized, then loads the feature module from source and the model with skops
-(trusting exactly the types the manifest lists). :meth:`Artifact.score` is the scoring path
-shared by papermill, the CLI and the MLflow pyfunc flavour.
+``nbprod.load(PATH)`` verifies the whole artifact (:func:`nbprod.trust.verify`: every file
+listed and hashed, nothing unlisted, no symlink, the signature when trusted keys are configured,
+the registry pin for ``models:/`` URIs) *before* anything is executed or deserialized, then
+loads the feature module from the verified source and the model with skops from the verified
+bytes (trusting the types the manifest lists only when the manifest is authentic, else only
+an allowlist). :meth:`Artifact.score` is the scoring path shared by papermill, the CLI and the
+MLflow pyfunc flavour.
 """
 
 from __future__ import annotations
@@ -24,10 +27,22 @@ from .scoring import Scorer
 class Artifact:
     """A verified, loaded nbprod artifact."""
 
-    def __init__(self, root: Path, manifest: dict[str, Any]) -> None:
+    def __init__(self, root: Path, manifest: dict[str, Any],
+                 verification: mf.Verification | None = None) -> None:
         self.root = Path(root)
         self.manifest = manifest
+        self.verification = verification  # what load() checked; its bytes are used
         self._scorer: Scorer | None = None
+
+    def _bytes(self, rel: str) -> bytes:
+        """The verified bytes of ``rel`` when load() kept them, else the file's bytes."""
+        kept = self.verification.contents.get(rel) if self.verification else None
+        return kept if kept is not None else (self.root / rel).read_bytes()
+
+    @property
+    def authentic(self) -> str | None:
+        """Why the manifest can be believed (a trusted signature, a registry pin), or None."""
+        return self.verification.authentic if self.verification else None
 
     # -- identity -----------------------------------------------------------------------
     @property
@@ -63,7 +78,7 @@ class Artifact:
         entry = self.manifest["snapshots"].get(role)
         if entry is None:
             raise KeyError(f"the artifact has no {role!r} snapshot")
-        return json.loads((self.root / entry["file"]).read_text(encoding="utf-8"))
+        return json.loads(self._bytes(entry["file"]).decode("utf-8"))
 
     def snapshot_sample(self, role: str) -> pd.DataFrame:
         entry = self.manifest["snapshots"][role]
@@ -72,7 +87,7 @@ class Artifact:
     @cached_property
     def reference(self) -> dict[str, Any]:
         """The monitoring reference recorded at packaging (outputs, features, metric values)."""
-        return json.loads((self.root / self.manifest["reference"]).read_text(encoding="utf-8"))
+        return json.loads(self._bytes(self.manifest["reference"]).decode("utf-8"))
 
     @cached_property
     def schema(self) -> Schema:
@@ -81,7 +96,7 @@ class Artifact:
     # -- scoring ------------------------------------------------------------------------
     @property
     def feature_source(self) -> str:
-        return (self.root / self.manifest["features"]["file"]).read_text(encoding="utf-8")
+        return self._bytes(self.manifest["features"]["file"]).decode("utf-8")
 
     @property
     def scorer(self) -> Scorer:
@@ -92,7 +107,11 @@ class Artifact:
             feats = self.manifest["features"]
             fn = load_function(self.feature_source, feats["function"], feats["file"])
             model_entry = self.manifest["model"]
-            model = model_store.load(self.root / model_entry["file"], model_entry["trusted_types"])
+            kept = self.verification.contents.get(model_entry["file"]) if self.verification else None
+            model = model_store.load(self.root / model_entry["file"], model_entry["trusted_types"],
+                                     data=kept, authentic=self.authentic is not None)
+            if self.verification:  # deserialized: no need to hold the file's bytes any more
+                self.verification.contents.pop(model_entry["file"], None)
             self._scorer = Scorer(
                 schema=self.schema,
                 feature_fn=fn,
@@ -129,26 +148,42 @@ class Artifact:
         return f"<nbprod.Artifact {self.name!r} ({self.task}) at {self.root}>"
 
 
-def load(path: str | Path) -> Artifact:
+def load(path: str | Path, *, trusted_keys: Any = None) -> Artifact:
     """Verify and load the artifact at ``path``; raises IntegrityError naming a bad file.
 
+    ``trusted_keys``: Ed25519 public keys (PEM paths) of which one must have signed the artifact;
+    the keys in ``NBPROD_TRUSTED_KEYS`` count too. With none, no signature is required.
+
     ``path`` may also be a registry URI, ``models:/NAME@champion`` or ``models:/NAME/3``: the
-    version is downloaded from MLflow and verified like any other copy.
+    version is downloaded from MLflow, and its digest must equal the one ``nbprod register``
+    recorded (a pinned artifact counts as authentic).
     """
-    if str(path).startswith(("models:/", "runs:/")):
+    from . import trust
+
+    pin = None
+    if str(path).startswith("models:/"):
+        from .registry import download_pinned
+
+        path, pin = download_pinned(str(path))
+    elif str(path).startswith("runs:/"):
         from .registry import download
 
         path = download(str(path))
     root = Path(path)
-    manifest = mf.read(root)
-    mf.verify(root, manifest).raise_for_problems()
-    art = Artifact(root, manifest)
+    check = trust.verify(root, trusted_keys=trusted_keys, pin=pin)
+    check.raise_for_problems()
+    assert check.manifest is not None
+    art = Artifact(root, check.manifest, check)
     art.scorer  # noqa: B018 - deserialize now, after verification, so errors surface at load
     return art
 
 
-def verify(path: str | Path) -> mf.Verification:
-    return mf.verify(Path(path))
+def verify(path: str | Path, *, trusted_keys: Any = None) -> mf.Verification:
+    """Verify the whole artifact at ``path`` (see :func:`nbprod.trust.verify`) without loading
+    it; the result lists every problem."""
+    from . import trust
+
+    return trust.verify(Path(path), trusted_keys=trusted_keys)
 
 
 __all__ = ["Artifact", "IntegrityError", "load", "verify"]

@@ -25,12 +25,11 @@ def _err(message: str) -> None:
 
 # -- score ----------------------------------------------------------------------------------
 def run_score(args: argparse.Namespace) -> int:
-    from . import manifest as mf
     from .dataio import file_format
     from .exceptions import InputError
+    from .trust import child_environment
 
-    root = Path(args.artifact).absolute()
-    mf.read(root)
+    root, check = verified_artifact(args.artifact, args.trusted_key)
     inp = Path(args.input).absolute()
     out = Path(args.output).absolute()
     file_format(args.input, "INPUT")  # messages quote the paths as the user typed them
@@ -65,7 +64,10 @@ def run_score(args: argparse.Namespace) -> int:
             params["drift_runs"] = args.drift_runs
         if args.no_mlflow:
             params["log_to_mlflow"] = False
-        execute_notebook(root / "score.ipynb", report, params)
+        notebook = Path(tmp) / "score.ipynb"  # run the bytes whose hash matched, not the file
+        notebook.write_bytes(verified_notebook(check))
+        with child_environment(check, args.trusted_key):
+            execute_notebook(notebook, report, params)
         result = json.loads(summary.read_text())
         status = result["status"]
         run_id = (result.get("tracking") or {}).get("run_id")
@@ -91,6 +93,41 @@ def run_score(args: argparse.Namespace) -> int:
     return EXIT_ALERT if status == "alert" else EXIT_OK
 
 
+def verified_artifact(target: str, trusted_keys: list[str] | None) -> tuple[Path, Any]:
+    """The artifact's local root and its whole verification, done before any of its code runs.
+
+    A ``models:/NAME@ALIAS`` or ``models:/NAME/N`` target is downloaded (into a temporary
+    directory removed at exit) and pinned to the digest ``nbprod register`` recorded.
+    """
+    from .trust import verify
+
+    pin = None
+    if str(target).startswith("models:/"):
+        import atexit
+        import shutil
+
+        from .registry import download_pinned
+
+        dst = tempfile.mkdtemp(prefix="nbprod-registry-")
+        atexit.register(shutil.rmtree, dst, True)
+        root, pin = download_pinned(str(target), dst=dst)
+    else:
+        root = Path(target).absolute()
+    check = verify(root, trusted_keys=trusted_keys, pin=pin)
+    check.raise_for_problems()
+    return root, check
+
+
+def verified_notebook(check: Any) -> bytes:
+    from .exceptions import IntegrityError
+
+    data = check.contents.get("score.ipynb")
+    if data is None:  # only a file beyond manifest.KEEP_BYTES_LIMIT is not kept
+        raise IntegrityError(f"Artifact {check.root}: score.ipynb is too large to be an nbprod "
+                             "scoring notebook.", path="score.ipynb")
+    return data
+
+
 def execute_notebook(notebook: Path, output: Path, parameters: dict[str, Any]) -> None:
     """Run a notebook with papermill; a failing cell becomes an NbprodError quoting its error."""
     import papermill as pm
@@ -105,7 +142,8 @@ def execute_notebook(notebook: Path, output: Path, parameters: dict[str, Any]) -
 
 def add_score(sub: Any) -> None:
     p = sub.add_parser("score", help="score a file with an artifact (runs score.ipynb via papermill)")
-    p.add_argument("artifact", metavar="PATH", help="the artifact directory")
+    p.add_argument("artifact", metavar="PATH",
+                   help="the artifact directory, or models:/NAME@ALIAS or models:/NAME/N")
     p.add_argument("input", metavar="INPUT", help="CSV or Parquet file to score")
     p.add_argument("-o", "--output", required=True, metavar="OUTPUT",
                    help="where to write predictions (CSV or Parquet)")
@@ -116,28 +154,67 @@ def add_score(sub: Any) -> None:
     p.add_argument("--drift-runs", type=int, metavar="N",
                    help="consecutive drifted runs before retraining is recommended (default 3)")
     p.add_argument("--no-mlflow", action="store_true", help="do not record the run in MLflow")
+    add_trusted_key(p)
     p.set_defaults(run=run_score)
+
+
+def add_trusted_key(p: Any) -> None:
+    p.add_argument("--trusted-key", action="append", metavar="PUB.pem",
+                   help="require a signature by this Ed25519 public key (repeatable; keys in "
+                        "NBPROD_TRUSTED_KEYS count too)")
 
 
 # -- verify ---------------------------------------------------------------------------------
 def run_verify(args: argparse.Namespace) -> int:
-    from .manifest import verify
+    from .exceptions import IntegrityError
+    from .signing import read_signature
+    from .trust import verify
 
-    result = verify(Path(args.artifact))
-    for rel in result.extra:
-        print(f"note: {rel} is not listed in the manifest (not part of the artifact)")
+    result = verify(Path(args.artifact), trusted_keys=args.trusted_key)
     if not result.ok:
         for file, what in result.problems:
             print(f"FAIL {file}: {what}", file=sys.stderr)
         return EXIT_ERROR
-    print(f"OK {args.artifact}: {result.checked} files match their SHA-256")
+    line = f"OK {args.artifact}: {result.checked} files match their SHA-256"
+    if result.signed_by:
+        line += f"; signed by trusted key {result.signed_by}"
+    else:
+        try:
+            signature = read_signature(result.root)
+        except IntegrityError as exc:  # not relied on without trusted keys, so only reported
+            line += f"; {str(exc).rstrip('.')} (not checked: no trusted key given)"
+        else:
+            if signature:
+                line += (f"; signed by key {signature['key'][:40]} (not checked: no trusted "
+                         "key given)")
+    print(line)
     return EXIT_OK
 
 
 def add_verify(sub: Any) -> None:
-    p = sub.add_parser("verify", help="check every file of an artifact against its hash")
+    p = sub.add_parser("verify", help="check every file of an artifact against its hash "
+                                      "(and its signature, with --trusted-key)")
     p.add_argument("artifact", metavar="PATH")
+    add_trusted_key(p)
     p.set_defaults(run=run_verify)
+
+
+# -- sign -----------------------------------------------------------------------------------
+def run_sign(args: argparse.Namespace) -> int:
+    from .signing import SIGNATURE, sign
+
+    record = sign(Path(args.artifact), args.key)
+    print(f"nbprod: signed {args.artifact} (digest {record['digest'][:16]}) with key "
+          f"{record['key']}: {Path(args.artifact) / SIGNATURE}")
+    return EXIT_OK
+
+
+def add_sign(sub: Any) -> None:
+    p = sub.add_parser("sign", help="sign an artifact with an Ed25519 private key (nbprod.sig)")
+    p.add_argument("artifact", metavar="PATH")
+    p.add_argument("--key", required=True, metavar="KEY.pem",
+                   help="Ed25519 private key, PEM (openssl genpkey -algorithm ed25519)")
+    p.set_defaults(run=run_sign)
 
 
 # -- inspect --------------------------------------------------------------------------------
@@ -272,7 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     from .cli_lifecycle import ADDERS
 
-    for add in (add_score, add_verify, add_inspect, add_report, add_history, *ADDERS):
+    for add in (add_score, add_verify, add_sign, add_inspect, add_report, add_history, *ADDERS):
         add(sub)
     return parser
 

@@ -118,6 +118,8 @@ def build_parser() -> _Parser:
     s.add_argument("--no-mlflow", action="store_true", help="do not log the packaging run to MLflow")
     s.add_argument("--register", action="store_true",
                    help="also create an MLflow Model Registry version (first one: champion)")
+    s.add_argument("--sign", metavar="KEY.pem",
+                   help="sign the artifact with this Ed25519 private key (nbprod.sig)")
     s.add_argument("--notebook", metavar="NB",
                    help="the training notebook to store for retraining (default: this notebook, "
                         "when the frontend or NBPROD_NOTEBOOK tells its path)")
@@ -279,7 +281,8 @@ class NbprodMagics(Magics):
             self.session.notebook_path = os.path.abspath(args.notebook)
         path = os.environ.get(OUTPUT_ENV) or args.path  # retraining chooses the output
         result = self.session.package(
-            path, force=args.force, overwrite=args.overwrite, log_to_mlflow=not args.no_mlflow
+            path, force=args.force, overwrite=args.overwrite, log_to_mlflow=not args.no_mlflow,
+            sign=args.sign,
         )
         if args.register:
             from .registry import register

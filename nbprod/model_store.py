@@ -79,15 +79,81 @@ def dump(model: Any, path: Path) -> list[str]:
     return trusted
 
 
-def load(path: Path, trusted: list[str]) -> Any:
-    """Load a model written by :func:`dump`, trusting exactly the listed types."""
+# -- which trusted types an unauthenticated manifest may list --------------------------------
+UNSIGNED_PACKAGES = ("sklearn", "numpy", "scipy")
+_SCIPY_CLASSES = ("scipy.sparse",)
+
+
+def allowed_unsigned(name: Any) -> bool:
+    """Whether an unauthenticated manifest may list the type ``name`` as trusted.
+
+    The allowlist: classes defined by scikit-learn itself (``sklearn.tree._tree.Tree``), numpy's
+    ``dtype``, scalar types and ufuncs (``numpy.dtype``, ``numpy.float64``, ``numpy.log1p``),
+    and the sparse matrix classes of ``scipy.sparse``. A function, a class re-exported from
+    elsewhere, or anything from another module (``builtins``, ``os``, ``subprocess``,
+    ``operator``, ``__main__``, a third-party package) needs an authentic manifest. Only
+    modules below ``sklearn``, ``numpy`` and ``scipy`` are ever imported to decide.
+    """
+    import importlib
+
+    if not isinstance(name, str) or "." not in name:
+        return False
+    module, _, attr = name.rpartition(".")
+    top = module.split(".")[0]
+    if top not in UNSIGNED_PACKAGES or not all(p.isidentifier() for p in name.split(".")):
+        return False
+    if top == "scipy" and not module.startswith(_SCIPY_CLASSES):
+        return False
+    try:
+        obj = getattr(importlib.import_module(module), attr)
+    except Exception:
+        return False
+    if top == "numpy":
+        import numpy as np
+
+        return isinstance(obj, np.ufunc) or (
+            isinstance(obj, type) and (issubclass(obj, np.generic | np.dtype)))
+    return isinstance(obj, type) and str(getattr(obj, "__module__", "")).split(".")[0] == top
+
+
+SIGN_FIX = ("If you packaged it, sign it (`nbprod sign ART --key KEY.pem`) and trust the public "
+            "key (--trusted-key PUB.pem, NBPROD_TRUSTED_KEYS or trusted_keys=).")
+
+
+def unsigned_refusal(types: list[str], lead: str = "model.trusted_types asks to trust",
+                     fix: str = SIGN_FIX) -> str | None:
+    """The message refusing the trusted types an unauthenticated manifest may not list, or None."""
+    bad = [t for t in types if not allowed_unsigned(t)]
+    if not bad:
+        return None
+    shown = ", ".join(str(t)[:80] for t in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+    return (f"{lead} {shown}, which nbprod accepts only from an authentic artifact (signed by a "
+            "trusted key, or pinned by the registry); unauthenticated, it trusts only "
+            "scikit-learn's own classes, scipy.sparse matrices and numpy dtypes, scalar types "
+            "and ufuncs. " + fix)
+
+
+def load(path: Path, trusted: list[str], *, data: bytes | None = None,
+         authentic: bool = False) -> Any:
+    """Load a model written by :func:`dump`, trusting exactly the listed types.
+
+    ``data``: the file's verified bytes (read once, hashed, then deserialized). Unless the
+    manifest is ``authentic``, a listed type outside :func:`allowed_unsigned` is refused.
+    """
     import skops.io as sio
 
-    needed = set(sio.get_untrusted_types(file=path))
+    if not authentic:
+        refusal = unsigned_refusal(list(trusted), f"{path.name}: the manifest asks to trust")
+        if refusal:
+            raise IntegrityError(refusal, path=path.name)
+    needed = set(sio.get_untrusted_types(data=data) if data is not None
+                 else sio.get_untrusted_types(file=path))
     extra = sorted(needed - set(trusted))
     if extra:
         raise IntegrityError(
             f"{path.name} needs types the manifest does not trust: {', '.join(extra)}.",
             path=path.name,
         )
+    if data is not None:
+        return sio.loads(data, trusted=list(trusted))
     return sio.load(path, trusted=list(trusted))

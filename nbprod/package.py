@@ -47,6 +47,7 @@ class PackageResult:
     parity_rows: int
     timings: dict[str, float] = field(default_factory=dict)
     registry: dict[str, Any] | None = None
+    signed_by: str | None = None  # fingerprint of the key that signed it (package(sign=...))
 
     def _repr_html_(self) -> str:
         from .report import table
@@ -69,8 +70,9 @@ class PackageResult:
 
     def __repr__(self) -> str:
         mlf = f"; MLflow run {self.mlflow['run_id']}" if self.mlflow else ""
+        signed = f"; signed by {self.signed_by}" if self.signed_by else ""
         return (f"Packaged {self.manifest['name']!r} at {self.path} (digest {self.digest[:12]}; "
-                f"parity replay on {self.parity_rows} rows{mlf})")
+                f"parity replay on {self.parity_rows} rows{mlf}{signed})")
 
     def to_json(self) -> dict[str, Any]:
         """The result as the JupyterLab extension reads it (under :data:`PACKAGE_MIME`)."""
@@ -90,6 +92,7 @@ class PackageResult:
             "checks": m.get("checks", []),
             "timings": self.timings,
             "registry": self.registry,
+            "signed_by": self.signed_by,
         }
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
@@ -104,9 +107,17 @@ def package(
     overwrite: bool = False,
     log_to_mlflow: bool = True,
     user: str | None = None,
+    sign: Any = None,
 ) -> PackageResult:
+    """Write the artifact at ``path``. ``sign``: an Ed25519 private key (PEM path or key
+    object) that signs it (``nbprod.sig``) before the parity replay and the MLflow copy."""
     t0 = time.perf_counter()
     path = Path(path).expanduser().absolute()
+    signer = None
+    if sign is not None:  # a bad key fails now, before any work
+        from .signing import load_private_key
+
+        signer = load_private_key(sign)
     session.train  # noqa: B018 - each raises a clear CaptureError when missing
     session.require_features()
     cap = session.require_model()
@@ -155,8 +166,9 @@ def package(
         )
         mf.write(staging, manifest)
         manifest = mf.read(staging)
+        signed_by = _sign_or_check_types(staging, manifest, signer)
         t2 = time.perf_counter()
-        actual = replay(staging, sample)
+        actual = replay(staging, sample, signer=signer)
         problems = compare_outputs(expected, actual)
         if problems:
             raise ParityError(
@@ -184,7 +196,24 @@ def package(
         parity_rows=len(sample),
         timings={"prepare_s": t1 - t0, "write_s": t2 - t1, "replay_s": t3 - t2,  # prepare:
                  "mlflow_s": t4 - t3, "total_s": time.perf_counter() - t0},  # + importance
+        signed_by=signed_by,
     )
+
+
+def _sign_or_check_types(staging: Path, manifest: dict[str, Any], signer: Any) -> str | None:
+    """Sign the staged artifact; unsigned, its trusted types must be ones nbprod accepts from an
+    unauthenticated manifest (else the artifact could not be loaded, so say so now)."""
+    if signer is not None:
+        from .signing import sign
+
+        return sign(staging, signer)["key"]
+    refusal = model_store.unsigned_refusal(
+        manifest["model"]["trusted_types"], "The model needs skops to trust",
+        fix="Package it signed (`%nbprod package PATH --sign KEY.pem`) and trust the public key "
+            "where it is loaded (--trusted-key PUB.pem, NBPROD_TRUSTED_KEYS or trusted_keys=).")
+    if refusal:
+        raise PackagingError(refusal)
+    return None
 
 
 def mlflow_run(root: Path, manifest: dict[str, Any], digest: str) -> dict[str, str]:
@@ -329,16 +358,30 @@ def _argmax_matches_predict(session, live) -> bool:
     return bool(np.array_equal(pred, derived))
 
 
-def replay(root: Path, sample: pd.DataFrame) -> pd.DataFrame:
-    """Load the artifact at ``root`` in a fresh Python process and score ``sample`` there."""
+def replay(root: Path, sample: pd.DataFrame, signer: Any = None) -> pd.DataFrame:
+    """Load the artifact at ``root`` in a fresh Python process and score ``sample`` there.
+
+    The replay trusts exactly the signer's public key (none when unsigned), whatever
+    ``NBPROD_TRUSTED_KEYS`` says: it checks parity, and the signature it just made.
+    """
+    from .signing import ENV
+    from .trust import AUTHENTIC_ENV
+
     with tempfile.TemporaryDirectory(prefix="nbprod-replay-") as tmp:
         src = Path(tmp) / "sample.pkl"
         dst = Path(tmp) / "scored.pkl"
         with open(src, "wb") as fh:
             pickle.dump(sample, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        keys = []
+        if signer is not None:
+            from .signing import public_pem
+
+            keys = [str(Path(tmp) / "signer.pub.pem")]
+            Path(keys[0]).write_bytes(public_pem(signer))
+        env = {k: v for k, v in os.environ.items() if k not in (ENV, AUTHENTIC_ENV)}
         proc = subprocess.run(
-            [sys.executable, "-m", "nbprod._replay", str(root), str(src), str(dst)],
-            capture_output=True, text=True, timeout=REPLAY_TIMEOUT_S,
+            [sys.executable, "-m", "nbprod._replay", str(root), str(src), str(dst), *keys],
+            capture_output=True, text=True, timeout=REPLAY_TIMEOUT_S, env=env,
         )
         if proc.returncode != 0:
             lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]

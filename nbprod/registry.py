@@ -76,9 +76,13 @@ def find_version(name: str, artifact_id: str) -> Any | None:
 
 def register(path: str | Path, *, require_approval: bool | None = None) -> dict[str, Any]:
     """Create (or find) the registry version of the artifact at ``path``."""
+    from . import trust
+
     root = Path(path).absolute()
-    m = mf.read(root)
-    mf.verify(root, m).raise_for_problems()
+    check = trust.verify(root, check_types=False)  # registering vouches, as signing does
+    check.raise_for_problems()
+    assert check.manifest is not None
+    m = check.manifest
     client = _client()
     name = m["name"]
     try:
@@ -89,13 +93,21 @@ def register(path: str | Path, *, require_approval: bool | None = None) -> dict[
     if require_approval is not None:
         client.set_registered_model_tag(name, "nbprod.require_approval", str(require_approval).lower())
     existing = find_version(name, m["artifact_id"])
-    if existing is not None:
+    if existing is not None:  # a signature made (or renewed) since joins the registered copy
+        pinned = (existing.tags or {}).get("nbprod.digest")
+        if pinned and pinned != mf.digest(m):
+            raise RegistryError(
+                f"{root} is registered as {name} version {existing.version} with digest "
+                f"{pinned[:12]}..., but it now has digest {mf.digest(m)[:12]}...: it was changed "
+                "after registration. Re-package it to register a new version.")
+        _upload_signature(client, existing.run_id, root)
         return _describe(client, name, existing.version, created=False)
     run_id = _packaging_run(client, m)
     if run_id is None:  # packaged with --no-mlflow: log it now so the registry has a copy
         from .mlflow_glue import log_package
 
         run_id = log_package(root, m, mf.digest(m))["run_id"]
+    _same_as_logged(client, run_id, root, mf.digest(m))
     source = client.get_run(run_id).info.artifact_uri.rstrip("/") + "/" + ARTIFACT_DIR
     version = client.create_model_version(
         name, source=source, run_id=run_id,
@@ -133,19 +145,70 @@ def _describe(client, name: str, version: str, *, created: bool) -> dict[str, An
             "uri": f"models:/{name}/{version}"}
 
 
+def _same_as_logged(client, run_id: str, root: Path, digest: str) -> None:
+    """The copy the version will point at must be the artifact being registered (the registry
+    pins this digest); a signature made after packaging joins the logged copy."""
+    logged = client.get_run(run_id).data.tags.get("nbprod.digest")
+    if logged and logged != digest:
+        raise RegistryError(
+            f"{root} differs from the copy logged to MLflow when it was packaged (digest "
+            f"{digest[:12]}..., logged {logged[:12]}...); the artifact was changed after "
+            "packaging. Re-package it, or register the logged copy.")
+    _upload_signature(client, run_id, root)
+
+
+def _upload_signature(client, run_id: str | None, root: Path) -> None:
+    sig = root / mf.SIGNATURE
+    if run_id and sig.is_file() and not sig.is_symlink():
+        client.log_artifact(run_id, str(sig), ARTIFACT_DIR)
+
+
 # -- resolve -------------------------------------------------------------------------------
-def download(uri: str) -> Path:
-    """A local copy of a ``models:/NAME@alias`` or ``models:/NAME/VERSION`` artifact."""
+def download_pinned(uri: str, *, dst: str | Path | None = None) -> tuple[Path, tuple[str, str]]:
+    """A local copy of the version ``uri`` names (an alias resolved to its version first) and
+    its pin: ``("models:/NAME/N", digest recorded by nbprod register)``."""
+    try:
+        name, version, v = version_of(uri)
+    except RegistryError:
+        raise
+    except Exception as exc:
+        import mlflow
+
+        raise RegistryError(f"Cannot resolve {uri} in the MLflow registry "
+                            f"({mlflow.get_tracking_uri()}): {str(exc)[:200]}") from None
+    exact = f"models:/{name}/{version}"
+    digest = (v.tags or {}).get("nbprod.digest")
+    if not digest:
+        raise RegistryError(
+            f"{exact} carries no nbprod.digest tag: it was not registered by `nbprod register`, "
+            "so nbprod cannot check that the copy is what was registered. Register the artifact "
+            "with `nbprod register PATH`.")
+    return download(exact, dst=dst), (exact, digest)
+
+
+def download(uri: str, *, dst: str | Path | None = None) -> Path:
+    """A local copy of a ``models:/NAME@alias`` or ``models:/NAME/VERSION`` artifact (into
+    ``dst`` when given, else a temporary directory MLflow chooses)."""
+    import os
+
     import mlflow
 
     from .mlflow_glue import quiet
 
     quiet()
+    bar = os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"  # errors stay one line
     try:
-        return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
+        return Path(mlflow.artifacts.download_artifacts(
+            artifact_uri=uri, dst_path=str(dst) if dst is not None else None))
     except Exception as exc:
         raise RegistryError(f"Cannot resolve {uri} in the MLflow registry "
                             f"({mlflow.get_tracking_uri()}): {exc}") from None
+    finally:
+        if bar is None:
+            os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", None)
+        else:
+            os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = bar
 
 
 def version_of(target: str | Path) -> tuple[str, str, Any]:

@@ -14,6 +14,7 @@ the reviewers' feedback file, which the notebook merges with :func:`nbprod.feedb
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -71,11 +72,14 @@ def retrain(artifact: str | Path, *, output: str | Path, params: dict[str, Any] 
             register: bool = False) -> dict[str, Any]:
     import papermill as pm
 
+    from . import trust
     from ._kernel import run_notebook
 
     root = Path(artifact).absolute()
-    m = mf.read(root)
-    mf.verify(root, m).raise_for_problems()
+    check = trust.verify(root)  # the training notebook runs: verify (and NBPROD_TRUSTED_KEYS)
+    check.raise_for_problems()
+    assert check.manifest is not None
+    m = check.manifest
     training = m.get("training")
     if not training:
         raise NbprodUsageError(
@@ -103,19 +107,21 @@ def retrain(artifact: str | Path, *, output: str | Path, params: dict[str, Any] 
             raise NbprodUsageError(f"--feedback {feedback} does not exist.")
         params["feedback_path"] = str(Path(feedback).absolute())
     executed = Path(report).absolute() if report else out.with_name(out.name + ".retrain.ipynb")
-    # the stored notebook runs in place (papermill writes the executed copy elsewhere), so the new
-    # artifact's provenance names a file that stays: the notebook inside the artifact retrained
+    # a verified copy of the stored notebook runs (papermill writes the executed copy elsewhere);
+    # the new artifact's provenance names the notebook inside the artifact retrained
     stored = root / training["notebook"]
+    verified = _verified_copy(check, training["notebook"])  # runs the bytes whose hash matched
     env = {OUTPUT_ENV: str(out), NOTEBOOK_ENV: str(stored)}
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
-        run_notebook(stored, executed, params)
+        run_notebook(verified, executed, params)
     except pm.PapermillExecutionError as exc:
         raise RetrainError(
             f"Retraining stopped in cell {exc.cell_index}: {_failure(exc, executed)} No new "
             f"artifact was written; the executed notebook is {executed}.") from None
     finally:
+        shutil.rmtree(verified.parent, ignore_errors=True)
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
@@ -131,6 +137,18 @@ def retrain(artifact: str | Path, *, output: str | Path, params: dict[str, Any] 
 
         result["registry"] = reg(out)
     return result
+
+
+def _verified_copy(check: Any, rel: str) -> Path:
+    """A private copy of the artifact's ``rel`` made from the bytes verification hashed."""
+    import tempfile
+
+    data = check.contents.get(rel)
+    if data is None:  # only a file beyond manifest.KEEP_BYTES_LIMIT is not kept
+        raise NbprodUsageError(f"{rel} is too large to be a training notebook.")
+    copy = Path(tempfile.mkdtemp(prefix="nbprod-retrain-")) / Path(rel).name
+    copy.write_bytes(data)
+    return copy
 
 
 def _failure(exc: Any, executed: Path) -> str:

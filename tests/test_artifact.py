@@ -306,18 +306,21 @@ def test_no_artifact_at_all(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
-def test_an_extra_file_is_a_note_not_a_failure(cancer_art, tmp_path, capsys):
+def test_an_unlisted_file_is_refused(cancer_art, tmp_path, capsys):
     root = copy_artifact(cancer_art, tmp_path / "art")
     (root / "NOTES.md").write_text("reviewed by ops\n")
     (root / "snapshots" / "extra.csv").write_text("a\n1\n")
     result = nbprod.verify(root)
-    assert result.ok and result.extra == ["NOTES.md", "snapshots/extra.csv"]
-    assert cli.main(["verify", str(root)]) == cli.EXIT_OK
-    out = capsys.readouterr().out
-    assert "note: NOTES.md is not listed in the manifest" in out
-    assert "note: snapshots/extra.csv is not listed in the manifest" in out
-    assert f"OK {root}: {len(ARTIFACT_FILES)} files match their SHA-256" in out
-    nbprod.load(root).score(cancer_art.batch.head(3))
+    assert not result.ok and result.extra == ["NOTES.md", "snapshots/extra.csv"]
+    assert [f for f, _ in result.problems] == ["NOTES.md", "snapshots/extra.csv"]
+    assert cli.main(["verify", str(root)]) == cli.EXIT_ERROR
+    out, err = capsys.readouterr()
+    assert "FAIL NOTES.md: is not listed in the manifest" in err
+    assert "FAIL snapshots/extra.csv: is not listed in the manifest" in err
+    assert "OK" not in out
+    with pytest.raises(IntegrityError, match="NOTES.md: is not listed in the manifest") as e:
+        nbprod.load(root)
+    assert e.value.path == "NOTES.md"
 
 
 # -- scoring input that cannot be scored ----------------------------------------------------

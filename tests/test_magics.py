@@ -8,6 +8,7 @@ import pytest
 from IPython.core.error import UsageError
 
 from .conftest import run
+from .keys import keypair
 
 FEATURES_CELL = '''%%nbprod features
 import numpy as np
@@ -60,9 +61,11 @@ def test_full_capture_and_package(shell, cancer, in_tmp, capsys):
     assert "X_train" not in src
     assert s.model_capture.task == "classification"
 
-    run(shell, "%nbprod package art")
+    key, pub = keypair(in_tmp, "signer")
+    run(shell, f"%nbprod package art --sign {key}")
     art_dir = in_tmp / "art"
     manifest = json.loads((art_dir / "nbprod.json").read_text())
+    assert (art_dir / "nbprod.sig").is_file() and "nbprod.sig" not in manifest["files"]
     assert manifest["name"] == "cancer"
     assert manifest["id_column"] == "patient_id"
     assert manifest["provenance"]["cells"][0]["kind"] == "snapshot train"
@@ -70,10 +73,13 @@ def test_full_capture_and_package(shell, cancer, in_tmp, capsys):
                for c in manifest["provenance"]["cells"])
     out = capsys.readouterr().out
     assert "captured features() as source" in out
+    assert "signed by ed25519:" in out
 
     import nbprod
 
-    scored = nbprod.load(art_dir).score(cancer.iloc[400:])
+    art = nbprod.load(art_dir, trusted_keys=[pub])
+    assert art.authentic.startswith("signed by trusted key ed25519:")
+    scored = art.score(cancer.iloc[400:])
     assert list(scored.columns) == ["patient_id", "prediction", "proba_0", "proba_1"]
     assert scored["patient_id"].tolist() == cancer["patient_id"].iloc[400:].tolist()
 
