@@ -12,15 +12,34 @@ import sys
 
 def main(argv: list[str]) -> int:
     root, src, dst = argv
-    from nbprod.artifact import load
-
-    art = load(root)
+    art = load_staging(root)
     with open(src, "rb") as fh:
         sample = pickle.load(fh)
     scored = art.scorer.score_detailed(sample, apply_policy=False).parity_frame()
     with open(dst, "wb") as fh:
         pickle.dump(scored, fh, protocol=pickle.HIGHEST_PROTOCOL)
     return 0
+
+
+def load_staging(root: str):
+    """Load the artifact that packaging is assembling at ``root``, as ``nbprod.load`` would,
+    except that its staging marker is allowed: ``nbprod.manifest.staging_problem`` makes
+    every other loader refuse it until this replay has passed."""
+    from pathlib import Path
+
+    from nbprod import manifest as mf
+    from nbprod.artifact import Artifact
+
+    path = Path(root)
+    if mf.staging_problem(path) is None:
+        raise mf.IntegrityError(f"{root} is not a packaging staging directory.")
+    manifest = mf.read(path)
+    result = mf.verify(path, manifest)
+    result.problems = [p for p in result.problems if p[0] != mf.STAGING_MARKER]
+    result.raise_for_problems()
+    art = Artifact(path, manifest)
+    art.scorer  # noqa: B018 - deserialize now, after verification, as nbprod.load does
+    return art
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from typing import Any
 from .exceptions import IntegrityError
 
 MANIFEST = "nbprod.json"
+STAGING_MARKER = ".nbprod-staging"  # in a directory packaging is still assembling
 FORMAT = "nbprod-artifact"
 FORMAT_VERSION = 1
 _CHUNK = 1 << 20
@@ -38,12 +39,13 @@ def sha256_file(path: Path) -> str:
 
 
 def file_entries(root: Path) -> dict[str, dict[str, Any]]:
-    """SHA-256 and size of every file under ``root`` except the manifest itself."""
+    """SHA-256 and size of every file under ``root`` except the manifest itself (and the
+    staging marker of a directory being packaged)."""
     out = {}
     for p in sorted(root.rglob("*")):
         if p.is_file():
             rel = p.relative_to(root).as_posix()
-            if rel != MANIFEST:
+            if rel not in (MANIFEST, STAGING_MARKER):
                 out[rel] = {"sha256": sha256_file(p), "bytes": p.stat().st_size}
     return out
 
@@ -135,6 +137,8 @@ def verify(root: Path, manifest: dict[str, Any] | None = None) -> Verification:
     """Check every listed file's size and SHA-256; list files the manifest does not know."""
     root = Path(root)
     result = Verification(root)
+    if staging := staging_problem(root):
+        result.problems.append((STAGING_MARKER, staging))
     try:
         manifest = manifest or read(root)
     except IntegrityError as exc:
@@ -166,6 +170,17 @@ def verify(root: Path, manifest: dict[str, Any] | None = None) -> Verification:
             if rel != MANIFEST and rel not in listed and "__pycache__" not in p.parts:
                 result.extra.append(rel)
     return result
+
+
+def staging_problem(root: Path) -> str | None:
+    """Why ``root`` is not an artifact yet, when packaging is assembling it (or was killed doing
+    so): a staging directory holds :data:`STAGING_MARKER` until its parity replay has passed and
+    it is renamed into place. Verification refuses it; only the parity replay loads it."""
+    if (Path(root) / STAGING_MARKER).exists():
+        return (f"{root} is a packaging staging directory, not an artifact: packaging is still "
+                "running there or was interrupted before its parity replay passed. Package again; "
+                "the next package removes it once its owner is gone.")
+    return None
 
 
 def digest(manifest: dict[str, Any]) -> str:
