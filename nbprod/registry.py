@@ -29,12 +29,9 @@ class RegistryError(NbprodError, RuntimeError):
 
 
 def _client():
-    import mlflow
+    from .mlflow_store import client
 
-    from .mlflow_glue import quiet
-
-    quiet()
-    return mlflow.MlflowClient()
+    return client()
 
 
 def _now() -> str:
@@ -51,9 +48,7 @@ def _check_status(m: dict[str, Any]) -> str:
 
 # -- register ------------------------------------------------------------------------------
 def _packaging_run(client, m: dict[str, Any]) -> str | None:
-    import mlflow
-
-    exp = mlflow.get_experiment_by_name(m["name"])
+    exp = client.get_experiment_by_name(m["name"])
     if exp is None:
         return None
     runs = client.search_runs([exp.experiment_id],
@@ -138,11 +133,11 @@ def download(uri: str) -> Path:
     """A local copy of a ``models:/NAME@alias`` or ``models:/NAME/VERSION`` artifact."""
     import mlflow
 
-    from .mlflow_glue import quiet
+    from .mlflow_store import prepare, retry
 
-    quiet()
+    prepare()
     try:
-        return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
+        return Path(retry(mlflow.artifacts.download_artifacts, artifact_uri=uri))
     except Exception as exc:
         raise RegistryError(f"Cannot resolve {uri} in the MLflow registry "
                             f"({mlflow.get_tracking_uri()}): {exc}") from None
