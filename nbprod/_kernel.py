@@ -30,9 +30,9 @@ def run_notebook(notebook: Path, output: Path, parameters: dict[str, Any],
                 log_output=False, cwd=str(Path.cwd()),
                 kernel_manager_class=_kernel_manager_logging_to(log, env),
             )
-        except pm.PapermillExecutionError:
+        except (pm.PapermillExecutionError, KeyboardInterrupt):
             raise
-        except BaseException:
+        except BaseException:  # the kernel died: its log says why
             log.seek(0)
             sys.stderr.write(log.read())
             raise

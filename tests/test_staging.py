@@ -225,3 +225,25 @@ def test_a_failing_score_leaves_none_of_its_outputs(cancer_art, tmp_path, capfd)
     assert rc == cli.EXIT_ERROR
     assert "missing column 'mean_area'" in capfd.readouterr().err
     assert list(out.iterdir()) == []  # no output, no report of the failure, no staging
+
+
+@pytest.mark.slow
+def test_ctrl_c_of_nbprod_score_removes_everything_it_started(cancer_art, tmp_path):
+    write_csv(cancer_art.batch, tmp_path / "in.csv")
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = subprocess.Popen([*_console_script(), "score", str(cancer_art.path), "in.csv", "-o",
+                             "out/p.csv", "--report", "out/r.ipynb", "--no-mlflow"],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    me = psutil.Process(proc.pid)
+    kernel = _child_running("ipykernel")
+    deadline = time.monotonic() + 300
+    while not (kernel(me) and _staged(out, "r.ipynb")(me)) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    children = me.children(recursive=True)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and stdout == "" and stderr == ""
+    _, alive = psutil.wait_procs(children, timeout=30)
+    assert not alive  # the kernel was shut down
+    assert list(out.iterdir()) == []  # no output and no staging directory
