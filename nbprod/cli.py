@@ -39,25 +39,16 @@ def run_score(args: argparse.Namespace) -> int:
     from . import manifest as mf
     from ._staging import StagedOutputs
     from .dataio import file_format
-    from .exceptions import InputError
-    from .usage import check_outputs, quote
+    from .usage import check_outputs
 
     root = Path(args.artifact).absolute()
     mf.read(root)
     inp = Path(args.input).absolute()
     file_format(args.input, "INPUT")  # messages quote the paths as the user typed them
     file_format(args.output, "--output")
-    try:
-        if inp.is_dir():
-            raise InputError(f"INPUT {quote(args.input)} is a directory, not a file.")
-        if not inp.is_file():
-            raise InputError(f"INPUT {quote(args.input)} does not exist.")
-        if inp.stat().st_size == 0:  # no kernel started for a file that is plainly empty
-            raise InputError(f"INPUT {quote(args.input)} is empty.")
-        if args.labels and not Path(args.labels).is_file():
-            raise InputError(f"--labels {quote(args.labels)} does not exist.")
-    except OSError as exc:  # e.g. a name longer than the file system allows
-        raise InputError(f"INPUT or --labels cannot be read: {exc.strerror or exc}.") from None
+    _input_file("INPUT", args.input, empty_too=True)  # no kernel for a plainly empty file
+    if args.labels:
+        _input_file("--labels", args.labels)
     finals = check_outputs(score_outputs(args), artifact=root,
                            inputs={"INPUT": args.input, "--labels": args.labels})
 
@@ -105,6 +96,22 @@ def run_score(args: argparse.Namespace) -> int:
     if args.html:
         print(f"nbprod: HTML report {args.html}")
     return EXIT_ALERT if status == "alert" else EXIT_OK
+
+
+def _input_file(flag: str, value: str, *, empty_too: bool = False) -> None:
+    from .exceptions import InputError
+    from .usage import quote
+
+    p = Path(value)
+    try:
+        if p.is_dir():
+            raise InputError(f"{flag} {quote(value)} is a directory, not a file.")
+        if not p.is_file():
+            raise InputError(f"{flag} {quote(value)} does not exist.")
+        if empty_too and p.stat().st_size == 0:
+            raise InputError(f"{flag} {quote(value)} is empty.")
+    except OSError as exc:  # e.g. a name longer than the file system allows
+        raise InputError(f"{flag} {quote(value)} cannot be read: {exc.strerror or exc}.") from None
 
 
 def execute_notebook(notebook: Path, output: Path, parameters: dict[str, Any],
