@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 
-def run_notebook(notebook: Path, output: Path, parameters: dict[str, Any]) -> None:
-    """Execute ``notebook`` into ``output`` in the current directory with ``parameters``."""
+def run_notebook(notebook: Path, output: Path, parameters: dict[str, Any],
+                 env: dict[str, str] | None = None) -> None:
+    """Execute ``notebook`` into ``output`` in the current directory with ``parameters``;
+    ``env`` adds variables to the kernel's environment."""
     import logging
 
     import papermill as pm
@@ -26,22 +28,26 @@ def run_notebook(notebook: Path, output: Path, parameters: dict[str, Any]) -> No
             pm.execute_notebook(
                 str(notebook), str(output), parameters=parameters, progress_bar=False,
                 log_output=False, cwd=str(Path.cwd()),
-                kernel_manager_class=_kernel_manager_logging_to(log),
+                kernel_manager_class=_kernel_manager_logging_to(log, env),
             )
-        except pm.PapermillExecutionError:
+        except (pm.PapermillExecutionError, KeyboardInterrupt):
             raise
-        except BaseException:
+        except BaseException:  # the kernel died: its log says why
             log.seek(0)
             sys.stderr.write(log.read())
             raise
 
 
-def _kernel_manager_logging_to(log: Any) -> type:
+def _kernel_manager_logging_to(log: Any, env: dict[str, str] | None = None) -> type:
+    import os
+
     from jupyter_client.manager import AsyncKernelManager
 
     class KernelManager(AsyncKernelManager):
         async def start_kernel(self, **kw: Any) -> None:  # kw are Popen options too
             kw.setdefault("stderr", log)
+            if env:
+                kw["env"] = {**kw.get("env", os.environ), **env}
             await super().start_kernel(**kw)
 
     return KernelManager

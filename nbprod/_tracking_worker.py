@@ -12,14 +12,11 @@ import sys
 
 
 def main(experiment: str, artifact_id: str, n: int) -> None:
-    import mlflow
+    from nbprod.mlflow_store import client as store_client
+    from nbprod.mlflow_store import get_or_create_experiment
 
-    from nbprod.mlflow_glue import quiet
-
-    quiet()
-    client = mlflow.MlflowClient()
-    exp = mlflow.get_experiment_by_name(experiment)
-    exp_id = exp.experiment_id if exp else client.create_experiment(experiment)
+    client = store_client()  # the store is created/migrated under its lock, calls retried
+    exp_id = get_or_create_experiment(client, experiment)
     runs = client.search_runs(
         [exp_id], filter_string=f"tags.`nbprod.artifact_id` = '{artifact_id}'",
         order_by=["attributes.start_time DESC"], max_results=n,
@@ -59,7 +56,7 @@ def main(experiment: str, artifact_id: str, n: int) -> None:
     client.log_dict(run.info.run_id, summary, "summary.json")
     client.set_terminated(run.info.run_id, "FINISHED")
     print(json.dumps({"run_id": run.info.run_id, "experiment_id": exp_id,
-                      "experiment": experiment, "tracking_uri": mlflow.get_tracking_uri()}),
+                      "experiment": experiment, "tracking_uri": client.tracking_uri}),
           flush=True)
 
 
@@ -67,5 +64,7 @@ if __name__ == "__main__":
     try:
         main(sys.argv[1], sys.argv[2], int(sys.argv[3]))
     except Exception as exc:  # reported to the scoring run as one line
-        print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}), flush=True)
+        from nbprod.mlflow_store import store_error
+
+        print(json.dumps({"error": str(store_error(exc))}), flush=True)
         sys.exit(1)

@@ -23,62 +23,70 @@ def _err(message: str) -> None:
     print(f"nbprod: error: {message}", file=sys.stderr)
 
 
+def _warn(message: str) -> None:
+    print(f"nbprod: warning: {message}", file=sys.stderr)
+
+
 # -- score ----------------------------------------------------------------------------------
+def score_outputs(args: argparse.Namespace) -> dict[str, str | None]:
+    """What ``nbprod score`` writes, flag -> path as typed. Each is checked before any work
+    (:func:`nbprod.usage.check_outputs`), written into staging beside its final path and
+    published together at the end, predictions last: a new output flag is one more entry."""
+    return {"--report": args.report, "--html": args.html, "--summary": args.summary,
+            "--output": args.output}
+
+
 def run_score(args: argparse.Namespace) -> int:
+    from ._staging import StagedOutputs
     from .dataio import file_format
-    from .exceptions import InputError
     from .trust import child_environment
+    from .usage import check_outputs
 
     root, check = verified_artifact(args.artifact, args.trusted_key)
     inp = Path(args.input).absolute()
-    out = Path(args.output).absolute()
     file_format(args.input, "INPUT")  # messages quote the paths as the user typed them
     file_format(args.output, "--output")
-    if inp.is_dir():
-        raise InputError(f"INPUT {str(args.input)!r} is a directory, not a file.")
-    if not inp.is_file():
-        raise InputError(f"INPUT {str(args.input)!r} does not exist.")
-    if inp.stat().st_size == 0:  # no kernel started for a file that is plainly empty
-        raise InputError(f"INPUT {str(args.input)!r} is empty.")
-    if not out.parent.is_dir():
-        raise InputError(f"--output directory {str(out.parent)!r} does not exist.")
-    for flag, value in (("--summary", args.summary), ("--report", args.report),
-                        ("--html", args.html)):
-        parent = Path(value).absolute().parent if value else None
-        if parent and not parent.is_dir():  # found out after scoring, predictions would exist
-            raise InputError(f"{flag} directory {str(parent)!r} does not exist.")
-    if args.labels and not Path(args.labels).is_file():
-        raise InputError(f"--labels {args.labels!r} does not exist.")
+    _input_file("INPUT", args.input, empty_too=True)  # no kernel for a plainly empty file
+    if args.labels:
+        _input_file("--labels", args.labels)
+    finals = check_outputs(score_outputs(args), artifact=root,
+                           inputs={"INPUT": args.input, "--labels": args.labels})
 
-    with tempfile.TemporaryDirectory(prefix="nbprod-score-") as tmp:
-        summary = Path(args.summary).absolute() if args.summary else Path(tmp) / "summary.json"
-        report = Path(args.report).absolute() if args.report else Path(tmp) / "report.ipynb"
+    # the kernel writes only into staging; nothing reaches a final path unless all succeeded
+    with StagedOutputs(finals) as staged:
+        work = staged.work_dir()
+        summary = staged.path("--summary") if args.summary else work / "summary.json"
+        report = staged.path("--report") if args.report else work / "report.ipynb"
         params = {
             "input_path": str(inp),
-            "output_path": str(out),
+            "output_path": str(finals["--output"]),
             "labels_path": str(Path(args.labels).absolute()) if args.labels else None,
-            "summary_path": str(summary),
+            "summary_path": str(finals["--summary"]) if args.summary else str(summary),
             "artifact_path": str(root),
         }
         if args.drift_runs is not None:
             params["drift_runs"] = args.drift_runs
         if args.no_mlflow:
             params["log_to_mlflow"] = False
-        notebook = Path(tmp) / "score.ipynb"  # run the bytes whose hash matched, not the file
+        notebook = work / "score.ipynb"  # run the bytes whose hash matched, not the file
         notebook.write_bytes(verified_notebook(check))
         with child_environment(check, args.trusted_key):
-            execute_notebook(notebook, report, params)
+            execute_notebook(notebook, report, params, env=staged.handed_to_kernel())
         result = json.loads(summary.read_text())
         status = result["status"]
+        if args.html:
+            from .html_export import write_html
+
+            write_html(report, staged.path("--html"))
         run_id = (result.get("tracking") or {}).get("run_id")
         if run_id:  # the executed report joins the run the notebook logged
             from .tracking import log_file
 
-            log_file(run_id, str(report))
-        if args.html:
-            from .html_export import write_html
-
-            html_path = write_html(report, Path(args.html))
+            try:
+                log_file(run_id, str(report))
+            except NbprodError as exc:  # the outputs are complete; say what MLflow lacks
+                _warn(f"the report was not attached to MLflow run {run_id}: {exc}")
+        staged.publish()
     print(f"nbprod: scored {args.input} -> {args.output} (status {status})")
     for c in result["checks"]:
         if c["status"] in ("warn", "fail"):
@@ -89,7 +97,7 @@ def run_score(args: argparse.Namespace) -> int:
     if args.report:
         print(f"nbprod: report {args.report}")
     if args.html:
-        print(f"nbprod: HTML report {html_path}")
+        print(f"nbprod: HTML report {args.html}")
     return EXIT_ALERT if status == "alert" else EXIT_OK
 
 
@@ -128,14 +136,31 @@ def verified_notebook(check: Any) -> bytes:
     return data
 
 
-def execute_notebook(notebook: Path, output: Path, parameters: dict[str, Any]) -> None:
+def _input_file(flag: str, value: str, *, empty_too: bool = False) -> None:
+    from .exceptions import InputError
+    from .usage import quote
+
+    p = Path(value)
+    try:
+        if p.is_dir():
+            raise InputError(f"{flag} {quote(value)} is a directory, not a file.")
+        if not p.is_file():
+            raise InputError(f"{flag} {quote(value)} does not exist.")
+        if empty_too and p.stat().st_size == 0:
+            raise InputError(f"{flag} {quote(value)} is empty.")
+    except OSError as exc:  # e.g. a name longer than the file system allows
+        raise InputError(f"{flag} {quote(value)} cannot be read: {exc.strerror or exc}.") from None
+
+
+def execute_notebook(notebook: Path, output: Path, parameters: dict[str, Any],
+                     env: dict[str, str] | None = None) -> None:
     """Run a notebook with papermill; a failing cell becomes an NbprodError quoting its error."""
     import papermill as pm
 
     from ._kernel import run_notebook
 
     try:
-        run_notebook(notebook, output, parameters)
+        run_notebook(notebook, output, parameters, env=env)
     except pm.PapermillExecutionError as exc:
         raise NbprodError(f"{exc.evalue} ({exc.ename})") from None
 
@@ -151,8 +176,9 @@ def add_score(sub: Any) -> None:
     p.add_argument("--report", metavar="NB", help="keep the executed report notebook here")
     p.add_argument("--summary", metavar="JSON", help="write the run summary JSON here")
     p.add_argument("--html", metavar="FILE", help="also write the report as self-contained HTML")
-    p.add_argument("--drift-runs", type=int, metavar="N",
-                   help="consecutive drifted runs before retraining is recommended (default 3)")
+    p.add_argument("--drift-runs", type=_drift_runs_type(), metavar="N",
+                   help="consecutive drifted runs before retraining is recommended (default 3, "
+                   "at most 21)")
     p.add_argument("--no-mlflow", action="store_true", help="do not record the run in MLflow")
     add_trusted_key(p)
     p.set_defaults(run=run_score)
@@ -162,6 +188,12 @@ def add_trusted_key(p: Any) -> None:
     p.add_argument("--trusted-key", action="append", metavar="PUB.pem",
                    help="require a signature by this Ed25519 public key (repeatable; keys in "
                         "NBPROD_TRUSTED_KEYS count too)")
+
+
+def _drift_runs_type() -> Any:
+    from .usage import DRIFT_RUNS, whole_number_type
+
+    return whole_number_type(*DRIFT_RUNS)
 
 
 # -- verify ---------------------------------------------------------------------------------
@@ -280,6 +312,11 @@ def run_report(args: argparse.Namespace) -> int:
 
     if not args.html:
         raise NbprodUsageError("nbprod report: say what to write, e.g. --html [-o FILE].")
+    from .usage import check_outputs
+
+    target = args.output or Path(args.notebook).with_suffix(".html")
+    check_outputs({"-o" if args.output else "the HTML report": target},
+                  inputs={"OUT.ipynb": args.notebook})
     out = write_html(args.notebook, args.output)
     print(f"nbprod: HTML report {out} ({out.stat().st_size / 1024:.0f} KiB, code hidden, no external URLs)")
     return EXIT_OK
@@ -303,7 +340,9 @@ def run_history(args: argparse.Namespace) -> int:
         print(runs.to_json(orient="records", date_format="iso"))
         return EXIT_OK
     if runs.empty:
-        print(f"nbprod: no monitoring runs recorded for {name!r} yet.")
+        from .usage import quote
+
+        print(f"nbprod: no monitoring runs recorded for {quote(name)} yet.")
         return EXIT_OK
     print(format_history(runs))
     return EXIT_OK

@@ -138,17 +138,14 @@ def compare(champion: str | Path, challenger: str | Path, data: str | Path, *,
 
 def _record(result: Comparison) -> dict[str, Any]:
     """Log the comparison to MLflow; tag the challenger's registry version when it has one."""
-    import mlflow
-
-    from .mlflow_glue import quiet
+    from .mlflow_store import client as store_client
+    from .mlflow_store import get_or_create_experiment
     from .registry import champion_version, find_version
 
-    quiet()
-    client = mlflow.MlflowClient()
+    client = store_client()
     name = result.challenger.name
     exp_name = f"{name}/compare"
-    exp = mlflow.get_experiment_by_name(exp_name)
-    exp_id = exp.experiment_id if exp else client.create_experiment(exp_name)
+    exp_id = get_or_create_experiment(client, exp_name)
     run = client.create_run(exp_id, run_name=f"compare {datetime.now(UTC):%Y-%m-%d %H:%M}", tags={
         "nbprod.kind": "compare", "nbprod.verdict": result.verdict,
         "nbprod.champion_artifact_id": result.champion.manifest["artifact_id"],

@@ -22,6 +22,7 @@ from .exceptions import IntegrityError
 
 MANIFEST = "nbprod.json"
 SIGNATURE = "nbprod.sig"  # written by nbprod sign; the one file outside the list
+STAGING_MARKER = ".nbprod-staging"  # in a directory packaging is still assembling
 FORMAT = "nbprod-artifact"
 FORMAT_VERSION = 1
 _CHUNK = 1 << 20
@@ -39,12 +40,13 @@ def sha256_file(path: Path) -> str:
 
 
 def file_entries(root: Path) -> dict[str, dict[str, Any]]:
-    """SHA-256 and size of every file under ``root`` except the manifest itself."""
+    """SHA-256 and size of every file under ``root`` except the manifest itself (and the
+    staging marker of a directory being packaged)."""
     out = {}
     for p in sorted(root.rglob("*")):
         if p.is_file():
             rel = p.relative_to(root).as_posix()
-            if rel != MANIFEST:
+            if rel not in (MANIFEST, STAGING_MARKER):
                 out[rel] = {"sha256": sha256_file(p), "bytes": p.stat().st_size}
     return out
 
@@ -262,7 +264,8 @@ def _read_listed(path: Path, keep: bool) -> tuple[int, str, bytes | None]:
         return size, h.hexdigest(), None
 
 
-def verify(root: Path, manifest: dict[str, Any] | None = None) -> Verification:
+def verify(root: Path, manifest: dict[str, Any] | None = None, *,
+           staging: bool = False) -> Verification:
     """Check that the artifact at ``root`` is exactly what its manifest lists.
 
     Complete and confined: every file below ``root`` (but the manifest, the signature file and
@@ -271,9 +274,15 @@ def verify(root: Path, manifest: dict[str, Any] | None = None) -> Verification:
     fixed ``MLmodel``, ``python_env.yaml``, ``requirements.txt``, ``score.ipynb``) must be a
     listed, plain relative path; no symbolic link anywhere below ``root``; each listed file must
     have its size and SHA-256. Does not check a signature or the trusted types: :func:`nbprod.trust.verify` does.
+
+    A directory that packaging is still assembling (:func:`staging_problem`) is refused, unless
+    ``staging=True``: the parity replay, and only it, loads one.
     """
     root = Path(root)
     result = Verification(root)
+    unfinished = staging_problem(root)
+    if unfinished and not staging:
+        result.problems.append((STAGING_MARKER, unfinished))
     try:
         manifest = manifest or read(root)
     except IntegrityError as exc:
@@ -330,7 +339,7 @@ def verify(root: Path, manifest: dict[str, Any] | None = None) -> Verification:
         result.checked += 1
 
     for rel in sorted(on_disk):
-        if rel not in listed and rel not in (MANIFEST, SIGNATURE, *MLFLOW_FILES):
+        if rel not in listed and rel not in (MANIFEST, SIGNATURE, STAGING_MARKER, *MLFLOW_FILES):
             result.extra.append(rel)
             result.problems.append(
                 (rel, "is not listed in the manifest; an artifact holds only the files it "
@@ -339,6 +348,17 @@ def verify(root: Path, manifest: dict[str, Any] | None = None) -> Verification:
         if rel not in (MANIFEST, SIGNATURE) and rel not in listed:
             result.problems.append((rel, what))
     return result
+
+
+def staging_problem(root: Path) -> str | None:
+    """Why ``root`` is not an artifact yet, when packaging is assembling it (or was killed doing
+    so): a staging directory holds :data:`STAGING_MARKER` until its parity replay has passed and
+    it is renamed into place. Verification refuses it; only the parity replay loads it."""
+    if (Path(root) / STAGING_MARKER).exists():
+        return (f"{root} is a packaging staging directory, not an artifact: packaging is still "
+                "running there or was interrupted before its parity replay passed. Package again; "
+                "the next package removes it once its owner is gone.")
+    return None
 
 
 def digest(manifest: dict[str, Any]) -> str:

@@ -11,10 +11,8 @@ import getpass
 import json
 import os
 import pickle
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -27,6 +25,7 @@ import pandas as pd
 
 from . import __version__, model_store
 from . import manifest as mf
+from ._staging import SUFFIX, StagingDir, owner_gone, remove_stale, remove_tree
 from .exceptions import ChecksFailedError, PackagingError, ParityError
 from .notebook import scoring_notebook
 from .scoring import compare_outputs
@@ -137,6 +136,7 @@ def package(
             "checks": failed,
             "messages": {n: session.checks[n].message for n in failed},
         }
+    _remove_left_by_killed_runs(path)
     if path.exists():
         if not overwrite:
             raise PackagingError(f"{path} already exists; choose a new path or pass --overwrite.")
@@ -157,7 +157,8 @@ def package(
 
     name = session.name or _default_name(session)
     artifact_id = uuid.uuid4().hex
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".nbprod-tmp", dir=path.parent))
+    owner = StagingDir.create(path.parent, path.name)  # not an artifact until renamed into place
+    staging = owner.path
     try:
         manifest = _write_contents(
             staging, session, name=name, artifact_id=artifact_id, final_path=path,
@@ -184,9 +185,12 @@ def package(
         run_info = mlflow_run(staging, manifest, digest) if log_to_mlflow else None
         t4 = time.perf_counter()
         _readable(staging)
-        _move_into_place(staging, path)
+        _move_into_place(owner, path)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        if owner.path == staging:
+            owner.remove()
+        else:  # interrupted just after the rename: the artifact at PATH is complete
+            owner.unmark()
         raise
     return PackageResult(
         path=path,
@@ -206,7 +210,7 @@ def _sign_or_check_types(staging: Path, manifest: dict[str, Any], signer: Any) -
     if signer is not None:
         from .signing import sign
 
-        return sign(staging, signer)["key"]
+        return sign(staging, signer, staging=True)["key"]
     refusal = model_store.unsigned_refusal(
         manifest["model"]["trusted_types"], "The model needs skops to trust",
         fix="Package it signed (`%nbprod package PATH --sign KEY.pem`) and trust the public key "
@@ -367,7 +371,11 @@ def replay(root: Path, sample: pd.DataFrame, signer: Any = None) -> pd.DataFrame
     from .signing import ENV
     from .trust import AUTHENTIC_ENV
 
-    with tempfile.TemporaryDirectory(prefix="nbprod-replay-") as tmp:
+    # the sample goes to a staging directory beside the artifact, not to /tmp: removed on the
+    # way out, and by the next package if this process is killed
+    scratch = StagingDir.create(root.parent, "nbprod-replay")
+    try:
+        tmp = scratch.path
         src = Path(tmp) / "sample.pkl"
         dst = Path(tmp) / "scored.pkl"
         with open(src, "wb") as fh:
@@ -392,6 +400,8 @@ def replay(root: Path, sample: pd.DataFrame, signer: Any = None) -> pd.DataFrame
             )
         with open(dst, "rb") as fh:
             return pickle.load(fh)
+    finally:
+        scratch.remove()
 
 
 def _readable(root: Path) -> None:
@@ -402,18 +412,40 @@ def _readable(root: Path) -> None:
         p.chmod(usual_mode(p.is_dir()))
 
 
-def _move_into_place(staging: Path, path: Path) -> None:
+def _move_into_place(staging: StagingDir, path: Path) -> None:
+    """Rename the staging directory to ``path``; it stays marked (refused by verification)
+    until it is there, so no moment of a kill leaves a second artifact anywhere. An artifact
+    being replaced is marked first, moved aside and removed."""
+    old = None
     if path.exists():
-        backup = path.with_name(f".{path.name}.nbprod-old-{uuid.uuid4().hex[:8]}")
-        os.replace(path, backup)
         try:
-            os.replace(staging, path)
-        except BaseException:
-            os.replace(backup, path)
-            raise
-        shutil.rmtree(backup, ignore_errors=True)
-    else:
-        os.replace(staging, path)
+            old = StagingDir(path)  # from now on not an artifact
+        except FileExistsError:
+            raise PackagingError(f"{path} is being replaced by another packaging run.") from None
+        aside = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}{SUFFIX}")
+        os.replace(path, aside)
+        old.moved(aside)
+    try:
+        os.replace(staging.path, path)
+    except BaseException:
+        if old is not None:
+            os.replace(old.path, path)
+            old.moved(path)
+            old.unmark()
+        raise
+    staging.moved(path)
+    staging.unmark()
+    if old is not None:
+        old.remove()
+
+
+def _remove_left_by_killed_runs(path: Path) -> None:
+    """Staging directories beside ``path`` whose packaging process is gone, and ``path``
+    itself when a packaging run was killed while renaming it (it is still marked)."""
+    if path.parent.is_dir():
+        remove_stale(path.parent)
+    if (path / mf.STAGING_MARKER).exists() and owner_gone(path):
+        remove_tree(path)
 
 
 # -- provenance -------------------------------------------------------------------------

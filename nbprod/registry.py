@@ -29,12 +29,9 @@ class RegistryError(NbprodError, RuntimeError):
 
 
 def _client():
-    import mlflow
+    from .mlflow_store import client
 
-    from .mlflow_glue import quiet
-
-    quiet()
-    return mlflow.MlflowClient()
+    return client()
 
 
 def _now() -> str:
@@ -51,9 +48,7 @@ def _check_status(m: dict[str, Any]) -> str:
 
 # -- register ------------------------------------------------------------------------------
 def _packaging_run(client, m: dict[str, Any]) -> str | None:
-    import mlflow
-
-    exp = mlflow.get_experiment_by_name(m["name"])
+    exp = client.get_experiment_by_name(m["name"])
     if exp is None:
         return None
     runs = client.search_runs([exp.experiment_id],
@@ -193,14 +188,14 @@ def download(uri: str, *, dst: str | Path | None = None) -> Path:
 
     import mlflow
 
-    from .mlflow_glue import quiet
+    from .mlflow_store import prepare, retry
 
-    quiet()
+    prepare()
     bar = os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
     os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"  # errors stay one line
     try:
-        return Path(mlflow.artifacts.download_artifacts(
-            artifact_uri=uri, dst_path=str(dst) if dst is not None else None))
+        return Path(retry(mlflow.artifacts.download_artifacts, artifact_uri=uri,
+                          dst_path=str(dst) if dst is not None else None))
     except Exception as exc:
         raise RegistryError(f"Cannot resolve {uri} in the MLflow registry "
                             f"({mlflow.get_tracking_uri()}): {exc}") from None

@@ -157,16 +157,19 @@ def execute(
         from .dataio import file_format
 
         file_format(output_path, "output_path")  # a bad extension fails before any work
-    for flag, path in (("output_path", output_path), ("summary_path", summary_path)):
-        if path and not Path(path).absolute().parent.is_dir():
-            raise InputError(
-                f"{flag} {str(path)!r}: directory {str(Path(path).absolute().parent)!r} "
-                "does not exist."
-            )
+    from .usage import DRIFT_RUNS, check_outputs, whole_number
+
+    drift_runs = whole_number(drift_runs, "drift_runs", minimum=DRIFT_RUNS[0],
+                              maximum=DRIFT_RUNS[1])
     root = locate_artifact(artifact_path, packaged_at, artifact_id)
+    outputs = {"output_path": output_path, "summary_path": summary_path}  # what this run writes
+    check_outputs(outputs, inputs={"input_path": input_path, "labels_path": labels_path},
+                  artifact=root)
     from . import manifest as mf
+    from ._staging import StagedOutputs
 
     head = mf.read(root)
+    staged = None
     if log_to_mlflow and logger is None:  # start now: MLflow's start-up overlaps with scoring
         from .tracking import RunLogger
 
@@ -174,6 +177,8 @@ def execute(
     elif not log_to_mlflow:
         logger = None
     try:
+        # written into staging, published together at the end (by `nbprod score` if it runs us)
+        staged = StagedOutputs(outputs, inherit=True)
         art = load(root)
         t1 = time.perf_counter()
         reading = Schema.from_list(art.snapshot("train")["schema"])  # with id and target
@@ -221,7 +226,7 @@ def execute(
         if retrain["recommended"]:
             retrain["command"] = retrain_command(art)
         if output_path:
-            write_frame(scored.output, output_path)
+            write_frame(scored.output, staged.path("output_path"))
         t5 = time.perf_counter()
         run = ScoringRun(
             artifact=art,
@@ -253,11 +258,14 @@ def execute(
             run.checks.append(CheckResult(name="tracking", kind="tracking", status="warn",
                                           message=tracking_error))
         run.timings["total_s"] = round(time.perf_counter() - t0, 4)
+        if summary_path:
+            write_json(run.summary(), staged.path("summary_path"))
+        staged.publish(["summary_path", "output_path"])
     finally:
+        if staged:
+            staged.close()
         if logger:
             logger.close()
-    if summary_path:
-        write_json(run.summary(), summary_path)
     return run
 
 

@@ -166,15 +166,16 @@ def describe_keys(keys: list[TrustedKey]) -> str:
 
 
 # -- signing --------------------------------------------------------------------------------
-def sign(root: str | Path, key: Any) -> dict[str, Any]:
+def sign(root: str | Path, key: Any, *, staging: bool = False) -> dict[str, Any]:
     """Sign the artifact at ``root`` with the private ``key`` (a PEM path or key object).
 
     Refuses an artifact that does not verify (hashes, completeness, confinement). Writes
     ``nbprod.sig`` atomically, replacing an earlier signature. Returns the signature record.
+    ``staging=True``: packaging signs the directory it is still assembling.
     """
     private = load_private_key(key)
     root = Path(root)
-    check = mf.verify(root)
+    check = mf.verify(root, staging=staging)
     if not check.ok:
         file, what = check.problems[0]
         more = f" ({len(check.problems) - 1} more problem(s))" if len(check.problems) > 1 else ""

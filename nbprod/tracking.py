@@ -106,12 +106,12 @@ class RunLogger:
 
 def log_file(run_id: str, path: str, artifact_path: str | None = None) -> None:
     """Attach a file (e.g. the executed report notebook) to an existing run."""
-    import mlflow
+    from .mlflow_store import client, store_error
 
-    from .mlflow_glue import quiet
-
-    quiet()
-    mlflow.MlflowClient().log_artifact(run_id, path, artifact_path)
+    try:
+        client().log_artifact(run_id, path, artifact_path)
+    except Exception as exc:
+        raise store_error(exc) from None
 
 
 def history(model_name: str, artifact_id: str | None = None, max_runs: int = 1000):
@@ -119,15 +119,17 @@ def history(model_name: str, artifact_id: str | None = None, max_runs: int = 100
     import mlflow
     import pandas as pd
 
-    from .mlflow_glue import quiet
+    from .mlflow_store import client, retry, store_error
 
-    quiet()
-    exp = mlflow.get_experiment_by_name(experiment_name(model_name))
-    if exp is None:
-        return pd.DataFrame(columns=["start_time", "status", "rows"])
-    filt = f"tags.`nbprod.artifact_id` = '{artifact_id}'" if artifact_id else ""
-    runs = mlflow.search_runs([exp.experiment_id], filter_string=filt, max_results=max_runs,
-                              order_by=["attributes.start_time ASC"])
+    try:
+        exp = client().get_experiment_by_name(experiment_name(model_name))
+        if exp is None:
+            return pd.DataFrame(columns=["start_time", "status", "rows"])
+        filt = f"tags.`nbprod.artifact_id` = '{artifact_id}'" if artifact_id else ""
+        runs = retry(mlflow.search_runs, [exp.experiment_id], filter_string=filt,
+                     max_results=max_runs, order_by=["attributes.start_time ASC"])
+    except Exception as exc:
+        raise store_error(exc) from None
     if runs.empty:
         return pd.DataFrame(columns=["start_time", "status", "rows"])
     keep = {"run_id": "run_id", "start_time": "start_time", "tags.nbprod.status": "status",

@@ -33,17 +33,18 @@ AUTHENTIC_ENV = "_NBPROD_AUTHENTIC_DIGEST"
 
 
 def verify(root: str | Path, *, trusted_keys: Any = None, pin: tuple[str, str] | None = None,
-           check_types: bool = True) -> mf.Verification:
+           check_types: bool = True, staging: bool = False) -> mf.Verification:
     """Verify the whole artifact at ``root``; problems are collected, not raised.
 
     ``trusted_keys``: PEM paths (or key objects) whose signature is required, together with
     ``NBPROD_TRUSTED_KEYS``. ``pin``: ``(uri, digest)`` registered for this artifact.
     ``check_types=False`` skips the trusted-types policy: for ``nbprod register``, which (like
-    ``nbprod sign``) vouches for the artifact rather than loading it.
+    ``nbprod sign``) vouches for the artifact rather than loading it. ``staging=True`` accepts a
+    directory that packaging is still assembling: for the parity replay alone.
     """
     from . import signing
 
-    result = mf.verify(Path(root))
+    result = mf.verify(Path(root), staging=staging)
     keys = signing.trusted_keys(trusted_keys)  # a bad key path is a usage error, always
     if result.read_error is not None:
         return result

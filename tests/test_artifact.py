@@ -14,7 +14,7 @@ import pytest
 import nbprod
 from nbprod import cli
 from nbprod import run as nbrun
-from nbprod.exceptions import InputError, IntegrityError, SchemaError
+from nbprod.exceptions import InputError, IntegrityError, NbprodUsageError, SchemaError
 
 from .artifacts import ARTIFACT_FILES, BAD_INPUTS, copy_artifact, write_csv
 
@@ -454,7 +454,7 @@ def test_execute_keeps_text_ids_exactly_as_they_came(cancer_art, tmp_path):
 def test_execute_refuses_a_summary_path_it_could_not_write(cancer_art, tmp_path):
     inp = write_csv(cancer_art.batch, tmp_path / "in.csv")
     (tmp_path / "out").mkdir()
-    with pytest.raises(InputError, match=r"summary_path .*directory .*nodir.* does not exist"):
+    with pytest.raises(NbprodUsageError, match=r"summary_path .*directory .*nodir.* does not exist"):
         nbrun.execute(input_path=str(inp), output_path=str(tmp_path / "out" / "preds.csv"),
                       summary_path=str(tmp_path / "nodir" / "summary.json"),
                       artifact_path=str(cancer_art.path), log_to_mlflow=False)

@@ -1,0 +1,111 @@
+"""Many runs on one MLflow store, and a store that fails (``nbprod.mlflow_store``).
+
+Real processes on a real SQLite store: eight scoring runs started at the same moment on a store
+that does not exist yet (MLflow's own migrations race there without nbprod's lock), then
+``nbprod history``; and stores that cannot be opened, which must cost no predictions and leave
+one clear line instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from nbprod import cli
+from nbprod import run as nbrun
+
+from .artifacts import write_csv
+from .test_cli import _console_script, _one_line
+
+RUNS = 8
+SCORE = """
+import sys, time
+from pathlib import Path
+import nbprod.run
+here = Path(sys.argv[1])
+(here / f"ready{sys.argv[2]}").touch()
+while not (here / "go").exists():  # all eight start at once
+    time.sleep(0.005)
+run = nbprod.run.execute(input_path=str(here / "in.csv"), output_path=str(here / f"p{sys.argv[2]}.csv"),
+                         artifact_path=sys.argv[3])
+print(run.tracking.get("run_id") or run.tracking)
+"""
+
+
+@pytest.mark.slow
+def test_eight_runs_at_once_on_a_new_store_are_all_recorded(cancer_art, tmp_path):
+    write_csv(cancer_art.batch, tmp_path / "in.csv")
+    store = tmp_path / "store" / "mlflow.db"  # neither the file nor its directory exist yet
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{store}"}
+    procs = [subprocess.Popen([sys.executable, "-c", SCORE, str(tmp_path), str(i),
+                               str(cancer_art.path)], env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for i in range(RUNS)]
+    deadline = time.monotonic() + 300
+    while len(list(tmp_path.glob("ready*"))) < RUNS and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (tmp_path / "go").touch()
+    results = [p.communicate(timeout=600) for p in procs]
+    for p, (stdout, stderr) in zip(procs, results, strict=True):
+        assert p.returncode == 0, stderr
+        assert re.fullmatch(r"[0-9a-f]{32}\n", stdout), stdout  # a run id, no tracking error
+    assert all(len(pd.read_csv(tmp_path / f"p{i}.csv")) == len(cancer_art.batch)
+               for i in range(RUNS))
+    assert (store.parent / ".mlflow.db.lock").exists()  # the lock beside the store
+
+    history = subprocess.run([*_console_script(), "history", str(cancer_art.path)], env=env,
+                             cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert history.returncode == 0, history.stderr
+    rows = [ln for ln in history.stdout.splitlines() if re.match(r"\d{4}-\d\d-\d\d ", ln)]
+    assert len(rows) == RUNS, history.stdout
+    assert all(" ok " in r or " warn " in r for r in rows)
+
+
+def _not_a_database(path: Path) -> None:
+    path.write_bytes(b"this is not an SQLite database " * 50)
+
+
+def _unknown_schema(path: Path) -> None:
+    """What a store migrated by a newer MLflow (or half migrated) looks like to this one."""
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)")
+    con.execute("INSERT INTO alembic_version VALUES ('0123456789ab')")
+    con.execute("CREATE TABLE experiments (experiment_id INTEGER PRIMARY KEY)")
+    con.commit()
+    con.close()
+
+
+@pytest.mark.parametrize("damage", [_not_a_database, _unknown_schema],
+                         ids=["not-a-database", "unknown-schema"])
+def test_a_broken_store_costs_no_predictions_and_says_what_to_do(cancer_art, tmp_path,
+                                                                 monkeypatch, capfd, damage):
+    store = tmp_path / "mlflow.db"
+    damage(store)
+    uri = f"sqlite:///{store}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    inp = write_csv(cancer_art.batch, tmp_path / "in.csv")
+    run = nbrun.execute(input_path=str(inp), output_path=str(tmp_path / "p.csv"),
+                        summary_path=str(tmp_path / "s.json"), artifact_path=str(cancer_art.path))
+    assert len(pd.read_csv(tmp_path / "p.csv")) == len(cancer_art.batch)  # predictions written
+    warning = [c for c in run.checks if c.name == "tracking"]
+    assert len(warning) == 1 and warning[0].status == "warn"
+    message = warning[0].message
+    assert message.startswith(f"MLflow logging failed: MLflow store {uri} cannot be used: ")
+    assert "move it aside" in message and "\n" not in message
+    assert json.loads((tmp_path / "s.json").read_text())["tracking"] == {"error": message}
+    capfd.readouterr()
+
+    assert cli.main(["history", str(cancer_art.path)]) == cli.EXIT_ERROR
+    out, err = capfd.readouterr()
+    line = _one_line(err)  # one line on stderr, no traceback from nbprod or MLflow
+    assert line.startswith(f"nbprod: error: MLflow store {uri} cannot be used: ")
+    assert f"mlflow db upgrade {uri}" in line and out == ""
