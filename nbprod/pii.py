@@ -93,6 +93,7 @@ _EMAIL = re.compile(
 _SEPARATORS = re.compile(r"[\s.\-/()]")
 _PHONE_CHARS = re.compile(r"\+?[\d\s.\-()/]{7,24}")
 _DATE_LIKE = re.compile(r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}")
+_IPV4 = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
 _CARD = re.compile(r"\d{4}(?:[ -]?\d{1,4}){2,4}|\d{13,19}")
 _NINO = re.compile(r"(?!BG|GB|KN|NK|NT|TN|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]"
                    r" ?\d{2} ?\d{2} ?\d{2} ?[A-D]")
@@ -164,8 +165,8 @@ def detect_column(s: pd.Series, name: str, *, sample_size: int = SAMPLE_SIZE,
     best: Finding | None = None
     for kind, rule in _RULES.items():
         hinted = kind in hints
-        share, detail = rule(values, hinted)
         needed = HINTED_SHARE if hinted else MATCH_SHARE
+        share, detail = rule(values, hinted, needed)
         if share >= needed and (best is None or share > best.share):
             best = Finding(column=name, kind=kind, share=round(share, 4), sampled=len(values),
                            by_name=hinted, detail=detail)
@@ -219,16 +220,27 @@ def name_hints(name: str) -> set[str]:
     return kinds
 
 
-# -- one rule per kind: (values, hinted) -> (share of matches, detail) ---------------------------
-def _share(values: list[str], match: Callable[[str], bool]) -> float:
-    return sum(1 for v in values if match(v)) / len(values)
+# -- one rule per kind: (values, hinted, needed share) -> (share of matches, detail) ------------
+def _share(values: list[str], match: Callable[[str], bool], needed: float) -> float:
+    """The share of values that match; stops early (with a smaller share) once ``needed`` is
+    out of reach."""
+    allowed = int((1 - needed) * len(values)) + 1  # misses that still leave ``needed`` possible
+    hits = misses = 0
+    for v in values:
+        if match(v):
+            hits += 1
+        else:
+            misses += 1
+            if misses > allowed:
+                break
+    return hits / len(values)
 
 
-def _email(values: list[str], hinted: bool) -> tuple[float, str | None]:
-    return _share(values, lambda v: _EMAIL.fullmatch(v) is not None), None
+def _email(values: list[str], hinted: bool, needed: float) -> tuple[float, str | None]:
+    return _share(values, lambda v: _EMAIL.fullmatch(v) is not None, needed), None
 
 
-def _ip(values: list[str], hinted: bool) -> tuple[float, str | None]:
+def _ip(values: list[str], hinted: bool, needed: float) -> tuple[float, str | None]:
     def match(v: str) -> bool:
         if not (":" in v or v.count(".") == 3):
             return False
@@ -238,7 +250,7 @@ def _ip(values: list[str], hinted: bool) -> tuple[float, str | None]:
             return False
         return True
 
-    return _share(values, match), None
+    return _share(values, match, needed), None
 
 
 def _luhn(digits: str) -> bool:
@@ -269,26 +281,26 @@ def _card_issuer(digits: str) -> bool:
     return False
 
 
-def _card(values: list[str], hinted: bool) -> tuple[float, str | None]:
+def _card(values: list[str], hinted: bool, needed: float) -> tuple[float, str | None]:
     def match(v: str) -> bool:
         if not _CARD.fullmatch(v):
             return False
         digits = v.replace(" ", "").replace("-", "")
         return 13 <= len(digits) <= 19 and _card_issuer(digits) and _luhn(digits)
 
-    return _share(values, match), None
+    return _share(values, match, needed), None
 
 
-def _iban(values: list[str], hinted: bool) -> tuple[float, str | None]:
+def _iban(values: list[str], hinted: bool, needed: float) -> tuple[float, str | None]:
     from stdnum import iban
 
     def match(v: str) -> bool:
         return len(v) >= 15 and v[:2].isalpha() and iban.is_valid(v)
 
-    return _share(values, match), None
+    return _share(values, match, needed), None
 
 
-def _phone(values: list[str], hinted: bool) -> tuple[float, str | None]:
+def _phone(values: list[str], hinted: bool, needed: float) -> tuple[float, str | None]:
     import phonenumbers
 
     def valid(v: str, region: str | None) -> bool:
@@ -298,7 +310,7 @@ def _phone(values: list[str], hinted: bool) -> tuple[float, str | None]:
             return False
 
     def match(v: str) -> bool:
-        if not _PHONE_CHARS.fullmatch(v) or _DATE_LIKE.fullmatch(v):
+        if not _PHONE_CHARS.fullmatch(v) or _DATE_LIKE.fullmatch(v) or _IPV4.fullmatch(v):
             return False
         digits = re.sub(r"\D", "", v)
         if not 7 <= len(digits) <= 15:
@@ -311,7 +323,7 @@ def _phone(values: list[str], hinted: bool) -> tuple[float, str | None]:
             return False  # bare digits, 12345-6789: an id or a postcode as much as a phone
         return any(valid(v, region) for region in PHONE_REGIONS)
 
-    return _share(values, match), None
+    return _share(values, match, needed), None
 
 
 def _name_token(token: str, hinted: bool) -> bool:
@@ -326,7 +338,7 @@ def _name_token(token: str, hinted: bool) -> bool:
     return len(letters) >= 2 and (not letters.isupper() or len(letters) <= 12)
 
 
-def _names(values: list[str], hinted: bool) -> tuple[float, str | None]:
+def _names(values: list[str], hinted: bool, needed: float) -> tuple[float, str | None]:
     def match(v: str) -> bool:
         tokens = v.split()
         if not 1 <= len(tokens) <= 4 or (len(tokens) == 1 and not hinted):
@@ -336,7 +348,7 @@ def _names(values: list[str], hinted: bool) -> tuple[float, str | None]:
         capitals = [t for t in tokens if t.rstrip(",").lower() not in _PARTICLES]
         return len(capitals) >= (1 if hinted else 2)
 
-    share = _share(values, match)
+    share = _share(values, match, needed)
     if not hinted and len(set(values)) < MIN_DISTINCT_NAMES * len(values):
         return 0.0, None  # few distinct values: categories (cities, products), not people
     return share, None
@@ -382,7 +394,7 @@ def _validator(nid: NationalId) -> Callable[[str], bool]:
     return importlib.import_module(nid.module).is_valid
 
 
-def _national(values: list[str], hinted: bool) -> tuple[float, str | None]:
+def _national(values: list[str], hinted: bool, needed: float) -> tuple[float, str | None]:
     best, label = 0.0, None
     for nid in NATIONAL_IDS:
         check = _validator(nid)
@@ -395,13 +407,13 @@ def _national(values: list[str], hinted: bool) -> tuple[float, str | None]:
                 return check(v)
             return bare_ok and v.isdigit() and len(v) in nid.digits and check(v)
 
-        share = _share(values, match)
+        share = _share(values, match, needed)
         if share > best:
             best, label = share, nid.label
     return best, label
 
 
-_RULES: dict[str, Callable[[list[str], bool], tuple[float, str | None]]] = {
+_RULES: dict[str, Callable[[list[str], bool, float], tuple[float, str | None]]] = {
     "email": _email,
     "iban": _iban,
     "card_number": _card,
