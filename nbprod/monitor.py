@@ -192,8 +192,10 @@ def _labels_check(perf: dict[str, Any], invalid: dict[str, int], reason: str | N
 def _single_class_reason(yk: pd.Series, m: Any, task: str) -> str | None:
     if task != "classification" or yk.nunique() >= 2:
         return None
-    only = yk.iloc[0] if len(yk) else None
-    return (f"the labelled rows all hold class {only!r}; {m.label} needs at least two classes")
+    from .performance import label_text
+
+    only = label_text(yk.iloc[0]) if len(yk) else "none"
+    return f"the labelled rows all hold class {only}; {m.label} needs at least two classes"
 
 
 def evaluate_performance(art: Any, scored: Any, labels: pd.DataFrame) -> tuple[dict[str, Any], list[CheckResult]]:
