@@ -249,7 +249,8 @@ class NbprodMagics(Magics):
         not_pii = [c.strip() for c in args.not_pii.split(",") if c.strip()]
         both = [c for c in pii if c in not_pii]
         if both:
-            raise UsageError(f"--pii and --not-pii both name {both[0]!r}; say one or the other.")
+            raise UsageError(f"%nbprod snapshot: --pii and --not-pii both name {both[0]!r}; say "
+                             "one or the other.")
         snap = self._warning_lines(lambda: self.session.snapshot(
             df, role=args.role, target=args.target, id=args.id, pii=pii,
             sample_size=args.sample, source=args.var, not_pii=not_pii,

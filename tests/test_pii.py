@@ -247,6 +247,26 @@ def test_magic_flags(shell, capsys):
     assert "--not-pii COL,..." in capsys.readouterr().out
 
 
+def test_schema_errors_never_quote_a_personal_value():
+    from nbprod.exceptions import SchemaError
+    from nbprod.schema import Schema, conform
+
+    rng = np.random.default_rng(2)
+    df = pd.DataFrame({"card": [int(_card(rng, spaced=False)) for _ in range(50)],
+                       "n": np.arange(50)})
+    schema = Schema.infer(df, hide_categories=["card"])
+    assert schema["card"].pii and schema.to_list()[0]["pii"] is True
+    assert Schema.from_list(schema.to_list()) == schema
+    bad = df.astype({"card": "object", "n": "object"})
+    bad.loc[3, "card"] = "4929 0000 oops"
+    with pytest.raises(SchemaError, match=r"e\.g\. \[personal data\] at row 3") as e:
+        conform(bad, schema)
+    assert "oops" not in str(e.value)
+    bad.loc[3, "card"], bad.loc[4, "n"] = df.loc[3, "card"], "four"
+    with pytest.raises(SchemaError, match="e.g. 'four' at row 4"):  # other columns: quoted
+        conform(bad, schema)
+
+
 def test_feature_names_made_of_personal_values_are_refused(tmp_path):
     from sklearn.linear_model import LogisticRegression
 
