@@ -103,15 +103,15 @@ class Session:
             source=source,
             not_pii=not_pii,
         )
+        found = dict(snap.pii_detected)  # this snapshot's own findings, each one warned of
         if other is not None:
             _check_compatible(snap, other)
             snap.hide(other.pii_detected)
             other.declare(list(snap.pii_declared))
             other.unhide(list(snap.not_pii))
-            other.hide(snap.pii_detected)
-        for col, finding in snap.pii_detected.items():
-            if other is None or col not in other.pii_detected or finding is not other.pii_detected[col]:
-                warn_detected(snap, col, finding)
+            other.hide(found)
+        for col, finding in found.items():
+            warn_detected(snap, col, finding)
         self.snapshots[role] = snap
         self._record_cell(f"snapshot {role}", source or "")
         return snap

@@ -220,6 +220,22 @@ def test_not_pii_keeps_a_column_raw_and_holds_for_both_snapshots():
     assert s.train.metadata()["profile"]["holder"].get("frequencies")
 
 
+def test_what_the_valid_snapshot_finds_is_hidden_in_train_too():
+    train, valid = personal_frame(200, 1), personal_frame(100, 2, offset=500)
+    train["note"] = [f"n{i}@example.com" if i % 2 else "none" for i in range(200)]  # 50%: no
+    valid["note"] = [f"v{i}@example.com" for i in range(100)]  # 100%: personal
+    s = nbprod.Session("p")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PersonalDataWarning)
+        t = s.snapshot(train, role="train", target="churned")
+    assert "note" not in t.pii
+    with pytest.warns(PersonalDataWarning) as caught:
+        s.snapshot(valid, role="valid", target="churned")
+    assert any("column 'note' of the valid snapshot looks like email" in str(w.message) for w in caught)
+    assert "note" in s.train.pii and s.train.metadata()["profile"]["note"]["hidden"]
+    assert not s.train.stored_sample(b"k" * 32)["note"].isin(train["note"]).any()
+
+
 def test_declaring_a_column_both_ways_or_the_target_is_refused():
     df = personal_frame(50, 1)
     s = nbprod.Session("p")
