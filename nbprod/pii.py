@@ -73,7 +73,7 @@ _HINTS: dict[str, set[str]] = {
     "person_name": {"firstname", "lastname", "surname", "forename", "givenname", "familyname",
                     "fullname", "middlename", "maidenname", "personname", "customername",
                     "clientname", "patientname", "contactname", "employeename", "ownername",
-                    "holdername", "cardholder", "accountholder", "membername", "username"},
+                    "holdername", "cardholder", "accountholder", "membername"},
     "national_id": {"ssn", "socialsecurity", "sin", "nino", "nationalid", "nin", "nir", "bsn",
                     "dni", "nie", "cpf", "aadhaar", "personnummer", "taxid", "tin", "idnr",
                     "nhs", "codicefiscale", "passport"},
@@ -83,7 +83,7 @@ _HINTS: dict[str, set[str]] = {
 }
 _NAME_WORDS = {"name"}  # `name` alone, or after a word for a person (customer_name)
 _PERSON_WORDS = {"customer", "client", "patient", "person", "contact", "employee", "owner",
-                 "holder", "member", "user", "first", "last", "given", "family", "full",
+                 "holder", "member", "first", "last", "given", "family", "full",
                  "middle", "maiden", "sur", "fore"}
 
 _EMAIL = re.compile(
@@ -129,10 +129,6 @@ class Finding:
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "evidence": self.evidence}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Finding:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
 
 def _percent(share: float) -> str:
@@ -326,7 +322,7 @@ def _phone(values: list[str], hinted: bool, needed: float) -> tuple[float, str |
     return _share(values, match, needed), None
 
 
-def _name_token(token: str, hinted: bool) -> bool:
+def _name_token(token: str) -> bool:
     word = token.rstrip(",")
     if word.lower() in _PARTICLES:
         return True
@@ -339,19 +335,19 @@ def _name_token(token: str, hinted: bool) -> bool:
 
 
 def _names(values: list[str], hinted: bool, needed: float) -> tuple[float, str | None]:
+    if not hinted and len(set(values)) < MIN_DISTINCT_NAMES * len(values):
+        return 0.0, None  # few distinct values: categories (cities, products), not people
+
     def match(v: str) -> bool:
         tokens = v.split()
         if not 1 <= len(tokens) <= 4 or (len(tokens) == 1 and not hinted):
             return False
-        if not all(_name_token(t, hinted) for t in tokens):
+        if not all(_name_token(t) for t in tokens):
             return False
         capitals = [t for t in tokens if t.rstrip(",").lower() not in _PARTICLES]
         return len(capitals) >= (1 if hinted else 2)
 
-    share = _share(values, match, needed)
-    if not hinted and len(set(values)) < MIN_DISTINCT_NAMES * len(values):
-        return 0.0, None  # few distinct values: categories (cities, products), not people
-    return share, None
+    return _share(values, match, needed), None
 
 
 @dataclass(frozen=True)
