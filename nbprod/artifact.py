@@ -103,6 +103,7 @@ class Artifact:
         if self._scorer is None:
             from . import model_store
             from .feature_code import load_function
+            from .pii import columns_of
 
             feats = self.manifest["features"]
             fn = load_function(self.feature_source, feats["function"], feats["file"])
@@ -120,6 +121,7 @@ class Artifact:
                 id_column=self.id_column,
                 prediction_from_proba=self.manifest["scoring"]["prediction"] == "argmax_proba",
                 bounds=self.manifest.get("bounds"),
+                hide_ids=self.id_column in columns_of(self),
             )
         return self._scorer
 

@@ -82,19 +82,36 @@ class Session:
         pii: tuple[str, ...] | list[str] = (),
         sample_size: int = DEFAULT_SAMPLE_SIZE,
         source: str | None = None,
+        not_pii: tuple[str, ...] | list[str] = (),
     ) -> Snapshot:
+        """Record ``df`` as the ``train`` or ``valid`` snapshot.
+
+        Columns that look personal (see :mod:`nbprod.pii`) and are not declared in ``pii`` are
+        hidden like declared ones, with a :class:`~nbprod.pii.PersonalDataWarning` naming the
+        column and the evidence; ``not_pii`` says a column is not personal. Declarations and
+        findings hold for both snapshots: what one hides, the other hides too.
+        """
+        other = self.snapshots.get("valid" if role == "train" else "train")
+        pii, not_pii = _reconcile(tuple(pii), tuple(not_pii), other, df)
         snap = Snapshot(
             role=role,
             data=df,
             target=target,
             id=id,
-            pii=tuple(pii),
+            pii=pii,
             sample_size=sample_size,
             source=source,
+            not_pii=not_pii,
         )
-        other = self.snapshots.get("valid" if role == "train" else "train")
+        found = dict(snap.pii_detected)  # this snapshot's own findings, each one warned of
         if other is not None:
             _check_compatible(snap, other)
+            snap.hide(other.pii_detected)
+            other.declare(list(snap.pii_declared))
+            other.unhide(list(snap.not_pii))
+            other.hide(found)
+        for col, finding in found.items():
+            warn_detected(snap, col, finding)
         self.snapshots[role] = snap
         self._record_cell(f"snapshot {role}", source or "")
         return snap
@@ -221,6 +238,7 @@ class Session:
             task=self.require_model().task,
             id_column=train.id,
             bounds=self.bounds,
+            hide_ids=train.id is not None and train.id in train.pii,
         )
 
     def package(self, path: str | Path, **options: Any):
@@ -233,6 +251,37 @@ class Session:
         from .status import Status
 
         return Status(self)
+
+
+def _reconcile(pii: tuple[str, ...], not_pii: tuple[str, ...], other: Snapshot | None,
+               df: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The declarations of a new snapshot: its own plus those of the other snapshot."""
+    if other is None:
+        return pii, not_pii
+    for col in not_pii:
+        if col in other.pii_declared and col not in pii:
+            raise CaptureError(
+                f"--not-pii {col!r} contradicts the {other.role} snapshot, which declared it "
+                f"--pii. Say the same in both: re-run the {other.role} snapshot with "
+                f"--not-pii {col}, or drop --not-pii {col} here."
+            )
+    columns = set(getattr(df, "columns", []))
+    carried = tuple(c for c in other.pii_declared if c in columns and c not in not_pii)
+    kept_raw = tuple(c for c in other.not_pii if c in columns and c not in pii)
+    return tuple(dict.fromkeys(pii + carried)), tuple(dict.fromkeys(not_pii + kept_raw))
+
+
+def warn_detected(snap: Snapshot, column: str, finding: Any) -> None:
+    """The visible warning for a column hidden because it looks personal."""
+    import warnings
+
+    from .pii import PersonalDataWarning
+
+    warnings.warn(PersonalDataWarning(
+        f"column {column!r} of the {snap.role} snapshot {finding.evidence}; it is pseudonymised "
+        f"like a --pii column and never stored raw. If it is not personal data, snapshot with "
+        f"--not-pii {column}."
+    ), stacklevel=3)
 
 
 def _check_compatible(new: Snapshot, other: Snapshot) -> None:

@@ -274,7 +274,9 @@ def describe(m: dict[str, Any]) -> str:
     lines.append(f"  inputs      {len(m['input_columns'])}: {', '.join(m['input_columns'][:12])}"
                  + (" ..." if len(m["input_columns"]) > 12 else ""))
     for role, s in m["snapshots"].items():
-        pii = f", PII {', '.join(s['pii'])}" if s.get("pii") else ""
+        found = s.get("pii_detected") or {}
+        pii = (f", PII {', '.join(c + (' (detected)' if c in found else '') for c in s['pii'])}"
+               if s.get("pii") else "")
         lines.append(f"  {role:<11} {s['rows']:,} rows, fingerprint {s['fingerprint'][:12]}{pii}")
     checks = m.get("checks") or []
     if checks:

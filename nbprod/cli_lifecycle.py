@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import json
 from typing import Any
 
 EXIT_OK, EXIT_ERROR = 0, 1
@@ -67,7 +66,9 @@ def run_compare(args: argparse.Namespace) -> int:
                 metric=args.metric, margin=args.margin, report=args.report,
                 record=not args.no_mlflow)
     if args.json:
-        print(json.dumps(c.to_dict(), indent=2, default=str))
+        from ._json import dumps
+
+        print(dumps(c.to_dict(), indent=2, default=str))
         return EXIT_OK
     print(f"nbprod: {c.rows:,} rows; agreement {c.agreement:.1%}; verdict {c.verdict.upper()}")
     for metric, pair in c.metrics.items():

@@ -90,7 +90,11 @@ def compare(champion: str | Path, challenger: str | Path, data: str | Path, *,
     order = np.argsort(-gap, kind="stable")[:TOP_DISAGREEMENTS]
     top = pd.DataFrame({"champion": pa["prediction"].to_numpy()[order],
                         "challenger": pb["prediction"].to_numpy()[order], "difference": gap[order]})
-    if champ.id_column:
+    from .pii import columns_of
+
+    if champ.id_column and champ.id_column in columns_of(champ) | columns_of(chal):
+        top.insert(0, "row", order)  # personal ids are never quoted: row numbers instead
+    elif champ.id_column:
         top.insert(0, champ.id_column, pa[champ.id_column].to_numpy()[order])
     result.disagreements = top
 
@@ -156,7 +160,10 @@ def _record(result: Comparison) -> dict[str, Any]:
     client.log_metric(run.info.run_id, "agreement", result.agreement)
     if result.gain is not None:
         client.log_metric(run.info.run_id, "gain", result.gain)
-    client.log_dict(run.info.run_id, {k: v for k, v in result.to_dict().items() if k != "recorded"},
+    from ._json import finite
+
+    client.log_dict(run.info.run_id,
+                    finite({k: v for k, v in result.to_dict().items() if k != "recorded"}),
                     "comparison.json")
     if result.report:
         client.log_artifact(run.info.run_id, result.report)

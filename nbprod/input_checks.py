@@ -121,8 +121,12 @@ def out_of_range(X: pd.DataFrame, profile: dict[str, Any]) -> CheckResult:
 
 
 def output_bounds(outputs: pd.DataFrame, bad: np.ndarray, spec: dict[str, Any] | None,
-                  id_column: str | None) -> CheckResult:
-    """Outputs outside the declared bounds: counted, with their ids, never passed as fine."""
+                  id_column: str | None, *, hide_ids: bool = False) -> CheckResult:
+    """Outputs outside the declared bounds: counted, with their ids, never passed as fine.
+
+    ``hide_ids`` (the id column is personal data): row numbers are given instead of ids."""
+    if hide_ids:
+        id_column = None
     if not spec:
         return CheckResult(name="output:bounds", kind="output", status="skip",
                            message="no output bounds declared at packaging")

@@ -101,6 +101,8 @@ def build_parser() -> _Parser:
     s.add_argument("--id", metavar="COL", help="row identifier, passed through to predictions")
     s.add_argument("--pii", metavar="COL,...", default="",
                    help="comma-separated columns never stored raw in the artifact")
+    s.add_argument("--not-pii", metavar="COL,...", default="",
+                   help="comma-separated columns that look personal but are not: kept raw")
     s.add_argument("--sample", type=int, default=1000, metavar="N",
                    help="rows kept for replay and review (default 1000)")
 
@@ -246,10 +248,15 @@ class NbprodMagics(Magics):
     def _do_snapshot(self, args: argparse.Namespace) -> None:
         df = self._variable(args.var, "snapshot")
         pii = [c.strip() for c in args.pii.split(",") if c.strip()]
-        snap = self.session.snapshot(
+        not_pii = [c.strip() for c in args.not_pii.split(",") if c.strip()]
+        both = [c for c in pii if c in not_pii]
+        if both:
+            raise UsageError(f"%nbprod snapshot: --pii and --not-pii both name {both[0]!r}; say "
+                             "one or the other.")
+        snap = self._warning_lines(lambda: self.session.snapshot(
             df, role=args.role, target=args.target, id=args.id, pii=pii,
-            sample_size=args.sample, source=args.var,
-        )
+            sample_size=args.sample, source=args.var, not_pii=not_pii,
+        ))
         self._show_text("nbprod: " + snap.describe())
 
     def _do_features(self, args: argparse.Namespace, cell: str) -> None:
@@ -326,6 +333,24 @@ class NbprodMagics(Magics):
             hint = f" Did you mean {near[0]!r}?" if near else ""
             raise UsageError(f"{what}: no variable {name!r} in the notebook.{hint}")
         return ns[name]
+
+    def _warning_lines(self, call: Any) -> Any:
+        """Run ``call``; show each nbprod warning it raised as one line on stderr, every time
+        (Python's filters would show a repeated warning once)."""
+        import sys
+        import warnings
+
+        from .pii import PersonalDataWarning
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", PersonalDataWarning)
+            result = call()
+        for w in caught:
+            if issubclass(w.category, PersonalDataWarning):
+                print(f"nbprod: WARNING: {w.message}", file=sys.stderr)  # noqa: T201
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        return result
 
     def _display(self, obj: Any) -> None:
         from IPython.display import display

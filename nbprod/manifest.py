@@ -54,7 +54,9 @@ def file_entries(root: Path) -> dict[str, dict[str, Any]]:
 def write(root: Path, manifest: dict[str, Any]) -> None:
     manifest = dict(manifest)
     manifest["files"] = file_entries(root)
-    text = json.dumps(manifest, indent=2, sort_keys=False, default=_json_default)
+    from ._json import dumps
+
+    text = dumps(manifest, indent=2, sort_keys=False, default=_json_default)
     (root / MANIFEST).write_text(text + "\n", encoding="utf-8")
 
 

@@ -24,6 +24,8 @@ DEFAULT_DRIFT_RUNS = 3
 BOOTSTRAP = 100
 BOOTSTRAP_ROWS = 5000
 DEFAULT_DECAY = 0.05  # relative decay tolerated when no overfit gap was declared
+MIN_LABELLED_ROWS = 10  # fewer labelled rows are reported, never judged
+MIN_MATCHED_SHARE = 0.5  # fewer label rows matching a scored row: warn (wrong file or ids?)
 
 
 @dataclass
@@ -137,56 +139,139 @@ def _precomputed(task: str, outputs: pd.DataFrame, classes: list[Any] | None) ->
 
 
 def _coerce_labels(y: pd.Series, classes: list[Any] | None) -> pd.Series:
-    if not classes:
-        return pd.to_numeric(y)
-    sample = classes[0]
-    if isinstance(sample, bool):
-        return y.map(lambda v: str(v).strip().lower() in ("true", "1"))
-    if isinstance(sample, int | float):
-        return pd.to_numeric(y).astype(type(sample))
-    return y.astype("object").map(str)
+    """Labels as the model's classes (or floats); InputError when some cannot be."""
+    from .exceptions import InputError
+    from .performance import label_values
+
+    lv = label_values(y, "classification" if classes else "regression", classes)
+    if lv.invalid:
+        shown = ", ".join(f"{v} ({n} rows)" for v, n in list(lv.invalid.items())[:5])
+        raise InputError(f"The labels hold {lv.reason}: {shown}.")
+    return lv.values.reset_index(drop=True)
+
+
+def _labels_check(perf: dict[str, Any], invalid: dict[str, int], reason: str | None,
+                  usable: int) -> CheckResult:
+    """How the labels joined and whether they make sense for this model."""
+    join = perf["join"]
+    scored, label_rows, matched = perf["rows"], perf["label_rows"], perf["matched_label_rows"]
+    counts = (f"{usable:,} of {scored:,} scored rows labelled; {matched:,} of {label_rows:,} "
+              f"label rows matched a scored row ({join})")
+    problems, status = [], "pass"
+    if invalid:
+        status = "fail"
+        shown = ", ".join(f"{v} ({n} row{'s' if n != 1 else ''})"
+                          for v, n in list(invalid.items())[:5])
+        more = f" and {len(invalid) - 5} more" if len(invalid) > 5 else ""
+        problems.append(f"the labels contradict the model: {sum(invalid.values()):,} hold "
+                        f"{reason}: {shown}{more}")
+    if perf["empty_targets"]:
+        problems.append(f"{perf['empty_targets']:,} label rows have an empty target (not used)")
+    if matched == 0:
+        problems.append("no label matched a scored row: are these the labels of this batch, "
+                        "with the ids written the same way?")
+    elif matched < MIN_MATCHED_SHARE * (label_rows - perf["empty_targets"]):
+        problems.append(f"only {matched / max(label_rows, 1):.0%} of the label rows matched: "
+                        "are these the labels of this batch, with the ids written the same way?")
+    if 0 < usable < MIN_LABELLED_ROWS:
+        problems.append(f"{usable} labelled row{'s are' if usable != 1 else ' is'} too few to "
+                        f"judge performance (at least {MIN_LABELLED_ROWS})")
+    if problems and status == "pass":
+        status = "warn"
+    if usable == 0 and status == "pass":
+        status = "warn"
+    message = counts + ("; " + "; ".join(problems) if problems else "")
+    return CheckResult(name="labels", kind="labels", status=status, message=message,
+                       value=usable, threshold=MIN_LABELLED_ROWS,
+                       details={"labelled_rows": usable, "label_rows": label_rows,
+                                "matched_label_rows": matched, "scored_rows": scored,
+                                "empty_targets": perf["empty_targets"], "invalid": invalid,
+                                "join": join})
+
+
+def _single_class_reason(yk: pd.Series, m: Any, task: str) -> str | None:
+    if task != "classification" or yk.nunique() >= 2:
+        return None
+    from .performance import label_text
+
+    only = label_text(yk.iloc[0]) if len(yk) else "none"
+    return f"the labelled rows all hold class {only}; {m.label} needs at least two classes"
 
 
 def evaluate_performance(art: Any, scored: Any, labels: pd.DataFrame) -> tuple[dict[str, Any], list[CheckResult]]:
+    """Metrics on the labelled rows against validation, and a ``labels`` check on the labels.
+
+    Never passes on nonsense: labels with classes the model never saw or targets that are not
+    finite numbers fail the ``labels`` check (and are left out of the metrics); a metric that
+    cannot be computed (a single class, too few rows, an undefined value) is a ``warn`` with
+    the reason; too few or no matched labels are a ``warn`` with the counts.
+    """
+    import warnings
+
     from .metrics import resolve
-    from .performance import align_labels
+    from .performance import join_labels, label_values
 
     outputs = scored.all_outputs
-    y = align_labels(art, outputs, labels)
+    joined = join_labels(art, outputs, labels)
+    y = joined.y
     known = y.notna().to_numpy()
-    perf: dict[str, Any] = {"labelled_rows": int(known.sum()), "rows": len(outputs), "metrics": {}}
-    if not known.any():
-        perf["note"] = "no scored row has a label"
-        return perf, [CheckResult(name="performance", kind="performance", status="skip",
-                                  message="labels given, but no scored row has one")]
-    yk = _coerce_labels(y[known].reset_index(drop=True), art.classes)
-    est = _precomputed(art.task, outputs.loc[known].reset_index(drop=True), art.classes)
-    rows = np.arange(len(yk)).reshape(-1, 1)
+    lv = label_values(y[known], art.task, art.classes)
+    usable_pos = np.flatnonzero(known)[lv.valid]
+    usable = len(usable_pos)
+    perf: dict[str, Any] = {"labelled_rows": usable, "rows": len(outputs),
+                            "label_rows": joined.label_rows, "matched_label_rows": joined.matched,
+                            "empty_targets": joined.empty, "invalid_labels": lv.invalid,
+                            "join": joined.how, "metrics": {}}
+    label_check = _labels_check(perf, lv.invalid, lv.reason, usable)
+    checks = [label_check]
     ref = art.reference["metrics"]
-    checks = []
+    if usable == 0:
+        perf["note"] = "no scored row has a usable label"
+        for name in ref["values"]:
+            perf["metrics"][name] = {"value": None, "error": "no labelled rows"}
+        perf["decayed"] = False
+        return perf, checks
+    yk = lv.values.reset_index(drop=True)
+    est = _precomputed(art.task, outputs.iloc[usable_pos].reset_index(drop=True), art.classes)
+    rows = np.arange(len(yk)).reshape(-1, 1)
     rng = np.random.default_rng(0)
     for name, info in ref["values"].items():
         m = resolve(name)
-        try:
-            current = m.natural(m.score(est, rows, yk))
-        except ValueError as exc:  # e.g. ROC AUC on a batch with a single class
-            perf["metrics"][name] = {"error": str(exc)}
+        label = m.label
+        why = _single_class_reason(yk, m, art.task) if _needs_two_classes(m) else None
+        current = math.nan
+        if why is None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # undefined metrics come back as NaN here
+                try:
+                    current = m.natural(m.score(est, rows, yk))
+                except ValueError as exc:  # e.g. a log loss without every class
+                    why = f"{label} could not be computed: {str(exc)[:200]}"
+        if why is None and not math.isfinite(current):
+            why = f"{label} is undefined on these {len(yk):,} labelled rows"
+        valid = info.get("value")
+        if why is not None:
+            perf["metrics"][name] = {"value": None, "validation": valid, "error": why}
+            checks.append(CheckResult(
+                name=f"performance:{name}", kind="performance", status="warn",
+                message=f"{label} not measured on {len(yk):,} labelled rows: {why}",
+                value=None, details=perf["metrics"][name]))
             continue
-        boot_n = min(len(yk), BOOTSTRAP_ROWS)
-        sims = []
-        for _ in range(BOOTSTRAP):
-            pick = rng.integers(0, len(yk), boot_n)
-            try:
-                sims.append(m.natural(m.score(est, rows[pick], yk.iloc[pick])))
-            except ValueError:
-                continue
-        se = float(np.std(sims)) * math.sqrt(boot_n / len(yk)) if len(sims) > 10 else float("nan")
-        valid = info["value"]
+        se = _bootstrap_se(m, est, rows, yk, rng)
         th = ref.get("thresholds", {}).get(name, {})
+        if valid is None or not math.isfinite(valid):
+            perf["metrics"][name] = {"value": current, "validation": None, "standard_error": se,
+                                     "error": "no validation value recorded at packaging"}
+            checks.append(CheckResult(
+                name=f"performance:{name}", kind="performance", status="warn",
+                message=f"{label} {current:.3g} on {len(yk):,} labelled rows; no validation "
+                        "value was recorded at packaging to compare it with",
+                value=current, details=perf["metrics"][name]))
+            continue
         sign = 1 if m.greater_is_better else -1
         decay = sign * (valid - current)  # positive: worse than at validation
         tolerance = th.get("max_decay") if th.get("max_decay") is not None else DEFAULT_DECAY * max(abs(valid), 1e-12)
-        noise = 2 * se if se == se else 0.0
+        noise = 2 * se if se is not None else 0.0
         breaches = []
         if th.get("min") is not None and current < th["min"]:
             breaches.append(f"below the minimum {th['min']:.3g}")
@@ -199,15 +284,53 @@ def evaluate_performance(art: Any, scored: Any, labels: pd.DataFrame) -> tuple[d
                                  "standard_error": se, "tolerance": tolerance,
                                  "min": th.get("min"), "max": th.get("max"),
                                  "below_threshold": bool(breaches), "decayed": decayed}
-        label = m.label
+        few = len(yk) < MIN_LABELLED_ROWS
+        if problems:
+            status = "warn" if few else "fail"
+            text = f"{label} {current:.3g} on {len(yk):,} labelled rows is " + "; ".join(problems)
+        elif few:
+            status = "warn"
+            text = (f"{label} {current:.3g} on only {len(yk):,} labelled rows (validation "
+                    f"{valid:.3g}): too few to judge (at least {MIN_LABELLED_ROWS})")
+        else:
+            status = "pass"
+            text = f"{label} {current:.3g} on {len(yk):,} labelled rows (validation {valid:.3g})"
+        if few and problems:
+            text += f"; but {len(yk):,} labelled rows are too few to judge (at least {MIN_LABELLED_ROWS})"
         checks.append(CheckResult(
-            name=f"performance:{name}", kind="performance", status="fail" if problems else "pass",
-            message=(f"{label} {current:.3g} on {len(yk):,} labelled rows is " + "; ".join(problems))
-            if problems else f"{label} {current:.3g} on {len(yk):,} labelled rows (validation {valid:.3g})",
+            name=f"performance:{name}", kind="performance", status=status, message=text,
             value=current, threshold={"min": th.get("min"), "max": th.get("max"), "max_decay": tolerance},
             details=perf["metrics"][name]))
-    perf["decayed"] = any(c.status == "fail" for c in checks)
+    perf["decayed"] = any(c.status == "fail" for c in checks if c.kind == "performance")
     return perf, checks
+
+
+def _needs_two_classes(m: Any) -> bool:
+    """Metrics undefined on labels of a single class (ROC AUC, log loss, average precision)."""
+    name = m.scorer_name
+    return name.startswith(("roc_auc", "neg_log_loss", "average_precision", "neg_brier"))
+
+
+def _bootstrap_se(m: Any, est: Any, rows: np.ndarray, yk: pd.Series,
+                  rng: np.random.Generator) -> float | None:
+    """Bootstrap standard error of the metric at this batch size (None when undefined)."""
+    import warnings
+
+    boot_n = min(len(yk), BOOTSTRAP_ROWS)
+    sims = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(BOOTSTRAP):
+            pick = rng.integers(0, len(yk), boot_n)
+            try:
+                value = m.natural(m.score(est, rows[pick], yk.iloc[pick]))
+            except ValueError:
+                continue
+            if math.isfinite(value):
+                sims.append(value)
+    if len(sims) <= 10:
+        return None
+    return float(np.std(sims)) * math.sqrt(boot_n / len(yk))
 
 
 # -- retrain -----------------------------------------------------------------------------------

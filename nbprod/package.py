@@ -8,7 +8,6 @@ failure at any step leaves no partial directory behind.
 from __future__ import annotations
 
 import getpass
-import json
 import os
 import pickle
 import subprocess
@@ -25,6 +24,7 @@ import pandas as pd
 
 from . import __version__, model_store
 from . import manifest as mf
+from ._json import dumps
 from ._staging import SUFFIX, StagingDir, owner_gone, remove_stale, remove_tree
 from .exceptions import ChecksFailedError, PackagingError, ParityError
 from .notebook import scoring_notebook
@@ -153,6 +153,9 @@ def package(
     from .importance import permutation_importance
 
     importance = permutation_importance(session)
+    from .pii import guard_feature_names
+
+    guard_feature_names(session)
     t1 = time.perf_counter()
 
     name = session.name or _default_name(session)
@@ -248,7 +251,7 @@ def _write_contents(root: Path, session, *, name: str, artifact_id: str, final_p
         meta = snap.metadata()
         meta_file = f"snapshots/{role}.json"
         sample_file = f"snapshots/{role}.sample.parquet"
-        (root / meta_file).write_text(json.dumps(meta, indent=1, default=_plain), encoding="utf-8")
+        (root / meta_file).write_text(dumps(meta, indent=1, default=_plain), encoding="utf-8")
         _write_sample(snap.stored_sample(pii_key), root / sample_file)
         snaps[role] = {
             "file": meta_file,
@@ -259,15 +262,21 @@ def _write_contents(root: Path, session, *, name: str, artifact_id: str, final_p
             "target": meta["target"],
             "id": meta["id"],
             "pii": meta["pii"],
+            "pii_declared": meta["pii_declared"],
+            "pii_detected": {c: f["evidence"] for c, f in meta["pii_detected"].items()},
+            "not_pii": meta["not_pii"],
             "source": meta["source"],
         }
 
     nb = scoring_notebook(name=name, packaged_at=str(final_path), artifact_id=artifact_id)
     nbformat.write(nb, str(root / "score.ipynb"))
     training = _store_training_notebook(session, root)
+    from .pii import guard_model
     from .reference import REFERENCE_FILE, build
 
-    (root / REFERENCE_FILE).write_text(json.dumps(build(session), indent=1, default=_plain),
+    reference = build(session)
+    guard_model(root / "model.skops", session, (reference["features"] or {}).get("pii") or {})
+    (root / REFERENCE_FILE).write_text(dumps(reference, indent=1, default=_plain),
                                        encoding="utf-8")
     write_mlmodel(root, _requirements(feats.code.source, cap.model))
 

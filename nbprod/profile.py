@@ -86,16 +86,19 @@ def numeric_profile(s: pd.Series, *, hidden: bool = False) -> dict[str, Any]:
     }
     if hidden:
         return out
-    if values.size:
-        cuts = cut_points(values)
+    finite = values[np.isfinite(values)]  # +-inf count in the outer bins, not in the statistics
+    if finite.size < values.size:
+        out["infinite_count"] = int(values.size - finite.size)
+    if finite.size:
+        cuts = cut_points(finite)
         out.update(
-            min=float(values.min()),
-            max=float(values.max()),
-            mean=float(values.mean()),
-            std=float(values.std()),
+            min=float(finite.min()),
+            max=float(finite.max()),
+            mean=float(finite.mean()),
+            std=float(finite.std()),
             cuts=cuts.tolist(),
             counts=bin_counts(values, cuts).tolist(),
-            quantiles=np.quantile(values, np.linspace(0, 1, QUANTILE_POINTS)).tolist(),
+            quantiles=np.quantile(finite, np.linspace(0, 1, QUANTILE_POINTS)).tolist(),
         )
         from .drift import bridge_quantiles
 

@@ -3,7 +3,8 @@
 It holds what scoring runs compare against, computed once from the snapshots so that scoring
 never re-reads them: the profile of the model's outputs on the validation snapshot (prediction
 drift), the profile of the model-input features on the training snapshot (feature drift), and
-the validation value of every metric the checks named (performance decay).
+the validation value of every metric the checks named (performance decay). Feature columns
+that carry personal data (a hidden input passed through, or its values) keep counts only.
 """
 
 from __future__ import annotations
@@ -57,6 +58,11 @@ def build(session: Any) -> dict[str, Any]:
     X_ref, y_ref = (ev.X_valid, ev.y_valid) if on_valid else (ev.X_train, ev.y_train)
     outputs = scorer.predict(X_ref, pd.RangeIndex(len(y_ref)))
     feats = feature_frame(ev.X_train)
+    carried: dict[str, str] = {}
+    if feats is not None and session.train.pii:
+        from .pii import carried_columns
+
+        carried = carried_columns(feats, session.train.data, session.train.pii)
     metrics: dict[str, Any] = {}
     for name in metric_names(session):
         m = resolve(name)
@@ -74,8 +80,8 @@ def build(session: Any) -> dict[str, Any]:
     return {
         "outputs": {"snapshot": "valid" if on_valid else "train", "rows": len(outputs),
                     "profile": frame_profile(outputs)},
-        "features": ({"snapshot": "train", "profile": frame_profile(feats)} if feats is not None
-                     else None),
+        "features": ({"snapshot": "train", "profile": frame_profile(feats, hidden=set(carried)),
+                      "pii": carried} if feats is not None else None),
         "metrics": {"snapshot": "valid" if on_valid else "train", "rows": len(y_ref),
                     "values": metrics, "thresholds": thresholds},
     }

@@ -268,7 +268,12 @@ def performance(run) -> Html:
                      "decay": m.get("decay"), "tolerated decay": m.get("tolerance"),
                      "minimum": m.get("min"), "maximum": m.get("max"), "note": m.get("error")})
     text = "Performance: " + ", ".join(f"{k} {_fmt(v.get('value'))}" for k, v in perf["metrics"].items())
-    return Html(f"<h3>Performance ({perf['labelled_rows']:,} labelled rows)</h3>"
+    labels = next((c for c in run.checks if c.name == "labels"), None)
+    note = ""
+    if labels is not None:
+        note = f"<p>{badge(labels.status)} Labels: {html.escape(labels.message)}</p>"
+        text += f"\nLabels: {labels.status.upper()} {labels.message}"
+    return Html(f"<h3>Performance ({perf['labelled_rows']:,} labelled rows)</h3>" + note
                 + table(rows, ["metric", "status", "this batch", "validation", "decay",
                                "tolerated decay", "minimum", "maximum", "note"]), text)
 

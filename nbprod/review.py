@@ -27,6 +27,10 @@ current truth that retraining merges (:func:`nbprod.feedback.apply`). Writes are
 temporary file renamed over the old one) and serialised by a lock file beside it, so two
 reviewers appending at once lose nothing.
 
+Personal data: input columns the artifact hides (declared ``--pii`` or found personal) show as
+``[personal data]`` beside a row. The ids are the caller's own, as in the predictions file the
+queue reads: the feedback file needs them to relabel the training rows.
+
 This module is the pure-Python core; displayed in a notebook, a queue becomes an interactive
 panel when widgets are available (:mod:`nbprod.widgets`).
 """
@@ -452,6 +456,12 @@ def review(source: Any = None, *, predictions: str | Path | pd.DataFrame | None 
         ids = pd.Series([str(i) for i in range(len(outputs))])
     if inputs_df is not None:
         inputs_df = _align(inputs_df.reset_index(drop=True), outputs, id_column)
+    if inputs_df is not None:  # personal inputs are not shown to reviewers
+        from .pii import HIDDEN, columns_of
+
+        hidden = [c for c in inputs_df.columns if c in columns_of(art)]
+        if hidden:
+            inputs_df = inputs_df.assign(**{c: HIDDEN for c in hidden})
     labels_path = labels if labels is not None else (
         run.labels_path if run is not None else (record.labels_path if record else None))
     y = None

@@ -86,8 +86,11 @@ class ScoringRun:
         return _STATUS_OF[worst([c.status for c in self.checks])]
 
     def summary(self) -> dict[str, Any]:
+        """The run as plain, strict-JSON-ready data (non-finite numbers are None)."""
+        from ._json import finite
+
         art = self.artifact
-        return {
+        return finite({
             "status": self.status,
             "rows": len(self.predictions),
             "started": self.started,
@@ -110,7 +113,7 @@ class ScoringRun:
             "prediction": _prediction_summary(self.predictions, art),
             "tracking": self.tracking,
             "timings": self.timings,
-        }
+        })
 
     # -- display in the report notebook -------------------------------------------------
     def verdict(self):
@@ -285,6 +288,7 @@ def retrain_command(art: Artifact) -> str:
 def batch_checks(art: Artifact, scored) -> list[CheckResult]:
     """The checks every scoring run makes: input against the reference, outputs in bounds."""
     from . import input_checks as ic
+    from .pii import columns_of
 
     profile = art.snapshot("train")["profile"]
     return [
@@ -292,15 +296,17 @@ def batch_checks(art: Artifact, scored) -> list[CheckResult]:
         ic.unseen_categories(scored.inputs, profile),
         ic.out_of_range(scored.inputs, profile),
         ic.output_bounds(scored.all_outputs, scored.out_of_bounds, art.manifest.get("bounds"),
-                         art.id_column),
+                         art.id_column, hide_ids=art.id_column in columns_of(art)),
     ]
 
 
 def write_json(data: dict[str, Any], path: str | Path) -> None:
     from ._files import atomic_path
+    from ._json import dumps
 
+    text = dumps(data, indent=2, default=_json_default)  # strict: no NaN, no Infinity
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, default=_json_default)
+        fh.write(text)
 
 
 def _json_default(value: Any) -> Any:

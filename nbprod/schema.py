@@ -53,6 +53,7 @@ class ColumnSpec:
     nullable: bool
     categories: list[Any] | None = None
     ordered: bool = False
+    pii: bool = False  # personal data: messages never quote its values
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -64,6 +65,8 @@ class ColumnSpec:
         if self.categories is not None:
             out["categories"] = list(self.categories)
             out["ordered"] = self.ordered
+        if self.pii:
+            out["pii"] = True
         return out
 
     @classmethod
@@ -75,6 +78,7 @@ class ColumnSpec:
             nullable=bool(data["nullable"]),
             categories=data.get("categories"),
             ordered=bool(data.get("ordered", False)),
+            pii=bool(data.get("pii", False)),
         )
 
 
@@ -103,6 +107,7 @@ class Schema:
                     nullable=bool(s.isna().any()),
                     categories=categories,
                     ordered=ordered,
+                    pii=name in hidden,
                 )
             )
         return cls(tuple(specs))
@@ -168,8 +173,9 @@ def _convert(s: pd.Series, spec: ColumnSpec) -> pd.Series:
     except SchemaError:
         raise
     except (TypeError, ValueError) as exc:
+        why = "its values are personal data, not shown" if spec.pii else exc
         raise SchemaError(
-            f"Column {spec.name!r} does not convert to {spec.kind} ({spec.dtype}): {exc}",
+            f"Column {spec.name!r} does not convert to {spec.kind} ({spec.dtype}): {why}",
             column=spec.name,
         ) from None
     _raise_on_lost_values(s, converted, spec)
@@ -189,10 +195,17 @@ def _raise_on_lost_values(before: pd.Series, after: pd.Series, spec: ColumnSpec)
         pos = int(np.flatnonzero(lost)[0])
         raise SchemaError(
             f"Column {spec.name!r} expected {spec.kind} values ({spec.dtype}); "
-            f"{int(lost.sum())} value(s) do not convert, e.g. {before.iloc[pos]!r} "
+            f"{int(lost.sum())} value(s) do not convert, e.g. {_quoted(before.iloc[pos], spec)} "
             f"at row {pos}.",
             column=spec.name,
         )
+
+
+def _quoted(value: Any, spec: ColumnSpec) -> str:
+    """A value as a message quotes it; never the value of a personal column."""
+    from .pii import HIDDEN
+
+    return HIDDEN if spec.pii else repr(value)
 
 
 def _convert_integer(s: pd.Series, spec: ColumnSpec) -> pd.Series:
@@ -226,7 +239,8 @@ def _convert_bool(s: pd.Series, spec: ColumnSpec) -> pd.Series:
         if bad.any():
             pos = int(np.flatnonzero(bad.to_numpy())[0])
             raise SchemaError(
-                f"Column {spec.name!r} expected bool values; got {s.iloc[pos]!r} at row {pos}.",
+                f"Column {spec.name!r} expected bool values; got {_quoted(s.iloc[pos], spec)} "
+                f"at row {pos}.",
                 column=spec.name,
             )
         mapped = s.map({1: True, 0: False})

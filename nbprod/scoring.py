@@ -78,6 +78,7 @@ class Scorer:
     id_column: str | None = None
     prediction_from_proba: bool = False
     bounds: dict[str, Any] | None = None  # output sanity bounds and their policy
+    hide_ids: bool = False  # the id column is personal data: messages give row numbers
 
     @property
     def classes(self) -> list[Any] | None:
@@ -191,8 +192,9 @@ class Scorer:
         if policy == "drop":
             return out.loc[~bad]
         rows = out.loc[bad]
-        ids = rows[self.id_column].tolist()[:10] if self.id_column else np.flatnonzero(bad)[:10].tolist()
-        what = "ids" if self.id_column else "rows"
+        by_id = self.id_column and not self.hide_ids
+        ids = rows[self.id_column].tolist()[:10] if by_id else np.flatnonzero(bad)[:10].tolist()
+        what = "ids" if by_id else "rows"
         raise OutputBoundsError(
             f"{int(bad.sum())} prediction(s) break the output bounds declared at packaging "
             f"(policy fail), {what} {ids}; nothing was written."

@@ -2,9 +2,11 @@
 
 A snapshot records what the model was built on: the schema, a mergeable statistical profile
 (the drift reference), a stable content fingerprint, and a bounded sample used for parity replay
-and for reviewers. Columns declared as PII are never stored raw: the sample holds keyed hashes
-(the key is random and discarded, so equal values stay equal inside one artifact and cannot be
-looked up), and the profile holds only their counts.
+and for reviewers. Personal columns are never stored raw: those declared with ``--pii`` and
+those the detector (:mod:`nbprod.pii`) finds personal by name and content, unless declared
+``--not-pii``. The sample holds keyed hashes of their values (the key is random and discarded,
+so equal values stay equal inside one artifact and cannot be looked up), and the profile and
+schema hold only their counts.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from . import pii as _pii
 from .exceptions import CaptureError
+from .pii import Finding
 from .profile import column_profile, frame_profile
 from .schema import Schema
 
@@ -48,19 +52,17 @@ def sample_positions(n_rows: int, size: int, seed: int = 0) -> np.ndarray:
     return np.sort(rng.choice(n_rows, size=size, replace=False))
 
 
-def pseudonymise(s: pd.Series, key: bytes) -> pd.Series:
-    """Replace values by keyed BLAKE2 digests (16 hex chars); nulls stay null."""
-
-    def one(v: Any) -> str:
-        return hashlib.blake2b(str(v).encode(), key=key, digest_size=8).hexdigest()
-
-    out = s.astype("object").map(one, na_action="ignore")
-    return out.astype("str")
+pseudonymise = _pii.pseudonymise
 
 
 @dataclass
 class Snapshot:
-    """One captured data frame (train or valid) with its metadata."""
+    """One captured data frame (train or valid) with its metadata.
+
+    ``pii`` is given as the declared personal columns; once built it holds every hidden column:
+    the declared ones (``pii_declared``) and those the detector found (``pii_detected``, with
+    the evidence), less those declared ``not_pii``.
+    """
 
     role: str
     data: pd.DataFrame
@@ -69,16 +71,58 @@ class Snapshot:
     pii: tuple[str, ...] = ()
     sample_size: int = DEFAULT_SAMPLE_SIZE
     source: str | None = None
+    not_pii: tuple[str, ...] = ()
     schema: Schema = field(init=False)
     fingerprint: str = field(init=False)
+    pii_declared: tuple[str, ...] = field(init=False)
+    pii_detected: dict[str, Finding] = field(init=False)
 
     def __post_init__(self) -> None:
+        self.pii = tuple(dict.fromkeys(self.pii))
+        self.not_pii = tuple(dict.fromkeys(self.not_pii))
         self._validate()
         # pandas copy-on-write makes a shallow copy behave as a copy: later edits of the
         # user's frame do not reach the snapshot, and nothing is duplicated until then.
         self.data = self.data.copy(deep=False)
+        self.pii_declared = self.pii
+        skip = {self.target, *self.pii_declared, *self.not_pii}
+        self.pii_detected = _pii.detect(self.data, skip=skip)
+        self.pii = self.pii_declared + tuple(self.pii_detected)
         self.schema = Schema.infer(self.data, hide_categories=self.pii)
         self.fingerprint = fingerprint(self.data)
+
+    def hide(self, findings: dict[str, Finding]) -> list[str]:
+        """Hide more columns as detected (what the other snapshot found); the newly hidden."""
+        new = {c: f for c, f in findings.items()
+               if c in self.data.columns and c not in self.pii and c not in self.not_pii
+               and c != self.target}
+        if new:
+            self.pii_detected = {**self.pii_detected, **new}
+            self.pii = self.pii + tuple(new)
+            self.schema = Schema.infer(self.data, hide_categories=self.pii)
+        return list(new)
+
+    def declare(self, columns: list[str]) -> list[str]:
+        """Hide columns the other snapshot declared ``--pii``; the newly declared."""
+        new = [c for c in columns if c in self.data.columns and c not in self.pii_declared
+               and c != self.target]
+        if new:
+            self.pii_declared = self.pii_declared + tuple(new)
+            self.not_pii = tuple(c for c in self.not_pii if c not in new)
+            self.pii_detected = {c: f for c, f in self.pii_detected.items() if c not in new}
+            self.pii = self.pii_declared + tuple(self.pii_detected)
+            self.schema = Schema.infer(self.data, hide_categories=self.pii)
+        return new
+
+    def unhide(self, columns: list[str]) -> list[str]:
+        """Stop hiding detected columns the user declared not personal; the unhidden."""
+        gone = [c for c in columns if c in self.pii_detected]
+        if gone:
+            self.not_pii = tuple(dict.fromkeys(self.not_pii + tuple(gone)))
+            self.pii_detected = {c: f for c, f in self.pii_detected.items() if c not in gone}
+            self.pii = tuple(c for c in self.pii if c not in gone)
+            self.schema = Schema.infer(self.data, hide_categories=self.pii)
+        return gone
 
     # -- checks -----------------------------------------------------------------------
     def _validate(self) -> None:
@@ -106,9 +150,21 @@ class Snapshot:
                 raise CaptureError(_unknown_column(flag, col, df.columns))
         if self.id is not None and self.id == self.target:
             raise CaptureError("--id and --target must name different columns.")
-        for col in self.pii:
-            if col not in df.columns:
-                raise CaptureError(_unknown_column("--pii", col, df.columns))
+        for flag, cols in (("--pii", self.pii), ("--not-pii", self.not_pii)):
+            for col in cols:
+                if col not in df.columns:
+                    raise CaptureError(_unknown_column(flag, col, df.columns))
+        both = [c for c in self.pii if c in self.not_pii]
+        if both:
+            raise CaptureError(
+                f"Column {both[0]!r} is declared both --pii and --not-pii; say one or the other."
+            )
+        if self.target in self.pii:
+            raise CaptureError(
+                f"--pii names the target {self.target!r}: the target's values are the model's "
+                "classes and labels, which the artifact records. Personal data cannot be the "
+                "target; drop it from --pii."
+            )
         if df[self.target].isna().any():
             n = int(df[self.target].isna().sum())
             raise CaptureError(
@@ -161,6 +217,12 @@ class Snapshot:
             "target": self.target,
             "id": self.id,
             "pii": list(self.pii),
+            "pii_declared": list(self.pii_declared),
+            "pii_detected": {c: f.to_dict() for c, f in self.pii_detected.items()},
+            "not_pii": list(self.not_pii),
+            "pii_detector": {"version": _pii.DETECTOR_VERSION, "sample_size": _pii.SAMPLE_SIZE,
+                             "match_share": _pii.MATCH_SHARE,
+                             "hinted_share": _pii.HINTED_SHARE},
             "source": self.source,
             "fingerprint": self.fingerprint,
             "schema": self.schema.to_list(),
@@ -171,7 +233,8 @@ class Snapshot:
 
     def describe(self) -> str:
         cols = len(self.feature_columns)
-        pii = f", PII {', '.join(self.pii)}" if self.pii else ""
+        parts = [*self.pii_declared, *(f"{c} (detected)" for c in self.pii_detected)]
+        pii = f", PII {', '.join(parts)}" if parts else ""
         ident = f", id {self.id!r}" if self.id else ""
         return (
             f"{self.role} snapshot: {self.n_rows:,} rows x {cols} input columns, "

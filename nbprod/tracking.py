@@ -48,8 +48,9 @@ def run_metrics(summary: dict[str, Any]) -> dict[str, float]:
     perf = summary.get("performance")
     if perf:
         for name, m in perf.get("metrics", {}).items():
-            if "value" in m:
+            if m.get("value") is not None:
                 out[metric_key("performance", name)] = float(m["value"])
+        out["labels.labelled_rows"] = float(perf.get("labelled_rows") or 0)
     retrain = summary.get("retrain")
     if retrain:
         out["retrain.recommended"] = float(retrain["recommended"])

@@ -130,6 +130,7 @@ def test_classifier_queue_lists_mistakes_then_uncertain_rows_with_reasons(classi
     # a row's details: its inputs, the model's outputs, its label
     row = q.row(first["id"])
     assert {"spend", "channel", "prediction", "proba_1", "label"} <= set(row)
+    assert row["email"] == "[personal data]"  # declared --pii: not shown to reviewers
 
 
 def test_limit_keeps_each_kind_of_problem(classifier, tmp_path):

@@ -108,6 +108,9 @@ def _overlap(train, valid, limit: float) -> CheckResult:
         share = len(shared) / len(valid.data)
         how = f"by id {train.id!r}"
         examples = shared[:5].tolist()
+        if train.id in train.pii:  # personal ids are never quoted: validation row numbers
+            in_valid = valid.data[valid.id].astype("str").isin(shared).to_numpy()
+            examples = [f"valid row {i}" for i in np.flatnonzero(in_valid)[:5].tolist()]
     else:
         cols = [c for c in train.data.columns if c != train.id]
         seen = set(row_hashes(train.data[cols]).tolist())
