@@ -28,6 +28,7 @@ import pandas as pd
 from . import __version__, model_store
 from . import manifest as mf
 from .exceptions import ChecksFailedError, PackagingError, ParityError
+from .frontend import PACKAGE_MIME, PACKAGE_VERSION  # drawn by the JupyterLab extension
 from .notebook import scoring_notebook
 from .scoring import compare_outputs
 
@@ -35,7 +36,6 @@ KEY_PACKAGES = ("pandas", "numpy", "scikit-learn", "scipy", "skops", "pyarrow", 
                 "papermill", "nbformat")
 PROBA_CHECK_ROWS = 50_000
 REPLAY_TIMEOUT_S = 600
-PACKAGE_MIME = "application/vnd.nbprod.package+json"  # drawn by the JupyterLab extension
 
 
 @dataclass
@@ -76,7 +76,8 @@ class PackageResult:
         """The result as the JupyterLab extension reads it (under :data:`PACKAGE_MIME`)."""
         m = self.manifest
         return {
-            "version": 1,
+            "version": PACKAGE_VERSION,
+            "outcome": "packaged",
             "status": "warn" if m.get("override") else "pass",
             "name": m["name"],
             "path": str(self.path),
