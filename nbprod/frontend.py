@@ -1,11 +1,13 @@
 """What the kernel tells nbprod's JupyterLab extension about ``%nbprod package``, as JSON.
 
-The extension never reads nbprod's English. Whatever ``%nbprod package`` ends with, it displays
-one bundle under :data:`PACKAGE_MIME` whose ``outcome`` says what happened:
+The extension never reads nbprod's English. Once its line is parsed, whatever ``%nbprod
+package`` ends with, it displays one bundle under :data:`PACKAGE_MIME` whose ``outcome`` says
+what happened:
 
 - ``"packaged"``: :meth:`nbprod.package.PackageResult.to_json` (the artifact written);
 - ``"refused"``: nbprod would not package (a failed check without ``--force``, an existing PATH
-  without ``--overwrite``, a missing capture, a bad flag); the magic then raises ``UsageError``;
+  without ``--overwrite``, a missing capture, ``--register`` with ``--no-mlflow``); the magic
+  then raises ``UsageError``;
 - ``"error"``: something unexpected broke packaging; the exception then propagates (traceback).
 
 Before it runs the magic, the extension asks the kernel for :data:`PACKAGE_VERSION` (an IPython
