@@ -1,7 +1,7 @@
 # nbprod developer commands. Two are all a newcomer needs:
 #   make demo   - create .venv, install, run the whole journey on the quickstart notebook
 #   make test   - create .venv if needed, install test needs (and Debian's chromium for the
-#                 browser tests), run the whole suite
+#                 browser tests), run the whole suite: the extension's unit tests (jest), then pytest
 # Installing builds the JupyterLab extension (extension/ -> nbprod/labextension) with Node.js:
 # pip runs the jupyter-builder hook of pyproject.toml, which runs `jlpm install` against the
 # committed extension/yarn.lock (immutable: a lockfile that needs changing is an error) and the
@@ -16,7 +16,7 @@ EXTENSION_SOURCES := $(wildcard extension/src/*.ts extension/style/* extension/s
 	extension/package.json extension/yarn.lock extension/tsconfig.json extension/.yarnrc.yml \
 	extension/install.json
 
-.PHONY: demo test install extension browser lint bench clean
+.PHONY: demo test test-extension install extension browser lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,8 +59,15 @@ demo: install
 	@echo "  summary         $(CURDIR)/$(DEMO)/summary.json"
 	@echo "  MLflow store    sqlite:///$(CURDIR)/$(DEMO)/mlflow.db  (mlflow ui --backend-store-uri ...)"
 
-test: browser install
+test: browser install test-extension
 	$(BIN)/python -m pytest -q
+
+# the extension's unit tests: jest on its pure TypeScript (extension/src/__tests__). install's
+# build hook left extension/node_modules; the immutable `jlpm install` is then a no-op of seconds
+# (and brings node_modules back from the lockfile if they went missing)
+test-extension: install
+	cd extension && YARN_ENABLE_IMMUTABLE_INSTALLS=true ../$(BIN)/jlpm install
+	cd extension && ../$(BIN)/jlpm test
 
 lint: install
 	$(BIN)/ruff check nbprod tests bench

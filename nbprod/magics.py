@@ -278,6 +278,20 @@ class NbprodMagics(Magics):
         self._show_text(f"nbprod: captured {args.var} = {cap.class_name} ({cap.task})")
 
     def _do_package(self, args: argparse.Namespace) -> Any:
+        """Package; when nothing is written, first display why as JSON for the JupyterLab
+        extension (:mod:`nbprod.frontend`), then fail the cell as before."""
+        from .frontend import PackageRefusal
+
+        try:
+            return self._package(args)
+        except (NbprodError, UsageError) as exc:
+            self._display(PackageRefusal.of(exc, path=args.path, checks=self.session.checks))
+            raise
+        except Exception as exc:
+            self._display(PackageRefusal.of(exc, path=args.path, checks={}, outcome="error"))
+            raise
+
+    def _package(self, args: argparse.Namespace) -> Any:
         from .retrain import OUTPUT_ENV
 
         if args.register and args.no_mlflow:

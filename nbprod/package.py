@@ -27,6 +27,7 @@ from . import manifest as mf
 from ._json import dumps
 from ._staging import SUFFIX, StagingDir, owner_gone, remove_stale, remove_tree
 from .exceptions import ChecksFailedError, PackagingError, ParityError
+from .frontend import PACKAGE_MIME, PACKAGE_VERSION  # drawn by the JupyterLab extension
 from .notebook import scoring_notebook
 from .scoring import compare_outputs
 
@@ -34,7 +35,6 @@ KEY_PACKAGES = ("pandas", "numpy", "scikit-learn", "scipy", "skops", "pyarrow", 
                 "papermill", "nbformat")
 PROBA_CHECK_ROWS = 50_000
 REPLAY_TIMEOUT_S = 600
-PACKAGE_MIME = "application/vnd.nbprod.package+json"  # drawn by the JupyterLab extension
 
 
 @dataclass
@@ -77,7 +77,8 @@ class PackageResult:
         """The result as the JupyterLab extension reads it (under :data:`PACKAGE_MIME`)."""
         m = self.manifest
         return {
-            "version": 1,
+            "version": PACKAGE_VERSION,
+            "outcome": "packaged",
             "status": "warn" if m.get("override") else "pass",
             "name": m["name"],
             "path": str(self.path),

@@ -64,6 +64,8 @@ CELLS: list[tuple[str, str | None, str | None]] = [
     ("%nbprod check metric accuracy --min 0.999", "check", "fail"),
     ("%nbprod status", "status", "fail"),
     ("%nbprod package artifact-nb --force --overwrite --no-mlflow", "package", "warn"),
+    # refused (a check failed, no --force): the last cell, as running all stops at its error
+    ("%nbprod package artifact-refused --no-mlflow", "package", "fail"),
 ]
 
 
@@ -124,9 +126,10 @@ def test_bundles_carry_json_for_lab_and_html_for_other_frontends(tmp_path: Path)
     for bundle, mime in ((check, CHECK_MIME), (status, STATUS_MIME), (package, PACKAGE_MIME)):
         assert set(bundle) == {mime, "text/html", "text/plain"}
         json.dumps(bundle[mime])  # JSON-able as sent by the kernel
-        assert bundle[mime]["version"] == 1
+        assert bundle[mime]["version"] == (2 if mime == PACKAGE_MIME else 1)
     assert status[STATUS_MIME]["status"] == "fail"
     assert [c["name"] for c in status[STATUS_MIME]["checks"]] == ["metric:roc_auc", "metric:accuracy"]
+    assert package[PACKAGE_MIME]["outcome"] == "packaged"
     assert package[PACKAGE_MIME]["status"] == "warn"  # forced past a failed check
     assert package[PACKAGE_MIME]["files"] == 2
 
@@ -332,6 +335,17 @@ def test_check_status_and_package_bundles_are_rendered_by_the_extension(page: An
         package = _cell(page, 8).locator(".nbprod-PackageView")
         assert package.count() == 1
         assert "artifact-nb" in package.inner_text() and "forced past metric:accuracy" in package.inner_text()
+        # the refused package: the refusal's JSON drawn (reason and failed check), the badge FAIL
+        refused = _cell(page, 9).locator(".nbprod-PackageView")
+        assert refused.count() == 1 and refused.get_attribute("data-nbprod-status") == "fail"
+        text = refused.inner_text()
+        assert "not packaged to artifact-refused" in text and "ChecksFailedError" in text
+        assert refused.locator(".nbprod-CheckTable tbody tr").inner_text().count("metric:accuracy") == 1
+        badge = _cell(page, 9).locator(".nbprod-CellBadge")
+        assert badge.get_attribute("title").endswith(
+            "FAIL: not packaged: Refusing to package: 1 check(s) failed: metric:accuracy. Fix them, "
+            "or package with --force to record an override.")
+        assert not (lab.root / "artifact-refused").exists()
         _cell(page, 5).scroll_into_view_if_needed()
         _shoot(page, "renderer-checks")
         _cell(page, 8).scroll_into_view_if_needed()
@@ -346,7 +360,7 @@ def test_panel_lists_captures_and_checks_and_jumps_to_cells(page: Any, lab: Lab)
         labels = [captures.nth(i).locator(".nbprod-Panel-label").inner_text()
                   for i in range(captures.count())]
         assert labels == ["train snapshot of train", "valid snapshot of valid", "features",
-                          "model", "status", "package to artifact-nb"]
+                          "model", "status", "package to artifact-nb", "package to artifact-refused"]
         checks = panel.locator(".nbprod-Panel-checks .nbprod-Panel-item")
         found = {checks.nth(i).locator(".nbprod-Panel-label").inner_text():
                  checks.nth(i).get_attribute("data-nbprod-status") for i in range(checks.count())}
@@ -396,6 +410,8 @@ def test_panel_package_runs_in_the_kernel_and_shows_the_result(page: Any, lab: L
         assert result.get_attribute("data-state") == "error"
         assert result.get_attribute("data-error") == "PackageRefusedError"
         assert "metric:accuracy" in result.inner_text() and "--force" in result.inner_text()
+        failed = result.locator(".nbprod-Panel-failedCheck")  # from the refusal's JSON
+        assert failed.count() == 1 and failed.get_attribute("data-check") == "metric:accuracy"
         assert not artifact.exists()
         _shoot(page, "panel-package-refused")
 

@@ -6,10 +6,11 @@ import { MimeModel } from '@jupyterlab/rendermime';
 import type { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { Widget } from '@lumino/widgets';
 
-import { KernelTalkError, runPackage } from './kernel';
+import { KernelTalkError, PackageRefusedError, runPackage } from './kernel';
 import { h, statusPill } from './renderers';
 import {
   CellStatus,
+  ICheckResult,
   IMagicCell,
   INbprodNotebook,
   INbprodNotebooks,
@@ -111,7 +112,7 @@ export class NbprodPanel extends Widget {
       return outcome;
     } catch (err) {
       if (err instanceof KernelTalkError) {
-        this._showError(err.message, err.name);
+        this._showError(err.message, err.name, err instanceof PackageRefusedError ? err.checks : []);
         return null;
       }
       this._showError(String(err), 'Error');
@@ -216,11 +217,20 @@ export class NbprodPanel extends Widget {
     this._result.append(h('code', 'nbprod-Panel-code', outcome.code), renderer.node);
   }
 
-  private _showError(message: string, name: string): void {
+  private _showError(message: string, name: string, checks: ReadonlyArray<ICheckResult> = []): void {
     this._result.textContent = '';
     this._result.dataset.state = 'error';
     this._result.dataset.error = name;
-    this._result.append(h('div', 'nbprod-Panel-error', h('b', '', 'Not packaged. '), message));
+    const error = h('div', 'nbprod-Panel-error', h('b', '', 'Not packaged. '), message);
+    if (checks.length) {
+      const items = checks.map(c => {
+        const item = h('li', 'nbprod-Panel-failedCheck', statusPill(c.status), ' ', h('code', '', c.name), ` ${c.message}`);
+        item.dataset.check = c.name;
+        return item;
+      });
+      error.append(h('ul', 'nbprod-Panel-failedChecks', ...items));
+    }
+    this._result.append(error);
   }
 
   private _view: INbprodNotebook | null = null;

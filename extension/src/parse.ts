@@ -5,20 +5,20 @@
 import type * as nbformat from '@jupyterlab/nbformat';
 
 import {
-  BUNDLE_VERSION,
   CHECK_MIME,
-  CellStatus,
   CheckStatus,
-  ICheckBundle,
   ICheckResult,
-  IMagicLine,
   IPackageBundle,
-  IStatusBundle,
+  IPackageRefusal,
   MAGIC_KINDS,
   MagicKind,
   PACKAGE_MIME,
-  STATUS_MIME
-} from './tokens';
+  STATUS_MIME,
+  readCheckBundle,
+  readPackageBundle,
+  readStatusBundle
+} from './contract';
+import type { CellStatus, IMagicLine } from './tokens';
 
 const CELL_MAGIC = /^\s*%%nbprod\s+(\S+)\s*(.*)$/;
 const LINE_MAGIC = /^\s*%nbprod\s+(\S+)\s*(.*)$/;
@@ -39,10 +39,6 @@ export function worst(statuses: Iterable<CheckStatus>): CheckStatus {
     }
   }
   return out;
-}
-
-export function isCheckStatus(value: unknown): value is CheckStatus {
-  return typeof value === 'string' && value in ORDER;
 }
 
 /** Split a magic's arguments like a shell would (quotes group, backslash escapes). */
@@ -155,6 +151,7 @@ export interface IOutputReading {
   message: string;
   checks: ICheckResult[];
   packaged: IPackageBundle | null;
+  refusal: IPackageRefusal | null;
 }
 
 function text(value: nbformat.MultilineString | undefined): string {
@@ -164,34 +161,22 @@ function text(value: nbformat.MultilineString | undefined): string {
   return (Array.isArray(value) ? value.join('') : value).replace(ANSI, '');
 }
 
-function bundleOf(output: nbformat.IOutput, mime: string): unknown {
+function dataOf(output: nbformat.IOutput, mime: string): unknown {
   const data = (output as nbformat.IDisplayData).data;
-  if (!data || !(mime in data)) {
-    return undefined;
-  }
-  const value = data[mime];
-  if (typeof value === 'string') {
-    try {
-      return JSON.parse(value);
-    } catch {
-      return undefined;
-    }
-  }
-  return value;
+  return data && mime in data ? data[mime] : undefined;
 }
 
-function isBundle(value: unknown): value is { version: number; status: unknown } {
-  return (
-    typeof value === 'object' &&
-    value !== null &&
-    (value as { version?: unknown }).version === BUNDLE_VERSION
-  );
+/** The first line of a text, for a one-line message. */
+function firstLine(value: string): string {
+  return value.trim().split('\n')[0];
 }
 
 /**
- * The status of a cell from its outputs. An error (or IPython's one-line `UsageError:` on
- * stderr, which is how a refused magic shows) is a fail; nbprod bundles carry their own
- * status; any other output of a run cell is a pass. A cell never run is `idle`.
+ * The status of a cell from its outputs. nbprod bundles carry their own status; a package
+ * refusal (which the magic displays before raising) is a fail that says why. Any other error
+ * (or IPython's one-line `UsageError:` on stderr, which is how a refused magic shows) is a fail
+ * too; any other output of a run cell is a pass. A cell never run is `idle`. Bundles this
+ * extension cannot read (another version) give no status of their own.
  */
 export function readOutputs(
   outputs: ReadonlyArray<nbformat.IOutput>,
@@ -202,7 +187,8 @@ export function readOutputs(
     status: 'idle',
     message: '',
     checks: [],
-    packaged: null
+    packaged: null,
+    refusal: null
   };
   if (running) {
     return { ...reading, status: 'running', message: 'running…' };
@@ -212,14 +198,14 @@ export function readOutputs(
   for (const output of outputs) {
     if (output.output_type === 'error') {
       const err = output as nbformat.IError;
-      return { ...reading, status: 'fail', message: `${err.ename}: ${text(err.evalue)}` };
+      return failed(reading, `${err.ename}: ${text(err.evalue)}`);
     }
     if (output.output_type === 'stream') {
       const stream = output as nbformat.IStream;
       const body = text(stream.text);
       const usage = /^UsageError: (.*)$/m.exec(body);
       if (stream.name === 'stderr' && usage) {
-        return { ...reading, status: 'fail', message: usage[1].trim() };
+        return failed(reading, usage[1].trim());
       }
       const lines = body.split('\n').filter(l => l.startsWith('nbprod: '));
       if (lines.length) {
@@ -227,26 +213,30 @@ export function readOutputs(
       }
       continue;
     }
-    const check = bundleOf(output, CHECK_MIME);
-    if (isBundle(check)) {
-      const results = (check as ICheckBundle).results ?? [];
-      reading.checks.push(...results);
-      statuses.push(isCheckStatus(check.status) ? check.status : 'skip');
+    const check = readCheckBundle(dataOf(output, CHECK_MIME));
+    if (check.ok) {
+      reading.checks.push(...check.value.results);
+      statuses.push(check.value.status);
     }
-    const pkg = bundleOf(output, PACKAGE_MIME);
-    if (isBundle(pkg)) {
-      reading.packaged = pkg as IPackageBundle;
-      statuses.push(isCheckStatus(pkg.status) ? pkg.status : 'pass');
+    const pkg = readPackageBundle(dataOf(output, PACKAGE_MIME));
+    if (pkg.ok) {
+      const reply = pkg.value;
+      if (reply.outcome === 'packaged') {
+        reading.packaged = reply;
+      } else {
+        reading.refusal = reply;
+      }
+      statuses.push(reply.status);
     }
-    const status = bundleOf(output, STATUS_MIME);
-    if (isBundle(status)) {
-      statuses.push(isCheckStatus(status.status) ? status.status : 'skip');
-      said = said || `status of ${(status as IStatusBundle).name ?? 'the captures'}`;
+    const status = readStatusBundle(dataOf(output, STATUS_MIME));
+    if (status.ok) {
+      statuses.push(status.value.status);
+      said = said || `status of ${status.value.name ?? 'the captures'}`;
     }
   }
   if (statuses.length) {
     reading.status = worst(statuses);
-    reading.message = summarize(reading);
+    reading.message = summarize(reading, said);
     return reading;
   }
   if (outputs.length || executionCount !== null) {
@@ -255,7 +245,16 @@ export function readOutputs(
   return { ...reading, message: 'not run yet' };
 }
 
-function summarize(reading: IOutputReading): string {
+/** A failed cell: nbprod's refusal says why when there is one, else the error's line. */
+function failed(reading: IOutputReading, error: string): IOutputReading {
+  const message = reading.refusal ? summarize(reading) : error;
+  return { ...reading, status: 'fail', message };
+}
+
+function summarize(reading: IOutputReading, said = ''): string {
+  if (reading.refusal) {
+    return `not packaged: ${firstLine(reading.refusal.reason)}`;
+  }
   if (reading.packaged) {
     const p = reading.packaged;
     const forced = p.override ? ` (forced past ${p.override.checks.join(', ')})` : '';
@@ -263,5 +262,25 @@ function summarize(reading: IOutputReading): string {
   }
   const bad = reading.checks.filter(c => c.status === reading.status);
   const first = bad[0] ?? reading.checks[0];
-  return first ? first.message : reading.status;
+  return first ? first.message : said || reading.status;
+}
+
+/** A value as the Python side's HTML shows it: 4 significant digits, dicts as "k v" pairs. */
+export function formatValue(value: unknown): string {
+  if (value === null || value === undefined) {
+    return '';
+  }
+  if (typeof value === 'number') {
+    return Number.isInteger(value) ? String(value) : value.toPrecision(4).replace(/\.?0+(e|$)/, '$1');
+  }
+  if (Array.isArray(value)) {
+    return value.map(formatValue).join(', ');
+  }
+  if (typeof value === 'object') {
+    return Object.entries(value as { [key: string]: unknown })
+      .filter(([, v]) => v !== null && v !== undefined)
+      .map(([k, v]) => `${k} ${formatValue(v)}`)
+      .join(', ');
+  }
+  return String(value);
 }

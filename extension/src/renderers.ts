@@ -6,18 +6,23 @@
 import type { IRenderMime } from '@jupyterlab/rendermime-interfaces';
 import { Widget } from '@lumino/widgets';
 
-import { isCheckStatus } from './parse';
 import {
-  BUNDLE_VERSION,
   CHECK_MIME,
   CheckStatus,
   ICheckBundle,
   ICheckResult,
-  IPackageBundle,
+  IPackageRefusal,
   IStatusBundle,
   PACKAGE_MIME,
-  STATUS_MIME
-} from './tokens';
+  PackageReply,
+  Reading,
+  STATUS_MIME,
+  isCheckStatus,
+  readCheckBundle,
+  readPackageBundle,
+  readStatusBundle
+} from './contract';
+import { formatValue } from './parse';
 
 type Child = Node | string;
 
@@ -36,26 +41,6 @@ export function statusPill(status: string): HTMLElement {
   const pill = h('span', `nbprod-Status nbprod-Status-${known}`, status.toUpperCase());
   pill.dataset.nbprodStatus = known;
   return pill;
-}
-
-/** A value as the Python side's HTML shows it: 4 significant digits, dicts as "k v" pairs. */
-export function formatValue(value: unknown): string {
-  if (value === null || value === undefined) {
-    return '';
-  }
-  if (typeof value === 'number') {
-    return Number.isInteger(value) ? String(value) : value.toPrecision(4).replace(/\.?0+(e|$)/, '$1');
-  }
-  if (Array.isArray(value)) {
-    return value.map(formatValue).join(', ');
-  }
-  if (typeof value === 'object') {
-    return Object.entries(value as { [key: string]: unknown })
-      .filter(([, v]) => v !== null && v !== undefined)
-      .map(([k, v]) => `${k} ${formatValue(v)}`)
-      .join(', ');
-  }
-  return String(value);
 }
 
 function table(headers: string[], rows: Child[][], className: string): HTMLElement {
@@ -87,7 +72,7 @@ function details(results: ReadonlyArray<ICheckResult>): HTMLElement | null {
   return h('details', 'nbprod-Details', h('summary', '', 'details'), pre);
 }
 
-/** Base renderer: reads the bundle, checks its version, draws or explains why it cannot. */
+/** Base renderer: reads the bundle (version included), draws it or explains why it cannot. */
 abstract class BundleRenderer<T> extends Widget implements IRenderMime.IRenderer {
   constructor(protected readonly options: IRenderMime.IRendererOptions) {
     super();
@@ -95,29 +80,21 @@ abstract class BundleRenderer<T> extends Widget implements IRenderMime.IRenderer
   }
 
   async renderModel(model: IRenderMime.IMimeModel): Promise<void> {
-    const raw = model.data[this.options.mimeType];
-    const data = typeof raw === 'string' ? JSON.parse(raw) : raw;
+    const reading = this.read(model.data[this.options.mimeType]);
     this.node.textContent = '';
-    if (typeof data !== 'object' || data === null || (data as { version?: unknown }).version !== BUNDLE_VERSION) {
-      const version = (data as { version?: unknown } | null)?.version;
-      this.node.append(
-        h(
-          'div',
-          'nbprod-Renderer-unknown',
-          `nbprod: this ${this.options.mimeType} bundle has version ${String(version)}; this ` +
-            `extension draws version ${BUNDLE_VERSION}. Upgrade nbprod or the extension.`
-        )
-      );
+    if (!reading.ok) {
+      this.node.append(h('div', 'nbprod-Renderer-unknown', `nbprod: ${reading.problem}`));
       const text = model.data['text/plain'];
       if (typeof text === 'string') {
         this.node.append(h('pre', '', text));
       }
       return;
     }
-    this.node.dataset.nbprodStatus = String((data as { status?: unknown }).status ?? '');
-    this.node.append(...this.draw(data as T));
+    this.node.dataset.nbprodStatus = String((reading.value as { status?: unknown }).status ?? '');
+    this.node.append(...this.draw(reading.value));
   }
 
+  protected abstract read(data: unknown): Reading<T>;
   protected abstract draw(data: T): HTMLElement[];
 }
 
@@ -125,6 +102,10 @@ export class CheckRenderer extends BundleRenderer<ICheckBundle> {
   constructor(options: IRenderMime.IRendererOptions) {
     super(options);
     this.addClass('nbprod-CheckView');
+  }
+
+  protected read(data: unknown): Reading<ICheckBundle> {
+    return readCheckBundle(data);
   }
 
   protected draw(data: ICheckBundle): HTMLElement[] {
@@ -142,6 +123,10 @@ export class StatusRenderer extends BundleRenderer<IStatusBundle> {
   constructor(options: IRenderMime.IRendererOptions) {
     super(options);
     this.addClass('nbprod-StatusView');
+  }
+
+  protected read(data: unknown): Reading<IStatusBundle> {
+    return readStatusBundle(data);
   }
 
   protected draw(data: IStatusBundle): HTMLElement[] {
@@ -163,13 +148,20 @@ export class StatusRenderer extends BundleRenderer<IStatusBundle> {
   }
 }
 
-export class PackageRenderer extends BundleRenderer<IPackageBundle> {
+export class PackageRenderer extends BundleRenderer<PackageReply> {
   constructor(options: IRenderMime.IRendererOptions) {
     super(options);
     this.addClass('nbprod-PackageView');
   }
 
-  protected draw(data: IPackageBundle): HTMLElement[] {
+  protected read(data: unknown): Reading<PackageReply> {
+    return readPackageBundle(data);
+  }
+
+  protected draw(data: PackageReply): HTMLElement[] {
+    if (data.outcome !== 'packaged') {
+      return refusalView(data);
+    }
     const header = h(
       'div',
       'nbprod-Renderer-header',
@@ -199,6 +191,30 @@ export class PackageRenderer extends BundleRenderer<IPackageBundle> {
     }
     return out;
   }
+}
+
+/**
+ * Nothing was packaged: which error, and the failed checks when they were the reason. The
+ * reason in words is the cell's next output (the UsageError line or the traceback), so it shows
+ * here only as the header's tooltip, as in the HTML other frontends show.
+ */
+export function refusalView(data: IPackageRefusal): HTMLElement[] {
+  const what = data.outcome === 'refused' ? 'not packaged' : 'packaging failed';
+  const header = h(
+    'div',
+    'nbprod-Renderer-header',
+    statusPill('fail'),
+    h('b', '', `nbprod: ${what}${data.path ? ` to ${data.path}` : ''}`),
+    h('code', 'nbprod-PackageView-error', data.error)
+  );
+  header.title = data.reason;
+  const out = [header];
+  if (data.failed_checks.length) {
+    out.push(
+      table(['status', 'check', 'result', 'value', 'threshold'], checkRows(data.failed_checks), 'nbprod-CheckTable')
+    );
+  }
+  return out;
 }
 
 function countStatuses(checks: ReadonlyArray<ICheckResult>): string {

@@ -1,23 +1,14 @@
 /**
- * Tokens, MIME types and the shapes of data shared by the nbprod plugins.
- *
- * The JSON shapes mirror what the Python side emits (nbprod/display.py, nbprod/status.py,
- * nbprod/package.py); each bundle carries `version` so a renderer can refuse what it does not
- * know instead of drawing it wrong.
+ * Tokens and the shapes of data shared by the nbprod plugins. What the kernel sends (MIME
+ * types, JSON shapes, versions) is in contract.ts, re-exported here.
  */
-import { NotebookPanel } from '@jupyterlab/notebook';
-import { ISignal } from '@lumino/signaling';
+import type { NotebookPanel } from '@jupyterlab/notebook';
+import type { ISignal } from '@lumino/signaling';
 import { Token } from '@lumino/coreutils';
 
-/** Check results of one `%nbprod check ...` (nbprod.display.ResultsView). */
-export const CHECK_MIME = 'application/vnd.nbprod.check+json';
-/** `%nbprod status`: what is captured and which checks passed (nbprod.status.Status). */
-export const STATUS_MIME = 'application/vnd.nbprod.status+json';
-/** `%nbprod package PATH`: the artifact written (nbprod.package.PackageResult). */
-export const PACKAGE_MIME = 'application/vnd.nbprod.package+json';
+import type { CheckStatus, ICheckResult, IPackageBundle, IPackageRefusal, MagicKind } from './contract';
 
-/** The bundle versions this extension knows how to draw. */
-export const BUNDLE_VERSION = 1;
+export * from './contract';
 
 export const PLUGIN_IDS = {
   notebooks: 'nbprod:notebooks',
@@ -31,34 +22,11 @@ export const COMMAND_IDS = {
   package: 'nbprod:package'
 } as const;
 
-/** The status of one check, as nbprod.results.CheckResult has it. */
-export type CheckStatus = 'pass' | 'warn' | 'fail' | 'skip';
-
 /**
  * What a badge shows for a cell: a check status, or `idle` (never run / cleared) or
  * `running` (executing now).
  */
 export type CellStatus = CheckStatus | 'idle' | 'running';
-
-/** The `%nbprod` subcommands a cell can hold. */
-export type MagicKind =
-  | 'init'
-  | 'snapshot'
-  | 'features'
-  | 'model'
-  | 'check'
-  | 'package'
-  | 'status';
-
-export const MAGIC_KINDS: ReadonlyArray<MagicKind> = [
-  'init',
-  'snapshot',
-  'features',
-  'model',
-  'check',
-  'package',
-  'status'
-];
 
 /** One `%nbprod ...` line (or the `%%nbprod ...` first line) of a cell. */
 export interface IMagicLine {
@@ -71,48 +39,6 @@ export interface IMagicLine {
   label: string;
   /** The whole magic line, trimmed. */
   source: string;
-}
-
-/** One check result, as carried by the check bundle (nbprod.results.CheckResult.to_dict). */
-export interface ICheckResult {
-  name: string;
-  kind: string;
-  status: CheckStatus;
-  message: string;
-  value?: unknown;
-  threshold?: unknown;
-  details?: { [key: string]: unknown };
-}
-
-export interface ICheckBundle {
-  version: number;
-  status: CheckStatus;
-  title?: string;
-  results: ICheckResult[];
-}
-
-export interface IStatusBundle {
-  version: number;
-  status: CheckStatus;
-  name: string | null;
-  captures: Array<{ capture: string; state: string; captured?: boolean }>;
-  checks: ICheckResult[];
-}
-
-export interface IPackageBundle {
-  version: number;
-  status: CheckStatus;
-  name: string;
-  path: string;
-  digest: string;
-  task?: string;
-  model?: string;
-  files: number;
-  parity_rows: number;
-  mlflow: { run_id: string; tracking_uri: string } | null;
-  override: { by: string; at: string; checks: string[] } | null;
-  checks: ICheckResult[];
-  timings?: { [key: string]: number };
 }
 
 /** What the extension knows of one cell that holds nbprod magics. */
@@ -132,6 +58,8 @@ export interface IMagicCell {
   checks: ICheckResult[];
   /** The package bundle displayed by the cell, if any. */
   packaged: IPackageBundle | null;
+  /** Why the cell's `%nbprod package` wrote nothing, if it did not. */
+  refusal: IPackageRefusal | null;
 }
 
 /** The nbprod view of one open notebook, kept current as cells change and run. */
