@@ -89,6 +89,8 @@ export interface IPackageBundle {
   override: { by: string; at: string; checks: string[] } | null;
   checks: ICheckResult[];
   timings?: { [key: string]: number };
+  /** Fingerprint of the Ed25519 key that signed the artifact (`--sign`), else null. */
+  signed_by?: string | null;
 }
 
 /** `%nbprod package` wrote nothing (nbprod.frontend.PackageRefusal.to_json). */
