@@ -23,6 +23,41 @@ def _err(message: str) -> None:
     print(f"nbprod: error: {message}", file=sys.stderr)
 
 
+def exit_code(outcome: Any) -> int:
+    """The exit code of a scoring outcome, for the CLI and anyone who runs ``nbprod.run.execute``
+    in-process: an exception (usage error 2, other NbprodError 1, Ctrl-C 130; anything else is
+    a bug and is re-raised with its traceback), or a ScoringRun, summary dict or status string
+    (``alert`` 3, otherwise 0)."""
+    if isinstance(outcome, BaseException):
+        if isinstance(outcome, NbprodUsageError):
+            return EXIT_USAGE
+        if isinstance(outcome, NbprodError):
+            return EXIT_ERROR
+        if isinstance(outcome, KeyboardInterrupt):
+            return 130
+        raise outcome
+    if isinstance(outcome, str):
+        status = outcome
+    elif isinstance(outcome, dict):
+        status = outcome["status"]
+    else:
+        status = outcome.status
+    return EXIT_ALERT if status == "alert" else EXIT_OK
+
+
+def _share(text: str) -> float:
+    """``--max-rejected``: a share in [0, 1] (``0.01``) or a percentage (``1%``)."""
+    try:
+        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(
+            f"expected a share of the input rows in [0, 1] such as 0.01, or a percentage such "
+            f"as 1%; got {text[:40]!r}")
+    return value
+
+
 # -- score ----------------------------------------------------------------------------------
 def run_score(args: argparse.Namespace) -> int:
     from . import manifest as mf
@@ -43,8 +78,14 @@ def run_score(args: argparse.Namespace) -> int:
         raise InputError(f"INPUT {str(args.input)!r} is empty.")
     if not out.parent.is_dir():
         raise InputError(f"--output directory {str(out.parent)!r} does not exist.")
+    if args.issues:
+        file_format(args.issues, "--issues")
+        from .run import resolve_issues_path
+
+        resolve_issues_path(str(out), str(Path(args.issues).absolute()), str(inp),
+                            str(Path(args.summary).absolute()) if args.summary else None)
     for flag, value in (("--summary", args.summary), ("--report", args.report),
-                        ("--html", args.html)):
+                        ("--html", args.html), ("--issues", args.issues)):
         parent = Path(value).absolute().parent if value else None
         if parent and not parent.is_dir():  # found out after scoring, predictions would exist
             raise InputError(f"{flag} directory {str(parent)!r} does not exist.")
@@ -63,6 +104,10 @@ def run_score(args: argparse.Namespace) -> int:
         }
         if args.drift_runs is not None:
             params["drift_runs"] = args.drift_runs
+        if args.issues:
+            params["issues_path"] = str(Path(args.issues).absolute())
+        if args.max_rejected is not None:
+            params["max_rejected"] = args.max_rejected
         if args.no_mlflow:
             params["log_to_mlflow"] = False
         execute_notebook(root / "score.ipynb", report, params)
@@ -78,6 +123,9 @@ def run_score(args: argparse.Namespace) -> int:
 
             html_path = write_html(report, Path(args.html))
     print(f"nbprod: scored {args.input} -> {args.output} (status {status})")
+    if result.get("issues_path") and (result.get("rejected") or result.get("flagged")):
+        print(f"nbprod: {result['rejected']:,} of {result['rows_in']:,} rows rejected, "
+              f"{result['flagged']:,} flagged: issues in {result['issues_path']}")
     for c in result["checks"]:
         if c["status"] in ("warn", "fail"):
             print(f"  {c['status'].upper():<5} {c['name']}: {c['message']}")
@@ -88,7 +136,7 @@ def run_score(args: argparse.Namespace) -> int:
         print(f"nbprod: report {args.report}")
     if args.html:
         print(f"nbprod: HTML report {html_path}")
-    return EXIT_ALERT if status == "alert" else EXIT_OK
+    return exit_code(result)
 
 
 def execute_notebook(notebook: Path, output: Path, parameters: dict[str, Any]) -> None:
@@ -116,6 +164,12 @@ def add_score(sub: Any) -> None:
     p.add_argument("--drift-runs", type=int, metavar="N",
                    help="consecutive drifted runs before retraining is recommended (default 3)")
     p.add_argument("--no-mlflow", action="store_true", help="do not record the run in MLflow")
+    p.add_argument("--issues", metavar="PATH",
+                   help="where to write the rejected and flagged rows (default: beside the output "
+                        "as OUTPUT-STEM.issues.EXT)")
+    p.add_argument("--max-rejected", type=_share, metavar="SHARE",
+                   help="rejected share of the input rows above which the run alerts (exit 3); "
+                        "default 0.01 (1%%)")
     p.set_defaults(run=run_score)
 
 
@@ -282,14 +336,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.run(args))
-    except NbprodUsageError as exc:
-        _err(str(exc))
-        return EXIT_USAGE
-    except NbprodError as exc:
-        _err(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-        return EXIT_ERROR
-    except KeyboardInterrupt:
-        return 130
+    except (NbprodError, KeyboardInterrupt) as exc:
+        code = exit_code(exc)
+        if code == EXIT_USAGE:
+            _err(str(exc))
+        elif code == EXIT_ERROR:
+            _err(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        return code
 
 
 if __name__ == "__main__":

@@ -86,3 +86,29 @@ def write_frame(df: pd.DataFrame, path: str | Path) -> Path:
         else:
             df.to_parquet(tmp, index=False)
     return p
+
+
+def write_frames(frames: list[tuple[pd.DataFrame, str | Path]]) -> list[Path]:
+    """Write several frames atomically together: all are written to temporary files first and
+    renamed into place only when every one of them was written (the predictions and their
+    issues file appear together, or neither does)."""
+    from contextlib import ExitStack
+
+    paths = [Path(p) for _, p in frames]
+    for p in paths:
+        file_format(p, "output")
+        if not p.parent.exists():
+            raise InputError(f"output directory {str(p.parent)!r} does not exist.")
+    with ExitStack() as stack:
+        for (df, _), p in zip(frames, paths, strict=True):
+            tmp = stack.enter_context(atomic_path(p))
+            _write_to(df, p, tmp)
+    return paths
+
+
+def _write_to(df: pd.DataFrame, path: Path, tmp: str) -> None:
+    if file_format(path, "output") == "csv":
+        gz = path.suffix.lower() == ".gz"
+        df.to_csv(tmp, index=False, compression="gzip" if gz else None)
+    else:
+        df.to_parquet(tmp, index=False)

@@ -152,6 +152,10 @@ def evaluate_performance(art: Any, scored: Any, labels: pd.DataFrame) -> tuple[d
     from .performance import align_labels
 
     outputs = scored.all_outputs
+    positions = getattr(scored, "positions", None)
+    if (not art.id_column and positions is not None and len(positions) != scored.rows_in
+            and len(labels) == scored.rows_in):
+        labels = labels.iloc[positions]  # by row order: the labels of the rows not rejected
     y = align_labels(art, outputs, labels)
     known = y.notna().to_numpy()
     perf: dict[str, Any] = {"labelled_rows": int(known.sum()), "rows": len(outputs), "metrics": {}}

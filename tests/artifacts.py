@@ -114,8 +114,9 @@ def _missing_id(d: Path, batch: pd.DataFrame) -> Path:
 
 
 def _text_in_numbers(d: Path, batch: pd.DataFrame) -> Path:
-    bad = batch.astype({"mean_texture": "object"})
-    bad.loc[3, "mean_texture"] = "abc"
+    # one value that does not convert costs its row only (rows: rule 'type'); a column where no
+    # value converts is the wrong input as a whole
+    bad = batch.assign(mean_texture=[f"abc{i}" for i in range(len(batch))])
     return write_csv(bad, d / "in.csv")
 
 
@@ -174,7 +175,8 @@ def _bad_inputs() -> dict[str, BadInput]:
         "missing-column": BadInput(_missing_column, SchemaError, "missing column 'mean_area'"),
         "missing-id": BadInput(_missing_id, SchemaError, "id column 'patient_id'"),
         "does-not-convert": BadInput(_text_in_numbers, SchemaError,
-                                     "Column 'mean_texture' expected float"),
+                                     "Column 'mean_texture' expected float values (float64); "
+                                     "none of its"),
         "empty-file": BadInput(_empty_file, InputError, "is empty", kernel=False),
         "header-only": BadInput(_header_only, InputError, "has a header but no rows"),
         "blank-lines": BadInput(_blank_lines, InputError, "has no data"),
