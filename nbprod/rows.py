@@ -41,6 +41,7 @@ Columns declared as personal data (PII) never have their values echoed: their ``
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -175,11 +176,10 @@ class RowIssues:
         f = self.frame if action is None else self.frame[self.frame["action"] == action]
         if f.empty:
             return []
-        g = (f.assign(column=f["column"].fillna(""))
-             .groupby(["column", "rule", "action"], sort=False).size()
-             .sort_values(ascending=False, kind="stable"))
-        return [{"column": c or None, "rule": r, "action": a, "rows": int(n)}
-                for (c, r, a), n in g.items()]
+        counted = Counter(zip(f["column"].where(f["column"].notna(), None), f["rule"], f["action"],
+                              strict=True))
+        return [{"column": c, "rule": r, "action": a, "rows": n}
+                for (c, r, a), n in counted.most_common()]
 
     def describe(self, action: str, limit: int = 5) -> str:
         """e.g. ``usage non-finite 2, plan unseen-category 1``."""
@@ -225,8 +225,9 @@ class RowIssues:
         col, rule = top["column"], top["rule"]
         return RowsRejectedError(
             f"Every one of the {self.rows_in:,} input rows was rejected; nothing to score. Most "
-            f"common: {_where(col)} {rule} ({top['rows']:,} rows: {RULES.get(rule, rule)}). "
-            "Is this the right file for this model?",
+            f"common: {'column ' + repr(col) if col else 'the model'}, rule {rule} "
+            f"({top['rows']:,} rows: {RULES.get(rule, rule)}). Is this the right file for this "
+            "model?",
             col, rule=rule)
 
     # -- changes ------------------------------------------------------------------------

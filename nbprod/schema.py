@@ -11,6 +11,7 @@ batch.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -338,7 +339,15 @@ def _convert_category(s: pd.Series, spec: ColumnSpec) -> pd.Series:
 
 
 def _convert_datetime(s: pd.Series, spec: ColumnSpec) -> pd.Series:
-    out = pd.to_datetime(s, errors="coerce")
+    with warnings.catch_warnings():  # "could not infer format": the values are parsed one by one
+        warnings.simplefilter("ignore", UserWarning)
+        out = pd.to_datetime(s, errors="coerce")
+    retry = out.isna().to_numpy() & s.notna().to_numpy()
+    if retry.any():  # the format is inferred from the first value: parse the others one by one
+        again = pd.to_datetime(s[retry], errors="coerce", format="mixed")
+        if again.notna().any():
+            out = out.copy()
+            out[retry] = again
     try:
         return out.astype(spec.dtype)
     except (TypeError, ValueError):
