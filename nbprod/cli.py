@@ -124,8 +124,11 @@ def run_score(args: argparse.Namespace) -> int:
             html_path = write_html(report, Path(args.html))
     print(f"nbprod: scored {args.input} -> {args.output} (status {status})")
     if result.get("issues_path") and (result.get("rejected") or result.get("flagged")):
-        print(f"nbprod: {result['rejected']:,} of {result['rows_in']:,} rows rejected, "
-              f"{result['flagged']:,} flagged: issues in {result['issues_path']}")
+        rejected, flagged, rows_in = result["rejected"], result["flagged"], result["rows_in"]
+        said = (f"{rejected:,} of {rows_in:,} rows rejected (not scored), {flagged:,} flagged"
+                if rejected else f"{flagged:,} of {rows_in:,} rows flagged (scored, outside "
+                "what the model saw)")
+        print(f"nbprod: {said}: issues in {result['issues_path']}")
     for c in result["checks"]:
         if c["status"] in ("warn", "fail"):
             print(f"  {c['status'].upper():<5} {c['name']}: {c['message']}")
