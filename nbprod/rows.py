@@ -307,7 +307,9 @@ def validate(raw: pd.DataFrame, X: pd.DataFrame, lost: dict[str, np.ndarray], sc
 def _column_rules(x: pd.Series, spec: ColumnSpec, lost: np.ndarray | None, ref: dict[str, Any],
                   takes: ModelTakes, hidden: bool) -> list[tuple[str, str, Any, Any]]:
     """(rule, action, mask, detail) in order of precedence for one column."""
-    null = x.isna().to_numpy()
+    if lost is None and spec.kind in ("integer", "float") and _numbers_in_range(x, ref, hidden):
+        return []  # the common case, in two passes: no null, nothing non-finite or out of range
+    null = x.isna().to_numpy() if x.hasnans else np.zeros(len(x), dtype=bool)
     if lost is not None:
         null = null & ~lost
     rules: list[tuple[str, str, Any, Any]] = [
@@ -331,37 +333,59 @@ def _column_rules(x: pd.Series, spec: ColumnSpec, lost: np.ndarray | None, ref: 
     return rules
 
 
-def _numeric_rules(x: pd.Series, ref: dict[str, Any], hidden: bool) -> list[tuple[str, str, Any, Any]]:
-    v = x.to_numpy(dtype="float64", na_value=np.nan)
-    finite = np.isfinite(v)
-    out: list[tuple[str, str, Any, Any]] = []
-    inf = np.isinf(v)
-    if inf.any():
-        out.append(("non-finite", REJECTED, inf, "not a finite number"))
+def _numbers(x: pd.Series) -> np.ndarray:
+    """The column as a numpy array of numbers (float64 with NaN where it needs one)."""
+    if isinstance(x.dtype, np.dtype) and x.dtype.kind in "iuf":
+        return x.to_numpy()
+    return x.to_numpy(dtype="float64", na_value=np.nan)
+
+
+def _numbers_in_range(x: pd.Series, ref: dict[str, Any], hidden: bool) -> bool:
+    """Whether every value is present, finite and inside the training range (or, without a
+    known range, inside float32's)."""
+    v = _numbers(x)
+    if v.size == 0:
+        return True
     lo, hi = (None, None) if hidden else (ref.get("min"), ref.get("max"))
     if lo is None or hi is None:
-        far = finite & (np.abs(np.where(finite, v, 0.0)) > FLOAT32_MAX)
-        if far.any():
-            out.append(("magnitude", REJECTED, far, "beyond the float32 range that many models "
-                                                    "compute in"))
+        lo, hi = -FLOAT32_MAX, FLOAT32_MAX
+    mn, mx = v.min(), v.max()  # NaN propagates: a null fails the test
+    return bool(mn >= lo and mx <= hi)
+
+
+def _numeric_rules(x: pd.Series, ref: dict[str, Any], hidden: bool) -> list[tuple[str, str, Any, Any]]:
+    v = _numbers(x)
+    out: list[tuple[str, str, Any, Any]] = []
+    lo, hi = (None, None) if hidden else (ref.get("min"), ref.get("max"))
+    if v.dtype.kind == "f":
+        finite = np.isfinite(v)
+        if not finite.all():
+            inf = np.isinf(v)
+            if inf.any():
+                out.append(("non-finite", REJECTED, inf, "not a finite number"))
+            # non-finite values and nulls are other rules' business: park them inside the range
+            v = np.where(finite, v, 0.0 if lo is None or hi is None else (lo + hi) / 2.0)
+    mn, mx = v.min(), v.max()
+    if lo is None or hi is None:
+        if mn < -FLOAT32_MAX or mx > FLOAT32_MAX:
+            out.append(("magnitude", REJECTED, np.abs(v) > FLOAT32_MAX,
+                        "beyond the float32 range that many models compute in"))
         return out
-    vv = np.where(finite, v, (lo + hi) / 2.0)  # non-finite and nulls are other rules' business
-    if vv.min() >= lo and vv.max() <= hi:
+    if mn >= lo and mx <= hi:
         return out
     span = hi - lo if hi > lo else max(abs(hi), 1.0)
-    limit_lo, limit_hi = lo - MAGNITUDE_FACTOR * span, hi + MAGNITUDE_FACTOR * span
-    far = (vv < limit_lo) | (vv > limit_hi) | (np.abs(vv) > FLOAT32_MAX)
+    limit_lo = max(lo - MAGNITUDE_FACTOR * span, -FLOAT32_MAX)
+    limit_hi = min(hi + MAGNITUDE_FACTOR * span, FLOAT32_MAX)
     rng = f"[{_num(lo)}, {_num(hi)}]"
-    if far.any():
-        out.append(("magnitude", REJECTED, far,
+    if mn < limit_lo or mx > limit_hi:
+        out.append(("magnitude", REJECTED, (v < limit_lo) | (v > limit_hi),
                     f"absurdly far from the training range {rng}: more than "
                     f"{MAGNITUDE_FACTOR:g} x its span beyond it"))
-    if lo >= 0 and (vv < 0).any():
-        out.append(("sign", FLAGGED, vv < 0, f"negative; every training value was >= {_num(lo)}"))
-    elif hi <= 0 and (vv > 0).any():
-        out.append(("sign", FLAGGED, vv > 0, f"positive; every training value was <= {_num(hi)}"))
-    out.append(("out-of-range", FLAGGED, (vv < lo) | (vv > hi),
-                f"outside the training range {rng}"))
+    if lo >= 0 and mn < 0:
+        out.append(("sign", FLAGGED, v < 0, f"negative; every training value was >= {_num(lo)}"))
+    elif hi <= 0 and mx > 0:
+        out.append(("sign", FLAGGED, v > 0, f"positive; every training value was <= {_num(hi)}"))
+    out.append(("out-of-range", FLAGGED, (v < lo) | (v > hi), f"outside the training range {rng}"))
     return out
 
 
@@ -388,15 +412,20 @@ def _category_rules(x: pd.Series, ref: dict[str, Any], takes_unseen: bool,
             or "frequencies" not in ref):
         return []  # the profile does not know every training value
     known = set(ref["frequencies"])
-    codes, uniques = pd.factorize(x, use_na_sentinel=True)
-    if len(uniques) == 0:
+    if isinstance(x.dtype, pd.CategoricalDtype):
+        new_c = np.array([_key(c) not in known for c in x.cat.categories], dtype=bool)
+        if not new_c.any():
+            return []
+        codes = x.cat.codes.to_numpy()
+        unseen = (codes >= 0) & new_c[np.maximum(codes, 0)]
+    elif pd.api.types.is_string_dtype(x.dtype) and x.dtype != object:
+        unseen = (~x.isin(list(known)) & x.notna()).to_numpy(dtype=bool)  # text: one hash pass
+    else:  # objects: compare as text, once per distinct value
+        codes, uniques = pd.factorize(x, use_na_sentinel=True)
+        new_u = np.array([_key(u) not in known for u in uniques], dtype=bool)
+        unseen = (codes >= 0) & (new_u[np.maximum(codes, 0)] if len(uniques) else False)
+    if not unseen.any():
         return []
-    new_u = np.array([_key(u) not in known for u in uniques], dtype=bool)
-    if not new_u.any():
-        return []
-    unseen = np.zeros(len(x), dtype=bool)
-    present = codes >= 0
-    unseen[present] = new_u[codes[present]]
     if takes_unseen:
         return [("unseen-category", FLAGGED, unseen,
                  "a category never seen in training (the model ignores it)")]
@@ -404,7 +433,28 @@ def _category_rules(x: pd.Series, ref: dict[str, Any], takes_unseen: bool,
              "a category never seen in training, and the model cannot encode it")]
 
 
+def _ids_unique(ids: pd.Series) -> bool:
+    """A quick proof that the ids are present and unique (False means: look closer)."""
+    if isinstance(ids.dtype, np.dtype) and ids.dtype.kind in "iu":
+        v = ids.to_numpy()
+        if v.size < 2:
+            return True
+        if bool((v[1:] > v[:-1]).all()):  # strictly increasing: row numbers, sequences
+            return True
+        s = np.sort(v)
+        return bool((s[1:] != s[:-1]).all())
+    if ids.dtype == object or pd.api.types.is_string_dtype(ids.dtype):
+        return False  # text needs its blanks looked at too
+    return not ids.isna().any() and ids.is_unique
+
+
 def _id_rules(ids: pd.Series, name: str, hidden: bool) -> list[_Part]:
+    if _ids_unique(ids):
+        return []
+    if pd.api.types.is_string_dtype(ids.dtype) and ids.dtype != object:
+        blank = ids.str.strip().eq("").fillna(False).to_numpy(dtype=bool)
+        if not blank.any() and not ids.isna().any() and ids.is_unique:
+            return []
     codes, uniques = pd.factorize(ids, use_na_sentinel=True)
     null = codes < 0
     if len(uniques) and (ids.dtype == object or pd.api.types.is_string_dtype(ids.dtype)):

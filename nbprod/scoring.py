@@ -215,18 +215,21 @@ class Scorer:
         if len(X) == 0:
             raise SchemaError("Input has no rows to score.")
         issues = self._issues(df, X, lost)
-        if errors == "raise" and issues.n_rejected:
+        rejected = issues.n_rejected
+        if errors == "raise" and rejected:
             raise issues.first_rejection()
-        if issues.n_rejected == len(X):
+        if rejected == len(X):
             raise issues.all_rejected_error()
         keep = ~issues.rejected
         feats, out, issues, keep = self._score_kept(df, X, issues, keep, errors)
-        if errors == "raise" and issues.n_rejected:
+        rejected = issues.n_rejected
+        if errors == "raise" and rejected:
             raise issues.first_rejection()
-        Xk = X if keep.all() else X.iloc[np.flatnonzero(keep)]
-        positions = np.flatnonzero(keep)
+        positions = np.flatnonzero(keep) if rejected else np.arange(len(X))
+        Xk = X.iloc[positions] if rejected else X
         if self.id_column:
-            out.insert(0, self.id_column, df[self.id_column].to_numpy()[positions])
+            ids = df[self.id_column].to_numpy()
+            out.insert(0, self.id_column, ids if len(positions) == len(ids) else ids[positions])
         bad = np.zeros(len(out), dtype=bool)
         result = out
         if self.bounds:
@@ -274,7 +277,7 @@ class Scorer:
 
         In ``raise`` mode the caller raises as soon as ``issues`` has a rejection."""
         ids = df[self.id_column] if self.id_column else None
-        Xk = X if keep.all() else X.iloc[np.flatnonzero(keep)]
+        Xk = X if not issues.rejected.any() else X.iloc[np.flatnonzero(keep)]
         try:
             feats, out = self._model(Xk)
         except _ModelFailure as first:
@@ -387,7 +390,8 @@ def _nonfinite_rows(out: pd.DataFrame) -> np.ndarray:
     """Rows whose numeric outputs (regression prediction, probabilities) are not finite."""
     bad = np.zeros(len(out), dtype=bool)
     for col in out.columns:
-        if col.startswith(PROBA_PREFIX) or (col == PREDICTION and out[col].dtype.kind == "f"):
+        if (col.startswith(PROBA_PREFIX) or col == PREDICTION) and \
+                pd.api.types.is_float_dtype(out[col].dtype):  # never convert text classes
             bad |= ~np.isfinite(out[col].to_numpy(dtype="float64", na_value=np.nan))
     return bad
 

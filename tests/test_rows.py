@@ -481,3 +481,29 @@ def test_max_rejected_turns_rejections_into_an_alert(kinds_art, tmp_path):
         assert exit_code(err.value) == EXIT_USAGE
     with pytest.raises(NbprodUsageError, match="same file as output_path"):
         go(issues_path=str(tmp_path / "p.csv"))
+
+
+def test_id_and_category_rules_on_other_dtypes():
+    """Integer ids (the sort-based uniqueness proof), float ids with NaN, categorical inputs."""
+    from nbprod.profile import frame_profile
+    from nbprod.schema import Schema, conform_rows
+
+    train = pd.DataFrame({"size": pd.Categorical(["s", "m", "l"] * 20), "n": np.arange(60.0)})
+    schema, profile = Schema.infer(train), frame_profile(train)
+
+    def issues(raw, ids):
+        raw = raw.assign(key=ids)
+        X, lost = conform_rows(raw, schema)
+        t = rows.validate(raw, X, lost, schema, profile=profile, id_column="key").table()
+        return sorted(zip(t["row"], t["column"], t["rule"], t["action"], strict=True))
+
+    raw = train.head(6).copy()
+    assert issues(raw, [5, 3, 9, 1, 2, 4]) == []  # unsorted, unique
+    assert issues(raw, [5, 3, 9, 3, 2, 5]) == [(3, "key", "duplicate-id", "flagged"),
+                                               (5, "key", "duplicate-id", "flagged")]
+    assert issues(raw, [1.0, np.nan, 3.0, 1.0, 5.0, 6.0]) == [
+        (1, "key", "null-id", "rejected"), (3, "key", "duplicate-id", "flagged")]
+    raw["size"] = pd.Categorical(["s", "xl", "m", None, "xl", "l"])
+    assert issues(raw, list(range(6))) == [(1, "size", "unseen-category", "flagged"),
+                                           (3, "size", "missing", "rejected"),
+                                           (4, "size", "unseen-category", "flagged")]
