@@ -120,7 +120,8 @@ def test_contents_are_the_captured_code_and_a_loadable_mlflow_model(cancer_art):
     params = [c for c in nb["cells"] if "parameters" in c["metadata"].get("tags", [])]
     assert len(params) == 1
     text = "".join(params[0]["source"])
-    for name in ("input_path", "output_path", "labels_path", "summary_path", "artifact_path"):
+    for name in ("input_path", "output_path", "labels_path", "summary_path", "artifact_path",
+                 "issues_path", "max_rejected"):
         assert f"{name} = " in text, name
 
 
