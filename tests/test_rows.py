@@ -507,3 +507,17 @@ def test_id_and_category_rules_on_other_dtypes():
     assert issues(raw, list(range(6))) == [(1, "size", "unseen-category", "flagged"),
                                            (3, "size", "missing", "rejected"),
                                            (4, "size", "unseen-category", "flagged")]
+
+
+def test_compare_leaves_out_the_rows_a_model_rejects(kinds_art, tmp_path):
+    from nbprod.compare import compare
+
+    bad = corrupt(kinds_art.batch, "plan", "gold", row=5)
+    bad.to_csv(tmp_path / "data.csv", index=False)
+    labels = kinds_art.labels.copy()
+    labels.to_csv(tmp_path / "labels.csv", index=False)
+    result = compare(kinds_art.path, kinds_art.path, tmp_path / "data.csv",
+                     labels=tmp_path / "labels.csv", record=False)
+    assert result.rows == len(bad) - 1 and result.agreement == 1.0
+    pair = result.metrics[result.metric]
+    assert pair["champion"] == pair["challenger"]
