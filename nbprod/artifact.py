@@ -113,6 +113,7 @@ class Artifact:
                                      data=kept, authentic=self.authentic is not None)
             if self.verification:  # deserialized: no need to hold the file's bytes any more
                 self.verification.contents.pop(model_entry["file"], None)
+            train = self.snapshot("train")
             self._scorer = Scorer(
                 schema=self.schema,
                 feature_fn=fn,
@@ -122,6 +123,7 @@ class Artifact:
                 prediction_from_proba=self.manifest["scoring"]["prediction"] == "argmax_proba",
                 bounds=self.manifest.get("bounds"),
                 hide_ids=self.id_column in columns_of(self),
+                **row_rules(self.manifest, train),
             )
         return self._scorer
 
@@ -129,17 +131,47 @@ class Artifact:
     def model(self) -> Any:
         return self.scorer.model
 
-    def score(self, df: pd.DataFrame) -> pd.DataFrame:
-        """Score raw rows: same rows and order; id, ``prediction``, ``proba_<class>``."""
-        return self.scorer.score(df)
+    def score(self, df: pd.DataFrame, errors: str = "raise") -> pd.DataFrame:
+        """Score raw rows: id, ``prediction``, ``proba_<class>``, in input order and index.
+
+        Every row is validated first (see ``docs/scoring.md``, "Row issues"). With
+        ``errors="raise"`` (default) a row that cannot be scored raises
+        :class:`~nbprod.exceptions.RowError` naming its row, column, rule and value, so every
+        input row has its output row. With ``errors="reject"`` rejected rows are left out (the
+        output keeps the input's index, so ``df.loc[out.index]`` are the scored rows);
+        :meth:`validate` or :meth:`score_detailed` give the issues.
+        """
+        return self.scorer.score(df, errors=errors)
+
+    def score_detailed(self, df: pd.DataFrame, errors: str = "reject"):
+        """The scored batch (:class:`~nbprod.scoring.Scored`): ``output`` and ``issues``
+        (:class:`~nbprod.rows.RowIssues`, model errors included), ``positions`` of the scored
+        rows."""
+        return self.scorer.score_detailed(df, errors=errors)
+
+    def validate(self, df: pd.DataFrame):
+        """The row issues of ``df`` (:class:`~nbprod.rows.RowIssues`) without scoring it:
+        which rows would be rejected or flagged, and why. Rows the model itself fails on show
+        only when scoring (rule ``model-error``)."""
+        return self.scorer.validate(df)
 
     def score_record(self, record: dict[str, Any]) -> dict[str, Any]:
-        """Score one record (online serving) through the same path as batches."""
-        if not isinstance(record, dict):
-            from .exceptions import SchemaError
+        """Score one record (online serving) through the same path as batches.
 
+        A record that cannot be scored raises :class:`~nbprod.exceptions.RowError` naming the
+        column, the rule and the value."""
+        from .exceptions import RowError, SchemaError
+
+        if not isinstance(record, dict):
             raise SchemaError(f"score_record expects a dict of column -> value. Got {type(record).__name__}.")
-        out = self.scorer.score(pd.DataFrame([record]))
+        try:
+            out = self.scorer.score(pd.DataFrame([record]), errors="raise")
+        except RowError as exc:  # the same error, in the words of one record
+            import re
+
+            message = re.sub(r"^Row 0( \(id .*?\))? cannot be scored", r"The record\1 cannot be scored",
+                             str(exc)).split(" Fix the input,", 1)[0]
+            raise RowError(message, exc.column, row=0, rule=exc.rule, value=exc.value) from None
         if out.empty:
             from .scoring import OutputBoundsError
 
@@ -148,6 +180,19 @@ class Artifact:
 
     def __repr__(self) -> str:
         return f"<nbprod.Artifact {self.name!r} ({self.task}) at {self.root}>"
+
+
+def row_rules(manifest: dict[str, Any], train: dict[str, Any]) -> dict[str, Any]:
+    """What the row rules need from the artifact: the training profile, what the model takes
+    (``row_rules`` in the manifest; defaults for artifacts without it) and the columns whose
+    values are never echoed (personal data)."""
+    from .rows import ModelTakes
+
+    profile = train.get("profile") or {}
+    hidden = {c for c, p in profile.items() if isinstance(p, dict) and p.get("hidden")}
+    hidden |= set(train.get("pii") or [])
+    return {"profile": profile, "takes": ModelTakes.from_manifest(manifest.get("row_rules")),
+            "hidden": frozenset(hidden)}
 
 
 def load(path: str | Path, *, trusted_keys: Any = None) -> Artifact:

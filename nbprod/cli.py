@@ -27,13 +27,54 @@ def _warn(message: str) -> None:
     print(f"nbprod: warning: {message}", file=sys.stderr)
 
 
+def exit_code(outcome: Any) -> int:
+    """The exit code of a scoring outcome, for the CLI and anyone who runs ``nbprod.run.execute``
+    in-process: an exception (usage error 2, other NbprodError 1, Ctrl-C 130; anything else is
+    a bug and is re-raised with its traceback), or a ScoringRun, summary dict or status string
+    (``alert`` 3, otherwise 0)."""
+    if isinstance(outcome, BaseException):
+        if isinstance(outcome, NbprodUsageError):
+            return EXIT_USAGE
+        if isinstance(outcome, NbprodError):
+            return EXIT_ERROR
+        if isinstance(outcome, KeyboardInterrupt):
+            return 130
+        raise outcome
+    if isinstance(outcome, str):
+        status = outcome
+    elif isinstance(outcome, dict):
+        status = outcome["status"]
+    else:
+        status = outcome.status
+    return EXIT_ALERT if status == "alert" else EXIT_OK
+
+
+def _share(text: str) -> float:
+    """``--max-rejected``: a share in [0, 1] (``0.01``) or a percentage (``1%``)."""
+    try:
+        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(
+            f"expected a share of the input rows in [0, 1] such as 0.01, or a percentage such "
+            f"as 1%; got {text[:40]!r}")
+    return value
+
+
 # -- score ----------------------------------------------------------------------------------
 def score_outputs(args: argparse.Namespace) -> dict[str, str | None]:
     """What ``nbprod score`` writes, flag -> path as typed. Each is checked before any work
-    (:func:`nbprod.usage.check_outputs`), written into staging beside its final path and
-    published together at the end, predictions last: a new output flag is one more entry."""
-    return {"--report": args.report, "--html": args.html, "--summary": args.summary,
-            "--output": args.output}
+    (:func:`nbprod.usage.check_outputs`, in this order, so a problem names the flag the user
+    typed before a derived default), written into staging beside its final path and published
+    together at the end in :data:`PUBLISH_ORDER`: a new output flag is one more entry in each."""
+    from .rows import default_issues_path
+
+    return {"--output": args.output, "--issues": args.issues or str(default_issues_path(args.output)),
+            "--summary": args.summary, "--report": args.report, "--html": args.html}
+
+
+PUBLISH_ORDER = ("--report", "--html", "--summary", "--issues", "--output")  # predictions last
 
 
 def run_score(args: argparse.Namespace) -> int:
@@ -46,6 +87,8 @@ def run_score(args: argparse.Namespace) -> int:
     inp = Path(args.input).absolute()
     file_format(args.input, "INPUT")  # messages quote the paths as the user typed them
     file_format(args.output, "--output")
+    if args.issues:
+        file_format(args.issues, "--issues")
     _input_file("INPUT", args.input, empty_too=True)  # no kernel for a plainly empty file
     if args.labels:
         _input_file("--labels", args.labels)
@@ -66,6 +109,9 @@ def run_score(args: argparse.Namespace) -> int:
         }
         if args.drift_runs is not None:
             params["drift_runs"] = args.drift_runs
+        params["issues_path"] = str(finals["--issues"])
+        if args.max_rejected is not None:
+            params["max_rejected"] = args.max_rejected
         if args.no_mlflow:
             params["log_to_mlflow"] = False
         notebook = work / "score.ipynb"  # run the bytes whose hash matched, not the file
@@ -86,8 +132,14 @@ def run_score(args: argparse.Namespace) -> int:
                 log_file(run_id, str(report))
             except NbprodError as exc:  # the outputs are complete; say what MLflow lacks
                 _warn(f"the report was not attached to MLflow run {run_id}: {exc}")
-        staged.publish()
+        staged.publish(PUBLISH_ORDER)
     print(f"nbprod: scored {args.input} -> {args.output} (status {status})")
+    if result.get("issues_path") and (result.get("rejected") or result.get("flagged")):
+        rejected, flagged, rows_in = result["rejected"], result["flagged"], result["rows_in"]
+        said = (f"{rejected:,} of {rows_in:,} rows rejected (not scored), {flagged:,} flagged"
+                if rejected else f"{flagged:,} of {rows_in:,} rows flagged (scored, outside "
+                "what the model saw)")
+        print(f"nbprod: {said}: issues in {result['issues_path']}")
     for c in result["checks"]:
         if c["status"] in ("warn", "fail"):
             print(f"  {c['status'].upper():<5} {c['name']}: {c['message']}")
@@ -98,7 +150,7 @@ def run_score(args: argparse.Namespace) -> int:
         print(f"nbprod: report {args.report}")
     if args.html:
         print(f"nbprod: HTML report {args.html}")
-    return EXIT_ALERT if status == "alert" else EXIT_OK
+    return exit_code(result)
 
 
 def verified_artifact(target: str, trusted_keys: list[str] | None) -> tuple[Path, Any]:
@@ -180,6 +232,12 @@ def add_score(sub: Any) -> None:
                    help="consecutive drifted runs before retraining is recommended (default 3, "
                    "at most 21)")
     p.add_argument("--no-mlflow", action="store_true", help="do not record the run in MLflow")
+    p.add_argument("--issues", metavar="PATH",
+                   help="where to write the rejected and flagged rows (default: beside the output "
+                        "as OUTPUT-STEM.issues.EXT)")
+    p.add_argument("--max-rejected", type=_share, metavar="SHARE",
+                   help="rejected share of the input rows above which the run alerts (exit 3); "
+                        "default 0.01 (1%%)")
     add_trusted_key(p)
     p.set_defaults(run=run_score)
 
@@ -400,14 +458,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.run(args))
-    except NbprodUsageError as exc:
-        _err(str(exc))
-        return EXIT_USAGE
-    except NbprodError as exc:
-        _err(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-        return EXIT_ERROR
-    except KeyboardInterrupt:
-        return 130
+    except (NbprodError, KeyboardInterrupt) as exc:
+        code = exit_code(exc)
+        if code == EXIT_USAGE:
+            _err(str(exc))
+        elif code == EXIT_ERROR:
+            _err(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        return code
 
 
 if __name__ == "__main__":

@@ -74,10 +74,14 @@ def compare(champion: str | Path, challenger: str | Path, data: str | Path, *,
         raise NbprodUsageError(f"--margin must be a number >= 0. Got {margin!r}.")
     df = read_frame(data, champ.schema, what="data")
     a, b = champ.scorer.score_detailed(df), chal.scorer.score_detailed(df)
-    result = Comparison(champion=champ, challenger=chal, rows=len(df), metric=None, margin=margin)
+    # rows either model rejects (see docs/scoring.md, row issues) are compared by neither
+    common = np.intersect1d(a.positions, b.positions)
+    pa = a.all_outputs.iloc[np.searchsorted(a.positions, common)].reset_index(drop=True)
+    pb = b.all_outputs.iloc[np.searchsorted(b.positions, common)].reset_index(drop=True)
+    result = Comparison(champion=champ, challenger=chal, rows=len(common), metric=None,
+                        margin=margin)
 
     # agreement and disagreements
-    pa, pb = a.all_outputs, b.all_outputs
     if champ.task == "classification":
         same = pa["prediction"].astype("object").map(str).to_numpy() == pb["prediction"].astype("object").map(str).to_numpy()
         shared = [c for c in pa.columns if c.startswith("proba_") and c in pb.columns]
@@ -115,11 +119,13 @@ def compare(champion: str | Path, challenger: str | Path, data: str | Path, *,
         names = [primary.name] + [n for n in dict.fromkeys(
             list(champ.reference["metrics"]["values"]) + list(chal.reference["metrics"]["values"]))
             if n != primary.name]
-        for role, art, scored in (("champion", champ, a), ("challenger", chal, b)):
-            y = align_labels(art, scored.all_outputs, lab)
+        if not champ.id_column and len(lab) == len(df):  # by row order: the rows compared
+            lab = lab.iloc[common]
+        for role, art, outputs in (("champion", champ, pa), ("challenger", chal, pb)):
+            y = align_labels(art, outputs, lab)
             known = y.notna().to_numpy()
             yk = monitor._coerce_labels(y[known].reset_index(drop=True), art.classes)
-            est = monitor._precomputed(art.task, scored.all_outputs.loc[known].reset_index(drop=True), art.classes)
+            est = monitor._precomputed(art.task, outputs.loc[known].reset_index(drop=True), art.classes)
             rows = np.arange(len(yk)).reshape(-1, 1)
             for name in names:
                 m = resolve(name)

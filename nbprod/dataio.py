@@ -86,3 +86,11 @@ def write_frame(df: pd.DataFrame, path: str | Path) -> Path:
         else:
             df.to_parquet(tmp, index=False)
     return p
+
+
+def _write_to(df: pd.DataFrame, path: Path, tmp: str) -> None:
+    if file_format(path, "output") == "csv":
+        gz = path.suffix.lower() == ".gz"
+        df.to_csv(tmp, index=False, compression="gzip" if gz else None)
+    else:
+        df.to_parquet(tmp, index=False)

@@ -70,3 +70,43 @@ class ChecksFailedError(PackagingError):
 
     def __reduce__(self):
         return (type(self), (str(self), self.failed))
+
+
+class RowError(SchemaError):
+    """A row cannot be scored (``errors="raise"``): names the row, column, rule and value.
+
+    ``row`` is the 0-based position in the input, ``rule`` the row rule that rejected it
+    (``type``, ``missing``, ``non-finite``, ``magnitude``, ``unseen-category``, ``null-id`` or
+    ``model-error``) and ``value`` the offending value as text (``None`` for hidden columns).
+    """
+
+    def __init__(self, message: str, column: str | None = None, *, row: int | None = None,
+                 rule: str | None = None, value: str | None = None) -> None:
+        super().__init__(message, column)
+        self.row = row
+        self.rule = rule
+        self.value = value
+
+    def __reduce__(self):
+        return (_rebuild_row_error, (type(self), str(self), self.column, self.row, self.rule,
+                                     self.value))
+
+
+class RowsRejectedError(SchemaError):
+    """Every row of the input was rejected: the input is unusable as a whole. ``column`` and
+    ``rule`` name the most common reason."""
+
+    def __init__(self, message: str, column: str | None = None, *, rule: str | None = None) -> None:
+        super().__init__(message, column)
+        self.rule = rule
+
+    def __reduce__(self):
+        return (_rebuild_rows_rejected, (type(self), str(self), self.column, self.rule))
+
+
+def _rebuild_row_error(cls, message, column, row, rule, value):
+    return cls(message, column, row=row, rule=rule, value=value)
+
+
+def _rebuild_rows_rejected(cls, message, column, rule):
+    return cls(message, column, rule=rule)

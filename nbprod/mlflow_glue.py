@@ -34,7 +34,7 @@ def write_mlmodel(root: Path, requirements: list[str]) -> None:
     from mlflow.utils.environment import _PythonEnv
 
     quiet()
-    model = Model()
+    model = Model(signature=params_signature())
     env = _PythonEnv(
         python=".".join(map(str, sys.version_info[:3])),
         build_dependencies=["pip"],
@@ -44,6 +44,15 @@ def write_mlmodel(root: Path, requirements: list[str]) -> None:
     (root / "requirements.txt").write_text("\n".join(requirements) + "\n", encoding="utf-8")
     add_to_model(model, loader_module=LOADER_MODULE, python_env="python_env.yaml")
     model.save(str(root / "MLmodel"))
+
+
+def params_signature() -> Any:
+    """The pyfunc's inference parameters: ``errors`` (``raise`` | ``reject``, see
+    :mod:`nbprod.mlflow_flavor`); MLflow passes ``params`` only to models that declare them."""
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import ParamSchema, ParamSpec
+
+    return ModelSignature(params=ParamSchema([ParamSpec("errors", "string", "raise")]))
 
 
 def log_package(root: Path, manifest: dict[str, Any], digest: str) -> dict[str, str]:

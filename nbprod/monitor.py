@@ -212,6 +212,10 @@ def evaluate_performance(art: Any, scored: Any, labels: pd.DataFrame) -> tuple[d
     from .performance import join_labels, label_values
 
     outputs = scored.all_outputs
+    positions = getattr(scored, "positions", None)
+    if (not art.id_column and positions is not None and len(positions) != scored.rows_in
+            and len(labels) == scored.rows_in):
+        labels = labels.iloc[positions]  # by row order: the labels of the rows not rejected
     joined = join_labels(art, outputs, labels)
     y = joined.y
     known = y.notna().to_numpy()

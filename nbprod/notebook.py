@@ -19,7 +19,9 @@ summary_path = None  # optional: where to write the summary JSON
 artifact_path = None  # default: where this artifact was packaged
 drift_runs = 3  # consecutive drifted runs before retraining is recommended
 log_to_mlflow = True  # record the run in MLflow (MLFLOW_TRACKING_URI or ./mlflow.db)
-raise_on_alert = False  # fail the notebook run when a monitoring check fails"""
+raise_on_alert = False  # fail the notebook run when a monitoring check fails
+issues_path = None  # rejected and flagged rows; default: beside the output as STEM.issues.EXT
+max_rejected = 0.01  # rejected share of the input rows above which the run alerts"""
 
 
 def scoring_notebook(*, name: str, packaged_at: str, artifact_id: str) -> Any:
@@ -47,6 +49,8 @@ def scoring_notebook(*, name: str, packaged_at: str, artifact_id: str) -> Any:
         "    drift_runs=drift_runs,",
         "    log_to_mlflow=log_to_mlflow,",
         "    logger=logger,",
+        "    issues_path=issues_path,",
+        "    max_rejected=max_rejected,",
         ")",
         "report.verdict(run)",
     ])

@@ -65,13 +65,18 @@ class PackageResult:
         if self.manifest.get("override"):
             o = self.manifest["override"]
             rows.append({"field": "override", "value": f"{o['by']} forced past {', '.join(o['checks'])}"})
+        for c in self.manifest.get("checks", []):
+            if c.get("kind") == ROW_RULES_KIND and c.get("status") == "warn":
+                rows.append({"field": f"warning {c['name']}", "value": c["message"]})
         return f"<b>nbprod: packaged {self.manifest['name']!r}</b>" + table(rows, ["field", "value"])
 
     def __repr__(self) -> str:
         mlf = f"; MLflow run {self.mlflow['run_id']}" if self.mlflow else ""
         signed = f"; signed by {self.signed_by}" if self.signed_by else ""
+        warned = [f"\n  WARN  {c['name']}: {c['message']}" for c in self.manifest.get("checks", [])
+                  if c.get("kind") == ROW_RULES_KIND and c.get("status") == "warn"]
         return (f"Packaged {self.manifest['name']!r} at {self.path} (digest {self.digest[:12]}; "
-                f"parity replay on {self.parity_rows} rows{mlf}{signed})")
+                f"parity replay on {self.parity_rows} rows{mlf}{signed})" + "".join(warned))
 
     def to_json(self) -> dict[str, Any]:
         """The result as the JupyterLab extension reads it (under :data:`PACKAGE_MIME`)."""
@@ -146,6 +151,7 @@ def package(
     path.parent.mkdir(parents=True, exist_ok=True)
 
     live = session.live_scorer()
+    rules = apply_row_rules(session, live)
     if cap.task == "classification":
         live.prediction_from_proba = _argmax_matches_predict(session, live)
     sample = _parity_sample(session)
@@ -169,6 +175,7 @@ def package(
             prediction_from_proba=live.prediction_from_proba, override=override,
             importance=importance,
         )
+        manifest["row_rules"] = rules
         mf.write(staging, manifest)
         manifest = mf.read(staging)
         signed_by = _sign_or_check_types(staging, manifest, signer)
@@ -222,6 +229,121 @@ def _sign_or_check_types(staging: Path, manifest: dict[str, Any], signer: Any) -
     if refusal:
         raise PackagingError(refusal)
     return None
+
+
+# -- what the model takes, per column (row rules) ---------------------------------------------
+ROW_RULES_KIND = "row-rules"
+PROBE_ROWS = 5
+UNSEEN_MARKER = "__nbprod_unseen__"
+
+
+def apply_row_rules(session, live) -> dict[str, Any]:
+    """Probe what the model takes, give the live scorer the artifact's row rules (so parity
+    replay compares like with like) and record the warnings as checks of the session."""
+    from .profile import frame_profile
+    from .rows import ModelTakes
+
+    train = session.train
+    profile = frame_profile(train.X, hidden=set(train.pii))
+    live.profile = profile
+    live.hidden = frozenset(train.pii) | {c for c, p in profile.items() if p.get("hidden")}
+    rules = probe_row_rules(live, train.raw_sample())
+    live.takes = ModelTakes.from_manifest(rules)
+    for name in [n for n, c in session.checks.items() if c.kind == ROW_RULES_KIND]:
+        del session.checks[name]  # a re-packaged model is probed afresh
+    for check in row_rule_checks(rules, live.schema, profile):
+        session.record_check(check)
+    return rules
+
+
+def probe_row_rules(scorer, sample: pd.DataFrame) -> dict[str, Any]:
+    """What the model takes in each input column (the manifest's ``row_rules``).
+
+    On a few sample rows, each column in turn is set to a missing value, and text and category
+    columns to a value never seen in training; the rows go through conversion, the feature
+    function and the model as in production. The column "takes" the value when that succeeds
+    with finite outputs."""
+    base = sample.reset_index(drop=True).iloc[:PROBE_ROWS]
+    columns: dict[str, Any] = {}
+    for spec in scorer.schema.columns:
+        ok, error = _probe(scorer, base.assign(**{spec.name: None}))
+        entry: dict[str, Any] = {"takes_missing": ok, "takes_unseen": None}
+        if error:
+            entry["missing_error"] = error
+        if spec.kind in ("string", "category"):
+            ok, error = _probe(scorer, base.assign(**{spec.name: _unseen_value(spec)}))
+            entry["takes_unseen"] = ok
+            if error:
+                entry["unseen_error"] = error
+        columns[spec.name] = entry
+    return {"probed_rows": len(base), "columns": columns}
+
+
+def _unseen_value(spec) -> Any:
+    known = spec.categories or []
+    if known and all(isinstance(k, int | float) and not isinstance(k, bool) for k in known):
+        return max(known) + 1  # numeric categories: a number never seen
+    return UNSEEN_MARKER
+
+
+def _probe(scorer, frame: pd.DataFrame) -> tuple[bool, str | None]:
+    from .exceptions import NbprodError
+    from .schema import conform_rows
+    from .scoring import _ModelFailure, _nonfinite_rows
+
+    try:
+        X, _ = conform_rows(frame, scorer.schema)
+        _, out = scorer._model(X)
+    except _ModelFailure as failure:
+        return False, failure.text
+    except NbprodError as exc:
+        return False, str(exc)[:320]
+    if _nonfinite_rows(out).any():
+        return False, "the model returned a non-finite output"
+    return True, None
+
+
+def row_rule_checks(rules: dict[str, Any], schema, profile: dict[str, Any]) -> list:
+    """Warnings, in words, for what will happen in production to rows the model cannot take."""
+    from .results import CheckResult
+
+    cols = rules["columns"]
+    out = []
+    missing = [s.name for s in schema.columns
+               if not s.nullable and cols.get(s.name, {}).get("takes_missing") is False]
+    if missing:
+        out.append(CheckResult(
+            name=f"{ROW_RULES_KIND}:missing", kind=ROW_RULES_KIND, status="warn",
+            message=(f"The model cannot take a missing value in {_listed(missing)}, which had none "
+                     "in training. In production a row with a missing value there is rejected: "
+                     "not scored, and listed in the issues file (rule 'missing'). To score such "
+                     "rows, impute in the feature function or the model's pipeline."),
+            value=len(missing),
+            details={"columns": missing,
+                     "errors": {c: cols[c].get("missing_error") for c in missing}}))
+    unseen = [s.name for s in schema.columns if cols.get(s.name, {}).get("takes_unseen") is False]
+    if unseen:
+        unlisted = [c for c in unseen if (profile.get(c) or {}).get("other_count")
+                    or (profile.get(c) or {}).get("hidden")]
+        note = (f" The training profile of {_listed(unlisted)} does not list every value, so "
+                "there such rows are found when the model fails on them (rule 'model-error')."
+                if unlisted else "")
+        out.append(CheckResult(
+            name=f"{ROW_RULES_KIND}:unseen-category", kind=ROW_RULES_KIND, status="warn",
+            message=(f"The model cannot encode a category unseen in training in {_listed(unseen)} "
+                     "(e.g. a OneHotEncoder with handle_unknown='error'). In production a row with "
+                     "a new category there is rejected: not scored, and listed in the issues file "
+                     "(rule 'unseen-category'). To score such rows, let the encoder ignore "
+                     f"unknown categories (handle_unknown='ignore').{note}"),
+            value=len(unseen),
+            details={"columns": unseen,
+                     "errors": {c: cols[c].get("unseen_error") for c in unseen}}))
+    return out
+
+
+def _listed(names: list[str], limit: int = 8) -> str:
+    shown = ", ".join(repr(n) for n in names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
 def mlflow_run(root: Path, manifest: dict[str, Any], digest: str) -> dict[str, str]:

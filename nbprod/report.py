@@ -93,10 +93,18 @@ def verdict(run) -> Html:
         text.append(f"OVERRIDE: packaged past failed checks {', '.join(override['checks'])} "
                     f"by {override['by']}.")
     out = s["output"] or "(not written)"
+    rows_in = s.get("rows_in", s["rows"])
+    counted = f"{s['rows']:,} rows" if rows_in == s["rows"] else f"{s['rows']:,} of {rows_in:,} rows"
     lines.append(
-        f"<p>{s['rows']:,} rows from <code>{html.escape(s['input'])}</code> scored by "
+        f"<p>{counted} from <code>{html.escape(s['input'])}</code> scored by "
         f"<b>{html.escape(art['name'])}</b> ({art['task']}) into <code>{html.escape(out)}</code>.</p>")
-    text.append(f"{s['rows']} rows scored into {out}.")
+    text.append(f"{counted} scored into {out}.")
+    if s.get("rejected") or s.get("flagged"):
+        where = f" Issues in {s['issues_path']}." if s.get("issues_path") else ""
+        said = (f"{s.get('rejected', 0):,} row(s) rejected (not scored), {s.get('flagged', 0):,} "
+                f"flagged (scored, outside what the model saw).{where}")
+        lines.append(f"<p>{html.escape(said)}</p>")
+        text.append(said)
     return Html("\n".join(lines), "\n".join(text))
 
 
@@ -104,7 +112,31 @@ def checks_table(run, kinds: tuple[str, ...] = ("input", "output", "tracking")) 
     rows = [{"status": badge(c.status), "check": c.name, "result": c.message}
             for c in run.checks if c.kind in kinds]
     text = "\n".join(f"{c.status.upper():<5} {c.name}: {c.message}" for c in run.checks if c.kind in kinds)
-    return Html("<h3>Input and output checks</h3>" + table(rows, ["status", "check", "result"]), text)
+    issues = row_issues(run)
+    return Html("<h3>Input and output checks</h3>" + table(rows, ["status", "check", "result"])
+                + issues.html, text + ("\n" + issues.text if issues.text else ""))
+
+
+ISSUE_FIELDS = ["row", "column", "value", "rule", "action", "detail"]
+
+
+def row_issues(run) -> Html:
+    """The first rejected and flagged rows (``input:rows`` details); empty when there are none."""
+    check = next((c for c in run.checks if c.name == "input:rows"), None)
+    first = (check.details or {}).get("first") if check else None
+    if not first:
+        return Html("", "")
+    ident = [k for k in first[0] if k not in ISSUE_FIELDS]
+    columns = ["row", *ident, *ISSUE_FIELDS[1:]]
+    total = check.details.get("issues", len(first))
+    where = check.details.get("issues_path")
+    more = f" The first {len(first)} of {total:,} are shown." if total > len(first) else ""
+    file_note = f" The issues file is <code>{html.escape(where)}</code>." if where else ""
+    head = (f"<h4>Row issues</h4><p>Rejected rows were not scored; flagged rows were scored "
+            f"but lie outside what the model saw.{more}{file_note}</p>")
+    text = "Row issues: " + "; ".join(
+        f"row {r['row']} {r['column'] or '(model)'} {r['rule']} ({r['action']})" for r in first[:10])
+    return Html(head + table(first, columns), text)
 
 
 def drift_table(run) -> Html:

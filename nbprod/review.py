@@ -8,11 +8,15 @@ Which rows, and why (a row may have several reasons):
   an absolute error at or above ``max_error``, or else at or above the ``error_quantile``
   (default 0.95) of the batch's labelled errors;
 - ``low_confidence`` (classifiers): the highest class probability below ``min_confidence``
-  (default 0.6).
+  (default 0.6);
+- ``flagged_input``: the row was scored, but its input lies outside what the model saw (a
+  flagged row of the issues file: out of the training range, a sign or category never seen,
+  a repeated id...), when the issues are known (the scoring run, the issues file beside the
+  predictions, or ``issues=``).
 
-Order: out-of-bounds rows first, then large errors, then low confidence (a row counts in its
-first group); inside a group the largest error first, then the least confident, then file
-order. ``limit`` (default 200) keeps at most that many rows of each group, so a batch full of
+Order: out-of-bounds rows first, then large errors, then low confidence, then flagged input
+(a row counts in its first group); inside a group the largest error first, then the least
+confident, then file order. ``limit`` (default 200) keeps at most that many rows of each group, so a batch full of
 mistakes still shows its uncertain rows.
 
 A reviewer accepts a row (the prediction is right: its label is the prediction) or relabels it.
@@ -61,6 +65,7 @@ REASONS = {  # code -> (rank in the queue, what a reviewer reads)
     "out_of_bounds": (0, "output outside the declared bounds"),
     "large_error": (1, "large error"),
     "low_confidence": (2, "low confidence"),
+    "flagged_input": (3, "input outside what the model saw"),
 }
 DEFAULT_FEEDBACK = "feedback.parquet"
 DEFAULT_LIMIT = 200
@@ -89,8 +94,12 @@ class Decision:
 def select(outputs: pd.DataFrame, *, task: str, classes: list[Any] | None, ids: pd.Series,
            out_of_bounds: np.ndarray | None = None, labels: pd.Series | None = None,
            min_confidence: float = 0.6, error_quantile: float = 0.95,
-           max_error: float | None = None, limit: int | None = DEFAULT_LIMIT) -> pd.DataFrame:
-    """The queue: one row per flagged output row, sorted (see the module docs)."""
+           max_error: float | None = None, limit: int | None = DEFAULT_LIMIT,
+           input_flags: np.ndarray | None = None) -> pd.DataFrame:
+    """The queue: one row per flagged output row, sorted (see the module docs).
+
+    ``input_flags`` holds, per output row, the words of its flagged input issues (None when
+    it has none)."""
     if not 0 < min_confidence <= 1:
         raise NbprodUsageError(f"min_confidence must be in (0, 1]. Got {min_confidence!r}.")
     if not 0 < error_quantile < 1:
@@ -127,14 +136,17 @@ def select(outputs: pd.DataFrame, *, task: str, classes: list[Any] | None, ids: 
                 threshold = float(np.quantile(error[finite], error_quantile))
             if threshold is not None:
                 large = finite & (error >= threshold) & (error > 0)
-    flagged = np.flatnonzero(oob | large | low)
-    tier = np.where(oob, 0, np.where(large, 1, 2))[flagged]
+    inflag = (np.zeros(n, bool) if input_flags is None
+              else np.array([f is not None for f in input_flags], dtype=bool))
+    groups_of = np.where(oob, 0, np.where(large, 1, np.where(low, 2, 3)))
+    flagged = np.flatnonzero(oob | large | low | inflag)
+    tier = groups_of[flagged]
     err = np.nan_to_num(error[flagged], nan=-np.inf)
     conf = np.nan_to_num(confidence[flagged], nan=np.inf)
     order = flagged[np.lexsort((flagged, conf, -err, tier))]
     if limit is not None:  # at most `limit` rows of each group, so every kind of problem shows
-        groups = np.where(oob, 0, np.where(large, 1, 2))[order]
-        order = np.concatenate([order[groups == g][:limit] for g in range(3)])
+        groups = groups_of[order]
+        order = np.concatenate([order[groups == g][:limit] for g in range(4)])
     rows = []
     for i in order:
         reasons, why = [], []
@@ -148,6 +160,9 @@ def select(outputs: pd.DataFrame, *, task: str, classes: list[Any] | None, ids: 
         if low[i]:
             reasons.append("low_confidence")
             why.append(f"low confidence {confidence[i]:.2f} < {min_confidence:g}")
+        if inflag[i]:
+            reasons.append("flagged_input")
+            why.append(f"input outside what the model saw: {input_flags[i]}")
         rows.append({"id": str(ids.iloc[i]), "position": int(i), "prediction": plain(outputs["prediction"].iloc[i]),
                      "confidence": float(confidence[i]), "label": plain(labels.iloc[i]) if known[i] else None,
                      "error": float(error[i]), "reasons": tuple(reasons), "why": "; ".join(why)})
@@ -386,12 +401,15 @@ def review(source: Any = None, *, predictions: str | Path | pd.DataFrame | None 
            inputs: str | Path | pd.DataFrame | None = None,
            feedback: str | Path = DEFAULT_FEEDBACK, reviewer: str | None = None,
            min_confidence: float = 0.6, error_quantile: float = 0.95,
-           max_error: float | None = None, limit: int | None = DEFAULT_LIMIT) -> ReviewQueue:
+           max_error: float | None = None, limit: int | None = DEFAULT_LIMIT,
+           issues: str | Path | pd.DataFrame | None = None) -> ReviewQueue:
     """The review queue of a scored batch.
 
     ``source`` is a ScoringRun, a summary (dict or JSON path) or an executed report notebook;
     or give the files: ``predictions`` (the output file) with ``artifact``, and optionally
     ``labels`` and ``inputs`` (shown beside each row). Explicit files override the source's.
+    ``issues`` is the run's issues file (or its table); by default the run's own, or the file
+    beside the predictions, when it exists: its flagged rows join the queue.
     """
     from .dataio import read_frame
 
@@ -426,10 +444,13 @@ def review(source: Any = None, *, predictions: str | Path | pd.DataFrame | None 
         return read_frame(value, reading, what=what)
 
     oob = None
+    flags = None
     if predictions is None and run is not None:
         scored = run.scored
         outputs = scored.all_outputs if scored is not None else run.predictions
         oob = scored.out_of_bounds if scored is not None else None
+        if issues is None and scored is not None and scored.issues is not None:
+            flags = _flags_by_position(scored.issues.table(), scored.positions)
         inputs_df = frame(inputs, "inputs") if inputs is not None else (
             scored.inputs if scored is not None else None)
     else:
@@ -450,6 +471,13 @@ def review(source: Any = None, *, predictions: str | Path | pd.DataFrame | None 
 
             oob = violations(outputs, art.manifest["bounds"])
     id_column = art.id_column
+    if flags is None:
+        table = issues
+        if table is None:
+            table = _issues_file(predictions, record)
+        if table is not None:
+            rows_in = (record.summary or {}).get("rows_in") if record is not None else None
+            flags = input_flags(outputs, read_issues(table), id_column, rows_in)
     if id_column and id_column in outputs.columns:
         ids = outputs[id_column].map(id_text)
     else:
@@ -472,10 +500,89 @@ def review(source: Any = None, *, predictions: str | Path | pd.DataFrame | None 
     criteria = {"min_confidence": min_confidence, "error_quantile": error_quantile,
                 "max_error": max_error, "limit": limit}
     items = select(outputs, task=art.task, classes=art.classes, ids=ids, out_of_bounds=oob,
-                   labels=y, **criteria)
+                   labels=y, input_flags=flags, **criteria)
     return ReviewQueue(items, outputs=outputs, ids=ids, inputs=inputs_df, labels=y, task=art.task,
                        classes=art.classes, feedback=feedback, reviewer=reviewer,
                        artifact_id=art.manifest.get("artifact_id"), criteria=criteria)
+
+
+def _issues_file(predictions: Any, record: Any) -> Path | None:
+    """The issues file of the run: named by its summary, or beside the predictions."""
+    from .rows import default_issues_path
+
+    named = (record.summary or {}).get("issues_path") if record is not None else None
+    if named and Path(named).is_file():
+        return Path(named)
+    path = predictions if isinstance(predictions, str | Path) else (
+        record.output_path if record is not None else None)
+    if path is None:
+        return None
+    beside = default_issues_path(path)
+    return beside if beside.is_file() else None
+
+
+def read_issues(source: str | Path | pd.DataFrame) -> pd.DataFrame:
+    """An issues file (CSV, .csv.gz or Parquet) as written by scoring; a clean run's file has a
+    header only, which gives an empty table."""
+    if isinstance(source, pd.DataFrame):
+        return source
+    from .dataio import file_format
+
+    p = Path(source)
+    if not p.is_file():
+        raise InputError(f"issues file {str(p)!r} does not exist.")
+    try:
+        if file_format(p, "issues") == "csv":
+            table = pd.read_csv(p, dtype="str", keep_default_na=False, na_values=[""])
+        else:
+            table = pd.read_parquet(p)
+    except Exception as exc:
+        raise InputError(f"issues file {str(p)!r} is not readable: {type(exc).__name__}: {exc}") from None
+    if "row" in table.columns:
+        table["row"] = pd.to_numeric(table["row"], errors="coerce").fillna(-1).astype("int64")
+    return table
+
+
+def _flag_words(issues: pd.DataFrame) -> pd.Series:
+    """Per input row, its flagged issues in words, e.g. ``usage out-of-range (outside ...)``."""
+    flagged = issues[issues["action"] == "flagged"]
+    words = (flagged["column"].fillna("(model)").astype("str") + " " + flagged["rule"].astype("str")
+             + " (" + flagged["detail"].fillna("").astype("str") + ")")
+    return words.groupby(flagged["row"].astype("int64").to_numpy()).agg("; ".join)
+
+
+def _flags_by_position(issues: pd.DataFrame, positions: np.ndarray | None) -> np.ndarray | None:
+    if positions is None:
+        return None
+    words = _flag_words(issues)
+    return np.array([words.get(int(p)) for p in positions], dtype=object)
+
+
+def input_flags(outputs: pd.DataFrame, issues: pd.DataFrame, id_column: str | None,
+                rows_in: int | None = None) -> np.ndarray | None:
+    """Per row of the predictions file, the words of its flagged input issues (or None).
+
+    The predictions hold the input rows not rejected, in input order, so their input positions
+    follow from the rejected rows; when that does not add up (rows dropped by an output-bounds
+    policy), rows are matched by id instead."""
+    need = {"row", "action", "rule", "column", "detail"}
+    if not need <= set(issues.columns):
+        raise InputError(f"the issues file lacks column(s) {sorted(need - set(issues.columns))}; "
+                         "pass the issues file written by nbprod score.")
+    rejected = set(issues.loc[issues["action"] == "rejected", "row"].astype("int64"))
+    total = len(outputs) + len(rejected)
+    if rows_in is None or rows_in == total:
+        kept = np.array([p for p in range(total) if p not in rejected], dtype="int64")
+        return _flags_by_position(issues, kept)
+    from .rows import issue_id_column
+
+    idc = issue_id_column(id_column)
+    if not (idc and idc in issues.columns and id_column in outputs.columns):
+        return None  # rows cannot be matched: no flags rather than wrong ones
+    words = _flag_words(issues)
+    by_id = {id_text(i): words[r] for r, i in zip(issues["row"], issues[idc], strict=True)
+             if r in words.index}
+    return np.array([by_id.get(id_text(v)) for v in outputs[id_column]], dtype=object)
 
 
 def _align(inputs: pd.DataFrame, outputs: pd.DataFrame, id_column: str | None) -> pd.DataFrame | None:

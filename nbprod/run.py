@@ -9,6 +9,12 @@ notebook then displays the run, verdict first.
 Input and labels are read with the training snapshot's schema, so text columns stay text: ids
 such as ``00042`` come back in the output exactly as they came in. Paths to write are checked
 before any work, so a run that fails writes nothing.
+
+Every row is validated (:mod:`nbprod.rows`): rejected rows are left out of the predictions,
+and every rejection and flag goes to the issues file (``issues_path``; by default
+``<output stem>.issues<ext>`` beside the output), written on every scored run, header only when
+the batch is clean. The ``input:rows`` check warns on any rejection and fails when the rejected
+share exceeds ``max_rejected``.
 """
 
 from __future__ import annotations
@@ -26,11 +32,13 @@ import pandas as pd
 from . import __version__
 from .artifact import Artifact, load
 from .dataio import read_frame, write_frame
-from .exceptions import InputError, IntegrityError, NbprodError
+from .exceptions import InputError, IntegrityError, NbprodError, NbprodUsageError
 from .results import CheckResult, worst
 from .schema import Schema
 
 _STATUS_OF = {"pass": "ok", "skip": "ok", "warn": "warn", "fail": "alert"}
+DEFAULT_MAX_REJECTED = 0.01  # rejected share of the input rows above which input:rows fails
+SHOWN_ISSUES = 20  # issues listed in the input:rows check's details (the report shows them)
 
 
 class MonitoringAlert(NbprodError, RuntimeError):
@@ -80,6 +88,7 @@ class ScoringRun:
     started: str = ""
     scored: Any = None  # the Scored batch, for plots; not serialised
     labels_path: str | None = None
+    issues_path: str | None = None
 
     @property
     def status(self) -> str:
@@ -90,9 +99,14 @@ class ScoringRun:
         from ._json import finite
 
         art = self.artifact
+        issues = getattr(self.scored, "issues", None)
         return finite({
             "status": self.status,
+            "rows_in": issues.rows_in if issues is not None else len(self.predictions),
             "rows": len(self.predictions),
+            "rejected": issues.n_rejected if issues is not None else 0,
+            "flagged": issues.n_flagged if issues is not None else 0,
+            "issues_path": self.issues_path,
             "started": self.started,
             "nbprod_version": __version__,
             "artifact": {
@@ -148,6 +162,8 @@ def execute(
     drift_runs: int = 3,
     log_to_mlflow: bool = True,
     logger: Any = None,
+    issues_path: str | None = None,
+    max_rejected: float = DEFAULT_MAX_REJECTED,
 ) -> ScoringRun:
     """Score ``input_path`` into ``output_path`` with the artifact; see module docs."""
     from . import monitor
@@ -164,8 +180,11 @@ def execute(
 
     drift_runs = whole_number(drift_runs, "drift_runs", minimum=DRIFT_RUNS[0],
                               maximum=DRIFT_RUNS[1])
+    max_rejected = check_max_rejected(max_rejected)
+    issues_file = resolve_issues_path(output_path, issues_path)
     root = locate_artifact(artifact_path, packaged_at, artifact_id)
-    outputs = {"output_path": output_path, "summary_path": summary_path}  # what this run writes
+    # what this run writes (checked in this order; published with the predictions last)
+    outputs = {"output_path": output_path, "issues_path": issues_file, "summary_path": summary_path}
     check_outputs(outputs, inputs={"input_path": input_path, "labels_path": labels_path},
                   artifact=root)
     from . import manifest as mf
@@ -190,13 +209,16 @@ def execute(
         t2 = time.perf_counter()
         scored = art.scorer.score_detailed(df)
         t3 = time.perf_counter()
+        converted = not any(p["rule"] == "type" for p in scored.issues.counts())
         checks = [
             CheckResult(
                 name="input:schema", kind="input", status="pass",
-                message=f"{len(df):,} rows; all {len(art.input_columns)} input columns present "
-                "and of the trained types.",
+                message=f"{len(df):,} rows; all {len(art.input_columns)} input columns present"
+                + (" and of the trained types." if converted else
+                   "; some values do not convert to the trained types (see input:rows)."),
                 value=len(df),
-            )
+            ),
+            rows_check(scored.issues, max_rejected, issues_file),
         ]
         extra = [c for c in df.columns
                  if c not in art.input_columns and c not in (art.id_column, art.target)]
@@ -230,6 +252,8 @@ def execute(
             retrain["command"] = retrain_command(art)
         if output_path:
             write_frame(scored.output, staged.path("output_path"))
+        if issues_file:
+            write_frame(scored.issues.table(), staged.path("issues_path"))
         t5 = time.perf_counter()
         run = ScoringRun(
             artifact=art,
@@ -247,6 +271,7 @@ def execute(
             started=started,
             scored=scored,
             labels_path=str(labels_path) if labels_path else None,
+            issues_path=str(issues_file) if issues_file else None,
         )
         if logger:
             tags = {"nbprod.kind": "score", "nbprod.name": art.name,
@@ -263,7 +288,7 @@ def execute(
         run.timings["total_s"] = round(time.perf_counter() - t0, 4)
         if summary_path:
             write_json(run.summary(), staged.path("summary_path"))
-        staged.publish(["summary_path", "output_path"])
+        staged.publish(["summary_path", "issues_path", "output_path"])
     finally:
         if staged:
             staged.close()
@@ -285,16 +310,88 @@ def retrain_command(art: Artifact) -> str:
     return f"nbprod retrain {art.root} --param {data}=NEW_LABELLED_DATA -o {new} --register"
 
 
+def check_max_rejected(value: Any) -> float:
+    """``max_rejected`` as a float in [0, 1], or a usage error naming it."""
+    try:
+        share = float(value)
+    except (TypeError, ValueError):
+        share = float("nan")
+    if isinstance(value, bool) or not 0.0 <= share <= 1.0:
+        raise NbprodUsageError(
+            f"max_rejected must be a share of the input rows in [0, 1], e.g. 0.01 for 1%. "
+            f"Got {str(value)[:40]!r}.")
+    return share
+
+
+def resolve_issues_path(output_path: str | None, issues_path: str | None) -> Path | None:
+    """Where the issues file goes: ``issues_path``, else beside the output as
+    ``<output stem>.issues<ext>``; None when there is neither (nothing is written). Where it
+    may go is :func:`nbprod.usage.check_outputs`'s rule, as for every output."""
+    from .dataio import file_format
+    from .rows import default_issues_path
+
+    if issues_path:
+        file_format(issues_path, "issues_path")
+        return Path(issues_path)
+    if output_path:
+        return default_issues_path(output_path)
+    return None
+
+
+def rows_check(issues, max_rejected: float, issues_path: Path | None) -> CheckResult:
+    """``input:rows``: pass when no row was rejected, warn on any rejection, fail above
+    ``max_rejected``; flagged rows are counted in the message."""
+    n, rejected, flagged = issues.rows_in, issues.n_rejected, issues.n_flagged
+    share = rejected / n if n else 0.0
+    notes = []
+    if flagged:
+        notes.append(f"{flagged:,} flagged and scored ({issues.describe('flagged')})")
+    if (rejected or flagged) and issues_path:
+        notes.append(f"issues in {issues_path}")
+    tail = ("; " + "; ".join(notes)) if notes else ""
+    if not rejected:
+        status, message = "pass", f"all {n:,} rows scored{tail}"
+    else:
+        over = share > max_rejected
+        status = "fail" if over else "warn"
+        message = (f"{rejected:,} of {n:,} rows rejected, not scored ({share:.1%}"
+                   + (f", above max_rejected {max_rejected:.1%}" if over else "")
+                   + f"): {issues.describe('rejected')}{tail}")
+    first = issues.table().head(SHOWN_ISSUES)
+    details = {**issues.summary(), "share": share, "issues_path": str(issues_path) if issues_path else None,
+               "first": [{k: _json_safe(v) for k, v in r.items()} for r in first.to_dict("records")]}
+    return CheckResult(name="input:rows", kind="input", status=status, message=message,
+                       value=rejected, threshold=max_rejected, details=details)
+
+
+def _json_safe(value: Any) -> Any:
+    import math
+
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is pd.NA or value is pd.NaT:
+        return None
+    return value
+
+
 def batch_checks(art: Artifact, scored) -> list[CheckResult]:
-    """The checks every scoring run makes: input against the reference, outputs in bounds."""
+    """The checks every scoring run makes: input against the reference, outputs in bounds.
+
+    The input checks see every input row, rejected ones included (values that did not
+    convert as nulls): they describe the batch as it came."""
     from . import input_checks as ic
     from .pii import columns_of
 
     profile = art.snapshot("train")["profile"]
+    inputs = scored.all_inputs if getattr(scored, "all_inputs", None) is not None else scored.inputs
     return [
-        ic.null_rates(scored.inputs, profile),
-        ic.unseen_categories(scored.inputs, profile),
-        ic.out_of_range(scored.inputs, profile),
+        ic.null_rates(inputs, profile),
+        ic.unseen_categories(inputs, profile),
+        ic.out_of_range(inputs, profile),
         ic.output_bounds(scored.all_outputs, scored.out_of_bounds, art.manifest.get("bounds"),
                          art.id_column, hide_ids=art.id_column in columns_of(art)),
     ]

@@ -4,10 +4,14 @@ A schema is recorded from the training snapshot: for each column its name, its p
 its kind (integer, float, bool, string, category, datetime, other), whether it held nulls, and
 the categories of categorical columns. At scoring time :func:`conform` makes a new frame look like
 the training frame, or raises :class:`~nbprod.exceptions.SchemaError` naming the column.
+:func:`conform_rows` is its collecting mode, for row-level validation: a value that does not
+convert becomes a null and its position is reported, so one bad value costs one row, not the
+batch.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -149,6 +153,33 @@ def conform(df: pd.DataFrame, schema: Schema) -> pd.DataFrame:
     Columns already of the recorded dtype are passed through untouched (no copy). Raises
     :class:`SchemaError` naming the first column that is missing or does not convert.
     """
+    _require_columns(df, schema)
+    out = {}
+    for spec in schema.columns:
+        out[spec.name] = _convert(df[spec.name], spec)
+    return pd.DataFrame(out, index=df.index, copy=False)
+
+
+def conform_rows(df: pd.DataFrame, schema: Schema) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """:func:`conform` in collecting mode: values that do not convert become nulls.
+
+    Returns the conformed frame and, for each column that had such values, a boolean mask of
+    their positions. Problems of the input as a whole still raise :class:`SchemaError`: not a
+    DataFrame, a missing column, or a column where no value converts (the wrong type as a whole,
+    such as text in every row of a number column).
+    """
+    _require_columns(df, schema)
+    out = {}
+    lost: dict[str, np.ndarray] = {}
+    for spec in schema.columns:
+        converted, bad = _convert_collecting(df[spec.name], spec)
+        out[spec.name] = converted
+        if bad is not None and bad.any():
+            lost[spec.name] = bad
+    return pd.DataFrame(out, index=df.index, copy=False), lost
+
+
+def _require_columns(df: pd.DataFrame, schema: Schema) -> None:
     if not isinstance(df, pd.DataFrame):
         raise SchemaError(f"Expected a pandas DataFrame to score. Got {type(df).__name__}.")
     missing = [n for n in schema.names if n not in df.columns]
@@ -159,10 +190,6 @@ def conform(df: pd.DataFrame, schema: Schema) -> pd.DataFrame:
             f"Input is missing column {shown}{more} that the model was trained with.",
             column=missing[0],
         )
-    out = {}
-    for spec in schema.columns:
-        out[spec.name] = _convert(df[spec.name], spec)
-    return pd.DataFrame(out, index=df.index, copy=False)
 
 
 def _convert(s: pd.Series, spec: ColumnSpec) -> pd.Series:
@@ -178,34 +205,88 @@ def _convert(s: pd.Series, spec: ColumnSpec) -> pd.Series:
             f"Column {spec.name!r} does not convert to {spec.kind} ({spec.dtype}): {why}",
             column=spec.name,
         ) from None
-    _raise_on_lost_values(s, converted, spec)
+    lost = _lost_values(s, converted)
+    if lost is not None:
+        pos = int(np.flatnonzero(lost)[0])
+        raise SchemaError(
+            f"Column {spec.name!r} expected {spec.kind} values ({spec.dtype}); "
+            f"{int(lost.sum())} value(s) do not convert, e.g. {_quoted(s.iloc[pos], spec)} "
+            f"at row {pos}.",
+            column=spec.name,
+        )
     return converted
 
 
-def _raise_on_lost_values(before: pd.Series, after: pd.Series, spec: ColumnSpec) -> None:
+def _convert_collecting(s: pd.Series, spec: ColumnSpec) -> tuple[pd.Series, np.ndarray | None]:
+    """Convert ``s``; values that do not convert become nulls, returned as a mask."""
+    if spec.kind != "category" and str(s.dtype) == spec.dtype:
+        return s, None
+    convert = _CONVERTERS.get(spec.kind, _convert_other)
+    refused = None
+    try:
+        converted = convert(s, spec)
+    except (TypeError, ValueError):  # SchemaError included: find the values that fail alone
+        refused = _refused_values(s, spec)
+        try:
+            converted = convert(s.astype("object").where(~refused, None), spec)
+        except (TypeError, ValueError) as exc:
+            why = "its values are personal data, not shown" if spec.pii else exc
+            raise SchemaError(
+                f"Column {spec.name!r} does not convert to {spec.kind} ({spec.dtype}): {why}",
+                column=spec.name,
+            ) from None
+    lost = _lost_values(s, converted)
+    if refused is not None and refused.any():
+        lost = refused if lost is None else (lost | refused)
+    if lost is not None and lost.any() and not converted.notna().any():
+        pos = int(np.flatnonzero(lost)[0])
+        raise SchemaError(
+            f"Column {spec.name!r} expected {spec.kind} values ({spec.dtype}); none of its "
+            f"{int(lost.sum())} non-blank value(s) converts, e.g. {_quoted(s.iloc[pos], spec)} at row "
+            f"{pos}. Is this the right file, or the right column?",
+            column=spec.name,
+        )
+    return converted, lost
+
+
+def _refused_values(s: pd.Series, spec: ColumnSpec) -> np.ndarray:
+    """Which values the converter refuses one by one (slow; only after a whole-column failure)."""
+    convert = _CONVERTERS.get(spec.kind, _convert_other)
+    refused = np.zeros(len(s), dtype=bool)
+    for i, value in enumerate(s.astype("object").to_numpy()):
+        try:
+            convert(pd.Series([value], dtype="object"), spec)
+        except (TypeError, ValueError):
+            refused[i] = True
+    return refused
+
+
+_SHOWN = 60
+
+
+def _quoted(value: Any, spec: ColumnSpec) -> str:
+    """``repr(value)`` as a message quotes it, cut to a sane length; never the value of a
+    personal column."""
+    if spec.pii:
+        from .pii import HIDDEN
+
+        return HIDDEN
+    text = repr(value)
+    return text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."
+
+
+def _lost_values(before: pd.Series, after: pd.Series) -> np.ndarray | None:
+    """Positions of values present before and null after conversion (blank text is missing,
+    not lost); ``None`` when there are none."""
     lost = after.isna().to_numpy() & before.notna().to_numpy()
     if not lost.any():
-        return
+        return None
     if before.dtype == object or pd.api.types.is_string_dtype(before.dtype):
         # blank text is missing, not lost; only the rows that became null need the check
         rows = np.flatnonzero(lost)
         blank = (before.iloc[rows].astype("str").str.strip() == "").to_numpy()
         lost[rows[blank]] = False
-    if lost.any():
-        pos = int(np.flatnonzero(lost)[0])
-        raise SchemaError(
-            f"Column {spec.name!r} expected {spec.kind} values ({spec.dtype}); "
-            f"{int(lost.sum())} value(s) do not convert, e.g. {_quoted(before.iloc[pos], spec)} "
-            f"at row {pos}.",
-            column=spec.name,
-        )
-
-
-def _quoted(value: Any, spec: ColumnSpec) -> str:
-    """A value as a message quotes it; never the value of a personal column."""
-    from .pii import HIDDEN
-
-    return HIDDEN if spec.pii else repr(value)
+    return lost if lost.any() else None
 
 
 def _convert_integer(s: pd.Series, spec: ColumnSpec) -> pd.Series:
@@ -235,22 +316,12 @@ def _to_numeric(s: pd.Series, spec: ColumnSpec) -> pd.Series:
 
 def _convert_bool(s: pd.Series, spec: ColumnSpec) -> pd.Series:
     if pd.api.types.is_numeric_dtype(s.dtype):
-        bad = s.notna() & ~s.isin([0, 1])
-        if bad.any():
-            pos = int(np.flatnonzero(bad.to_numpy())[0])
-            raise SchemaError(
-                f"Column {spec.name!r} expected bool values; got {_quoted(s.iloc[pos], spec)} "
-                f"at row {pos}.",
-                column=spec.name,
-            )
-        mapped = s.map({1: True, 0: False})
+        mapped = s.map({1: True, 0: False})  # any other number becomes null: it did not convert
     else:
         lowered = s.astype("str").str.strip().str.lower()
         mapped = lowered.map(lambda v: True if v in _TRUE else (False if v in _FALSE else None))
         mapped = mapped.where(s.notna(), None)
     if mapped.isna().any() or spec.nullable:
-        if mapped.isna().to_numpy().sum() > s.isna().to_numpy().sum():
-            _raise_on_lost_values(s, mapped, spec)
         return mapped.astype("boolean")
     return mapped.astype("bool")
 
@@ -270,7 +341,6 @@ def _convert_category(s: pd.Series, spec: ColumnSpec) -> pd.Series:
     values = s.astype("object")
     if known and all(isinstance(k, int | float) and not isinstance(k, bool) for k in known):
         numeric = pd.to_numeric(values, errors="coerce")  # "2" from a CSV is category 2
-        _raise_on_lost_values(values, numeric, spec)
         values = numeric.astype("object").where(numeric.notna(), None)
         if all(isinstance(k, int) for k in known):
             values = values.map(lambda v: int(v) if v is not None and float(v).is_integer() else v)
@@ -281,8 +351,15 @@ def _convert_category(s: pd.Series, spec: ColumnSpec) -> pd.Series:
 
 
 def _convert_datetime(s: pd.Series, spec: ColumnSpec) -> pd.Series:
-    out = pd.to_datetime(s, errors="coerce")
-    _raise_on_lost_values(s, out, spec)
+    with warnings.catch_warnings():  # "could not infer format": the values are parsed one by one
+        warnings.simplefilter("ignore", UserWarning)
+        out = pd.to_datetime(s, errors="coerce")
+    retry = out.isna().to_numpy() & s.notna().to_numpy()
+    if retry.any():  # the format is inferred from the first value: parse the others one by one
+        again = pd.to_datetime(s[retry], errors="coerce", format="mixed")
+        if again.notna().any():
+            out = out.copy()
+            out[retry] = again
     try:
         return out.astype(spec.dtype)
     except (TypeError, ValueError):

@@ -3,23 +3,32 @@
 :class:`Scorer` is built either from live objects in the notebook (for parity replay) or from a
 loaded artifact; papermill, the CLI, ``Artifact.score`` and the MLflow pyfunc flavour all end
 here, so batch, online and replayed scoring share one code path.
+
+Every row is validated first (:mod:`nbprod.rows`): rejected rows are not scored, flagged rows
+are. If the feature function or the model still fails on the rows left, the failing rows are
+isolated by bisection and rejected as ``model-error``; when more than
+:data:`MAX_MODEL_ERROR_ROWS` rows fail that way the batch fails as a whole, so a feature
+function broken for every row stays one clear error.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from .exceptions import NbprodError, SchemaError
-from .schema import Schema, conform
+from .rows import MODEL_ERROR, REJECTED, ModelTakes, RowIssues, validate
+from .schema import Schema, conform, conform_rows
 
 PREDICTION = "prediction"
 PROBA_PREFIX = "proba_"
 OUT_OF_BOUNDS = "out_of_bounds"
+MAX_MODEL_ERROR_ROWS = 50  # more rows failing inside the model: the batch fails as a whole
+ERRORS = ("raise", "reject")
 
 
 class OutputBoundsError(NbprodError, ValueError):
@@ -52,14 +61,25 @@ def _take_classes(classes: np.ndarray, codes: np.ndarray) -> Any:
 
 @dataclass
 class Scored:
-    """A scored batch: the output as written, the conformed input, every raw output row and
-    the mask of rows outside the output bounds (before any were dropped)."""
+    """A scored batch: the output as written, the conformed input of the scored rows, every
+    raw output row and the mask of rows outside the output bounds (before any were dropped).
+
+    ``issues`` holds the row issues (:class:`~nbprod.rows.RowIssues`), ``positions`` the input
+    position of each scored row and ``all_inputs`` every input row conformed (rejected rows
+    included, values that did not convert as nulls)."""
 
     output: pd.DataFrame
     inputs: pd.DataFrame
     all_outputs: pd.DataFrame
     out_of_bounds: np.ndarray
     features: Any = None
+    issues: RowIssues | None = None
+    positions: np.ndarray | None = None
+    all_inputs: pd.DataFrame | None = None
+
+    @property
+    def rows_in(self) -> int:
+        return self.issues.rows_in if self.issues is not None else len(self.inputs)
 
     def parity_frame(self) -> pd.DataFrame:
         """Every raw output row with its bounds verdict: what parity replay compares, whatever
@@ -79,6 +99,9 @@ class Scorer:
     prediction_from_proba: bool = False
     bounds: dict[str, Any] | None = None  # output sanity bounds and their policy
     hide_ids: bool = False  # the id column is personal data: messages give row numbers
+    profile: dict[str, Any] | None = None  # training profile: ranges and categories per column
+    takes: ModelTakes = field(default_factory=ModelTakes)  # what the model takes (row rules)
+    hidden: frozenset[str] = frozenset()  # personal-data columns: values never echoed
 
     @property
     def classes(self) -> list[Any] | None:
@@ -112,10 +135,15 @@ class Scorer:
         try:
             out = self.feature_fn(X)
         except Exception as exc:
-            name = getattr(self.feature_fn, "__name__", "features")
-            raise FeatureError(
-                f"The feature function {name}() raised {type(exc).__name__}: {exc}"
-            ) from exc
+            raise FeatureError(f"The feature function {self._fn_name}() raised "
+                               f"{type(exc).__name__}: {exc}") from exc
+        return self._check_features(out, X)
+
+    @property
+    def _fn_name(self) -> str:
+        return getattr(self.feature_fn, "__name__", "features")
+
+    def _check_features(self, out: Any, X: pd.DataFrame) -> Any:
         n = getattr(out, "shape", (None,))[0]
         if n is None:
             raise FeatureError(
@@ -154,31 +182,161 @@ class Scorer:
             pred = pred[:, 0]
         return pd.DataFrame({PREDICTION: pred}, index=index)
 
-    def score(self, df: pd.DataFrame) -> pd.DataFrame:
-        """Score raw rows: same rows and order as ``df``; id, prediction, proba_<class>.
+    def score(self, df: pd.DataFrame, *, errors: str = "raise") -> pd.DataFrame:
+        """Score raw rows: id, prediction, proba_<class>, in input order, with the input's index.
 
+        ``errors="raise"`` (default) raises :class:`~nbprod.exceptions.RowError` naming the
+        first row that cannot be scored (so every input row has its output row);
+        ``errors="reject"`` leaves rejected rows out. Flagged rows are scored either way.
         With output bounds declared, the ``flag`` policy adds an ``out_of_bounds`` column,
         ``drop`` removes violating rows and ``fail`` raises :class:`OutputBoundsError`.
         """
-        return self.score_detailed(df).output
+        return self.score_detailed(df, errors=errors).output
 
-    def score_detailed(self, df: pd.DataFrame, *, apply_policy: bool = True) -> Scored:
-        """Score and keep what monitoring needs: the conformed input and the bounds mask.
+    def validate(self, df: pd.DataFrame) -> RowIssues:
+        """The row issues of ``df`` under the rules, without running the model."""
+        self._require_id(df)
+        X, lost = conform_rows(df, self.schema)
+        return self._issues(df, X, lost)
+
+    def score_detailed(self, df: pd.DataFrame, *, apply_policy: bool = True,
+                       errors: str = "reject") -> Scored:
+        """Validate every row, score the rows not rejected, and keep what monitoring needs.
 
         ``apply_policy=False`` (parity replay) marks violating rows without the policy acting
-        on them: nothing dropped, nothing refused."""
-        X = self.prepare(df)
-        feats = self.features(X)
-        out = self.predict(feats, X.index)
+        on them: nothing dropped, nothing refused. Raises :class:`~nbprod.exceptions.SchemaError`
+        for problems of the input as a whole (missing column, no rows, a column where no value
+        converts, every row rejected)."""
+        if errors not in ERRORS:
+            from .exceptions import NbprodUsageError
+
+            raise NbprodUsageError(f"errors must be one of {', '.join(ERRORS)}. Got {errors!r}.")
+        self._require_id(df)
+        X, lost = conform_rows(df, self.schema)
+        if len(X) == 0:
+            raise SchemaError("Input has no rows to score.")
+        issues = self._issues(df, X, lost)
+        rejected = issues.n_rejected
+        if errors == "raise" and rejected:
+            raise issues.first_rejection()
+        if rejected == len(X):
+            raise issues.all_rejected_error()
+        keep = ~issues.rejected
+        feats, out, issues, keep = self._score_kept(df, X, issues, keep, errors)
+        rejected = issues.n_rejected
+        if errors == "raise" and rejected:
+            raise issues.first_rejection()
+        positions = np.flatnonzero(keep) if rejected else np.arange(len(X))
+        Xk = X.iloc[positions] if rejected else X
         if self.id_column:
-            out.insert(0, self.id_column, df[self.id_column].to_numpy())
+            ids = df[self.id_column].to_numpy()
+            out.insert(0, self.id_column, ids if len(positions) == len(ids) else ids[positions])
         bad = np.zeros(len(out), dtype=bool)
+        result = out
         if self.bounds:
             from .checks.bounds import violations
 
             bad = violations(out, self.bounds)
-            return Scored(self.apply_bounds(out, bad) if apply_policy else out, X, out, bad, feats)
-        return Scored(out, X, out, bad, feats)
+            if apply_policy:
+                result = self.apply_bounds(out, bad)
+        return Scored(result, Xk, out, bad, feats, issues=issues, positions=positions,
+                      all_inputs=X)
+
+    def _require_id(self, df: pd.DataFrame) -> None:
+        if self.id_column and isinstance(df, pd.DataFrame) and self.id_column not in df.columns:
+            raise SchemaError(
+                f"Input is missing the id column {self.id_column!r} declared at snapshot time.",
+                column=self.id_column,
+            )
+
+    def _issues(self, df: pd.DataFrame, X: pd.DataFrame, lost: dict[str, np.ndarray]) -> RowIssues:
+        return validate(df, X, lost, self.schema, profile=self.profile, takes=self.takes,
+                        id_column=self.id_column, hidden=self.hidden)
+
+    # -- running the model, isolating the rows it fails on -------------------------------
+    def _model(self, X: pd.DataFrame) -> tuple[Any, pd.DataFrame]:
+        """Features and outputs for ``X``; an exception of the feature function or the model
+        becomes :class:`_ModelFailure` (our own shape checks raise FeatureError at once)."""
+        try:
+            raw = self.feature_fn(X)
+        except MemoryError:
+            raise
+        except Exception as exc:
+            raise _ModelFailure(f"the feature function {self._fn_name}() raised", exc) from exc
+        feats = self._check_features(raw, X)
+        try:
+            out = self.predict(feats, X.index)
+        except (FeatureError, MemoryError):
+            raise
+        except Exception as exc:
+            raise _ModelFailure(f"the model ({type(self.model).__name__}) raised", exc) from exc
+        return feats, out
+
+    def _score_kept(self, df: pd.DataFrame, X: pd.DataFrame, issues: RowIssues,
+                    keep: np.ndarray, errors: str) -> tuple[Any, pd.DataFrame, RowIssues, np.ndarray]:
+        """Score the kept rows; rows the model fails on alone are rejected as model errors.
+
+        In ``raise`` mode the caller raises as soon as ``issues`` has a rejection."""
+        ids = df[self.id_column] if self.id_column else None
+        Xk = X if not issues.rejected.any() else X.iloc[np.flatnonzero(keep)]
+        try:
+            feats, out = self._model(Xk)
+        except _ModelFailure as first:
+            failed = self._isolate(Xk, first)
+            if len(failed) == len(Xk):
+                raise first.batch_error(len(Xk)) from first.exc
+            pos = np.flatnonzero(keep)[[p for p, _ in failed]]
+            issues = issues.add(pos, column=None, rule=MODEL_ERROR, action=REJECTED,
+                                detail=[f.text for _, f in failed], ids=ids)
+            if errors == "raise":
+                return None, pd.DataFrame(), issues, keep
+            keep = ~issues.rejected
+            feats, out = self._model_again(X, keep)
+        nonfinite = _nonfinite_rows(out)
+        if nonfinite.any():
+            pos = np.flatnonzero(keep)[nonfinite]
+            issues = issues.add(pos, column=None, rule=MODEL_ERROR, action=REJECTED,
+                                detail="the model returned a non-finite output for this row",
+                                ids=ids)
+            if issues.n_rejected == len(X):
+                raise issues.all_rejected_error()
+            if errors == "raise":
+                return None, pd.DataFrame(), issues, keep
+            keep = ~issues.rejected
+            feats, out = self._model_again(X, keep)
+        return feats, out, issues, keep
+
+    def _model_again(self, X: pd.DataFrame, keep: np.ndarray) -> tuple[Any, pd.DataFrame]:
+        """The model on the rows left once the failing ones are out, all together."""
+        Xk = X.iloc[np.flatnonzero(keep)]
+        try:
+            return self._model(Xk)
+        except _ModelFailure as again:  # the failure depends on the batch, not on rows
+            raise again.batch_error(len(Xk)) from again.exc
+
+    def _isolate(self, X: pd.DataFrame, first: _ModelFailure) -> list[tuple[int, _ModelFailure]]:
+        """Positions (in ``X``) of the rows the model fails on alone, by bisection.
+
+        Stops after :data:`MAX_MODEL_ERROR_ROWS` failing rows: then the whole batch fails with
+        the first error (a feature function broken for every row costs about 2 x that many
+        calls, not one per row)."""
+        failed: list[tuple[int, _ModelFailure]] = []
+        stack = [(0, len(X), first)]  # segments known to fail
+        while stack:
+            lo, hi, failure = stack.pop()
+            if hi - lo == 1:
+                failed.append((lo, failure))
+                if len(failed) > MAX_MODEL_ERROR_ROWS:
+                    raise first.batch_error(len(X), isolated=len(failed)) from first.exc
+                continue
+            mid = (lo + hi) // 2
+            for a, b in ((mid, hi), (lo, mid)):  # popped in order: left half first
+                try:
+                    self._model(X.iloc[a:b])
+                except _ModelFailure as f:
+                    stack.append((a, b, f))
+        failed.sort(key=lambda t: t[0])
+        return failed
 
     def apply_bounds(self, out: pd.DataFrame, bad: np.ndarray) -> pd.DataFrame:
         assert self.bounds is not None
@@ -199,6 +357,45 @@ class Scorer:
             f"{int(bad.sum())} prediction(s) break the output bounds declared at packaging "
             f"(policy fail), {what} {ids}; nothing was written."
         )
+
+
+class _ModelFailure(Exception):
+    """The feature function or the model raised on a set of rows (internal)."""
+
+    def __init__(self, where: str, exc: BaseException) -> None:
+        super().__init__(where)
+        self.where = where
+        self.exc = exc
+
+    @property
+    def text(self) -> str:
+        from .rows import VALUE_CHARS
+
+        message = str(self.exc).strip().splitlines()[0] if str(self.exc).strip() else ""
+        limit = 4 * VALUE_CHARS
+        if len(message) > limit:
+            message = message[: limit - 3] + "..."
+        return f"{self.where} {type(self.exc).__name__}: {message}"
+
+    def batch_error(self, rows: int, isolated: int = 0) -> FeatureError:
+        text = self.text
+        if isolated:
+            return FeatureError(
+                f"{text[0].upper()}{text[1:]} (on more than {MAX_MODEL_ERROR_ROWS} single rows, "
+                "so the whole batch is refused: is the feature function or the model broken?)")
+        if self.where.startswith("the feature function"):
+            return FeatureError(f"The feature function {text[len('the feature function '):]}")
+        return FeatureError(f"{text[0].upper()}{text[1:]} on every one of the {rows:,} rows.")
+
+
+def _nonfinite_rows(out: pd.DataFrame) -> np.ndarray:
+    """Rows whose numeric outputs (regression prediction, probabilities) are not finite."""
+    bad = np.zeros(len(out), dtype=bool)
+    for col in out.columns:
+        if (col.startswith(PROBA_PREFIX) or col == PREDICTION) and \
+                pd.api.types.is_float_dtype(out[col].dtype):  # never convert text classes
+            bad |= ~np.isfinite(out[col].to_numpy(dtype="float64", na_value=np.nan))
+    return bad
 
 
 def compare_outputs(

@@ -34,6 +34,9 @@ def run_metrics(summary: dict[str, Any]) -> dict[str, float]:
     """The figures of a run summary worth a time series."""
     out: dict[str, float] = {"rows": float(summary["rows"]),
                              "status_code": float(_STATUS_CODE[summary["status"]])}
+    for key in ("rows_in", "rejected", "flagged"):  # row issues (absent in older summaries)
+        if summary.get(key) is not None:
+            out[key] = float(summary[key])
     drift = summary.get("drift")
     if drift:
         out["drift.weighted_share"] = float(drift["dataset"]["weighted_share"])

@@ -52,6 +52,34 @@ def diabetes_features(df):
     return out
 
 
+def kinds_features(df):
+    out = df[["usage", "tenure", "plan", "region"]].copy()
+    out["active"] = df["active"].astype("float64")
+    out["days"] = (df["since"] - pd.Timestamp("2020-01-01")).dt.days.astype("float64")
+    return out
+
+
+def kinds_frame(n: int, seed: int) -> pd.DataFrame:
+    """One column of each kind: ``usage`` float (>= 0, never missing), ``tenure`` integer,
+    ``plan`` text (a strict OneHotEncoder), ``region`` text with missing values (an encoder that
+    ignores unknown categories), ``active`` bool, ``since`` datetime; ``account`` is the id."""
+    rng = np.random.default_rng(seed)
+    region = rng.choice(["north", "south", "east", "west"], size=n).astype(object)
+    region[rng.random(n) < 0.08] = None
+    plan = rng.choice(["basic", "plus", "pro"], size=n)
+    usage = rng.gamma(2.0, 10.0, size=n)
+    tenure = rng.integers(0, 60, size=n)
+    active = rng.random(n) < 0.7
+    since = pd.Timestamp("2020-01-01") + pd.to_timedelta(rng.integers(0, 1500, size=n), unit="D")
+    score = usage * 0.05 + (plan == "pro") * 2 + tenure / 30 + active * 0.5 + rng.normal(0, 0.7, n)
+    return pd.DataFrame({
+        "account": [f"A{seed:02d}-{i:05d}" for i in range(n)],
+        "usage": usage, "tenure": tenure, "plan": pd.array(plan, dtype="str"),
+        "region": pd.array(region, dtype="str"), "active": active, "since": since,
+        "label": np.where(score > 3.4, "high", np.where(score > 2.0, "mid", "low")),
+    })
+
+
 @dataclass(frozen=True)
 class Packaged:
     """A packaged artifact with what built it and a fresh batch to score."""
@@ -114,8 +142,9 @@ def _missing_id(d: Path, batch: pd.DataFrame) -> Path:
 
 
 def _text_in_numbers(d: Path, batch: pd.DataFrame) -> Path:
-    bad = batch.astype({"mean_texture": "object"})
-    bad.loc[3, "mean_texture"] = "abc"
+    # one value that does not convert costs its row only (rows: rule 'type'); a column where no
+    # value converts is the wrong input as a whole
+    bad = batch.assign(mean_texture=[f"abc{i}" for i in range(len(batch))])
     return write_csv(bad, d / "in.csv")
 
 
@@ -174,7 +203,8 @@ def _bad_inputs() -> dict[str, BadInput]:
         "missing-column": BadInput(_missing_column, SchemaError, "missing column 'mean_area'"),
         "missing-id": BadInput(_missing_id, SchemaError, "id column 'patient_id'"),
         "does-not-convert": BadInput(_text_in_numbers, SchemaError,
-                                     "Column 'mean_texture' expected float"),
+                                     "Column 'mean_texture' expected float values (float64); "
+                                     "none of its"),
         "empty-file": BadInput(_empty_file, InputError, "is empty", kernel=False),
         "header-only": BadInput(_header_only, InputError, "has a header but no rows"),
         "blank-lines": BadInput(_blank_lines, InputError, "has no data"),
@@ -244,6 +274,37 @@ def package_diabetes(diabetes: pd.DataFrame, path: Path, *, log_to_mlflow: bool 
     )
 
 
+def package_kinds(path: Path, *, log_to_mlflow: bool = False) -> Packaged:
+    """A 3-class classifier over every column kind (see :func:`kinds_frame`): a LogisticRegression
+    that takes no missing value, behind a strict OneHotEncoder for ``plan`` and a lenient one for
+    ``region``. The batch is 250 fresh rows."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    import nbprod
+
+    data = kinds_frame(1000, 1)
+    train, valid = data.iloc[:700], data.iloc[700:]
+    s = nbprod.Session("kinds")
+    s.snapshot(train, role="train", target="label", id="account")
+    s.snapshot(valid, role="valid", target="label", id="account")
+    s.features(kinds_features)
+    columns = ColumnTransformer([
+        ("num", StandardScaler(), ["usage", "tenure", "active", "days"]),
+        ("plan", OneHotEncoder(), ["plan"]),  # handle_unknown="error": unseen plans fail
+        ("region", OneHotEncoder(handle_unknown="ignore"), ["region"]),
+    ])
+    model = make_pipeline(columns, LogisticRegression(max_iter=1000))
+    model.fit(kinds_features(train.drop(columns=["label", "account"])), train["label"])
+    s.model(model)
+    result = s.package(path, log_to_mlflow=log_to_mlflow)
+    new = kinds_frame(250, 2)
+    return Packaged(path=path, session=s, result=result,
+                    batch=new.drop(columns=["label"]), labels=new[["account", "label"]])
+
+
 # -- fixtures -------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def cancer_art(cancer, tmp_path_factory, mlflow_store) -> Packaged:
@@ -257,5 +318,13 @@ def cancer_art(cancer, tmp_path_factory, mlflow_store) -> Packaged:
 def diabetes_art(diabetes, tmp_path_factory, mlflow_store) -> Packaged:
     """The shared regressor, packaged without MLflow (read-only)."""
     packaged = package_diabetes(diabetes, tmp_path_factory.mktemp("diabetes-artifact") / "art")
+    yield packaged
+    _assert_untouched(packaged.path)
+
+
+@pytest.fixture(scope="session")
+def kinds_art(tmp_path_factory, mlflow_store) -> Packaged:
+    """The shared artifact with every column kind, for the row rules (read-only)."""
+    packaged = package_kinds(tmp_path_factory.mktemp("kinds-artifact") / "art")
     yield packaged
     _assert_untouched(packaged.path)

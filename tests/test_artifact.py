@@ -14,7 +14,7 @@ import pytest
 import nbprod
 from nbprod import cli
 from nbprod import run as nbrun
-from nbprod.exceptions import InputError, IntegrityError, NbprodUsageError, SchemaError
+from nbprod.exceptions import InputError, IntegrityError, NbprodUsageError, RowError, SchemaError
 
 from .artifacts import ARTIFACT_FILES, BAD_INPUTS, copy_artifact, write_csv
 
@@ -41,8 +41,13 @@ def test_manifest_identity_and_schema_fields(cancer_art, cancer):
     assert m["scoring"]["notebook"] == "score.ipynb"
     assert m["packaged_at"] == str(cancer_art.path)
     assert len(m["artifact_id"]) == 32
-    assert [c["name"] for c in m["checks"]] == ["metric:accuracy"]
+    assert [c["name"] for c in m["checks"]] == ["metric:accuracy", "row-rules:missing"]
     assert m["checks"][0]["status"] == "pass"
+    # a LogisticRegression cannot take NaN, and no input column had any in training
+    assert m["checks"][1]["status"] == "warn"
+    assert "a row with a missing value there is rejected" in m["checks"][1]["message"]
+    assert set(m["row_rules"]["columns"]) == set(m["input_columns"])
+    assert not any(c["takes_missing"] for c in m["row_rules"]["columns"].values())
 
 
 def test_manifest_lists_every_file_with_its_sha256(cancer_art):
@@ -115,7 +120,8 @@ def test_contents_are_the_captured_code_and_a_loadable_mlflow_model(cancer_art):
     params = [c for c in nb["cells"] if "parameters" in c["metadata"].get("tags", [])]
     assert len(params) == 1
     text = "".join(params[0]["source"])
-    for name in ("input_path", "output_path", "labels_path", "summary_path", "artifact_path"):
+    for name in ("input_path", "output_path", "labels_path", "summary_path", "artifact_path",
+                 "issues_path", "max_rejected"):
         assert f"{name} = " in text, name
 
 
@@ -350,11 +356,29 @@ def test_a_value_that_does_not_convert_is_named(cancer_art):
     art = nbprod.load(cancer_art.path)
     bad = cancer_art.batch.astype({"mean_texture": "object"})
     bad.loc[7, "mean_texture"] = "abc"
-    with pytest.raises(SchemaError) as err:
+    with pytest.raises(RowError) as err:  # errors="raise" by default: a SchemaError
         art.score(bad)
-    assert err.value.column == "mean_texture"
+    assert isinstance(err.value, SchemaError)
+    assert (err.value.row, err.value.column, err.value.rule, err.value.value) == (
+        7, "mean_texture", "type", "abc")
     assert "'mean_texture'" in str(err.value) and "'abc'" in str(err.value)
-    assert "row 7" in str(err.value)
+    assert "Row 7 (id 'P0457')" in str(err.value)
+    # errors="reject": the other rows are scored, exactly as without the bad row
+    scored = art.score(bad, errors="reject")
+    assert len(scored) == len(bad) - 1 and 7 not in scored.index
+    pd.testing.assert_frame_equal(scored, art.score(cancer_art.batch.drop(index=7)))
+    issues = art.validate(bad)
+    assert issues.rejected.tolist() == [i == 7 for i in range(len(bad))]
+
+
+def test_a_column_where_no_value_converts_is_the_input_s_error(cancer_art):
+    art = nbprod.load(cancer_art.path)
+    bad = cancer_art.batch.assign(mean_texture="n/a")
+    for errors in ("raise", "reject"):
+        with pytest.raises(SchemaError, match="Column 'mean_texture' expected float values "
+                           r"\(float64\); none of its 119 non-blank value\(s\) converts") as err:
+            art.score(bad, errors=errors)
+        assert err.value.column == "mean_texture"
 
 
 def test_no_rows_is_an_error(cancer_art, diabetes_art):

@@ -66,7 +66,8 @@ def test_score_writes_predictions_summary_and_report(cancer_art, in_tmp, capsys)
     assert rc == cli.EXIT_OK, stderr
     assert "nbprod: scored batch.csv -> out/preds.csv (status " in stdout
     assert "nbprod: report out/report.ipynb" in stdout
-    assert sorted(p.name for p in out.iterdir()) == ["preds.csv", "report.ipynb", "summary.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["preds.csv", "preds.issues.csv",
+                                                     "report.ipynb", "summary.json"]
 
     preds = pd.read_csv(out / "preds.csv")
     expected = nbprod.load(cancer_art.path).score(cancer_art.batch)
@@ -77,7 +78,13 @@ def test_score_writes_predictions_summary_and_report(cancer_art, in_tmp, capsys)
 
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] in ("ok", "warn")
-    assert summary["rows"] == len(cancer_art.batch)
+    assert summary["rows"] == summary["rows_in"] == len(cancer_art.batch)
+    assert (summary["rejected"], summary["issues_path"]) == (0, str(out / "preds.issues.csv"))
+    issues = pd.read_csv(out / "preds.issues.csv")  # written on every run: schedulers rely on it
+    assert list(issues.columns) == ["row", "patient_id", "column", "value", "rule", "action",
+                                    "detail"]
+    assert set(issues["action"]) <= {"flagged"}  # a fresh batch: nothing rejected
+    assert issues["row"].nunique() == summary["flagged"]
     assert summary["input"] == str(inp) and summary["output"] == str(out / "preds.csv")
     assert summary["artifact"]["artifact_id"] == cancer_art.manifest["artifact_id"]
     checks = {c["name"]: c for c in summary["checks"]}
@@ -127,8 +134,8 @@ def test_console_script_scores_into_parquet(cancer_art, tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["rows"] == len(batch) and summary["tracking"] is None
     assert summary["performance"] is None
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["batch.csv", "preds.parquet",
-                                                         "summary.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["batch.csv", "preds.issues.parquet",
+                                                         "preds.parquet", "summary.json"]
 
 
 @pytest.mark.slow
@@ -288,7 +295,8 @@ def test_inspect_regression_without_id(diabetes_art, capsys):
     out = capsys.readouterr().out
     assert out.startswith("diabetes  (regression, nbprod artifact format 1)")
     assert "classes" not in out and "   id " not in out
-    assert "checks      none recorded" in out
+    # the only check: packaging found that the Ridge takes no missing value
+    assert "  checks\n    WARN  row-rules:missing: The model cannot take a missing value" in out
 
 
 def test_inspect_json_is_the_manifest(cancer_art, capsys):

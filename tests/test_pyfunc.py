@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import nbprod
-from nbprod.exceptions import IntegrityError, SchemaError
+from nbprod.exceptions import IntegrityError, NbprodUsageError, SchemaError
 
 from .artifacts import copy_artifact
 
@@ -47,6 +47,21 @@ def test_pyfunc_refuses_bad_input_with_the_column_named(cancer_art, pyfunc_cance
     with pytest.raises(SchemaError) as err:
         pyfunc_cancer.predict(cancer_art.batch.drop(columns=["worst_area"]))
     assert err.value.column == "worst_area"
+
+
+def test_pyfunc_raises_on_a_bad_row_unless_asked_to_reject(cancer_art, pyfunc_cancer):
+    from nbprod.exceptions import RowError
+
+    bad = cancer_art.batch.copy()
+    bad.loc[2, "mean_area"] = float("inf")
+    with pytest.raises(RowError) as err:  # a REST client needs one output row per input row
+        pyfunc_cancer.predict(bad)
+    assert (err.value.row, err.value.column, err.value.rule) == (2, "mean_area", "non-finite")
+    got = pyfunc_cancer.predict(bad, params={"errors": "reject"})
+    assert 2 not in got.index and len(got) == len(bad) - 1
+    pd.testing.assert_frame_equal(got, nbprod.load(cancer_art.path).score(bad, errors="reject"))
+    with pytest.raises(NbprodUsageError, match="errors must be one of raise, reject"):
+        pyfunc_cancer.predict(bad, params={"errors": "skip"})
 
 
 def test_pyfunc_refuses_a_tampered_artifact(cancer_art, tmp_path):

@@ -110,10 +110,14 @@ def test_classifier_queue_lists_mistakes_then_uncertain_rows_with_reasons(classi
     unsure = pred.loc[pred[["proba_0", "proba_1"]].max(axis=1) < 0.6]
     assert len(wrong) > 20 and len(unsure) > 5  # the batch has both kinds
 
+    issues = pd.read_csv(tmp_path / "b.pred.issues.csv")  # beside the predictions
+    outside = issues.loc[issues["action"] == "flagged", "customer"]
+    assert len(outside) > 0  # a fresh batch has a few values beyond the training extremes
     items = q.items.set_index("id")
-    assert set(items.index) == set(wrong["customer"]) | set(unsure["customer"])
+    assert set(items.index) == set(wrong["customer"]) | set(unsure["customer"]) | set(outside)
     assert all("large_error" in items.loc[c, "reasons"] for c in wrong["customer"])
     assert all("low_confidence" in items.loc[c, "reasons"] for c in unsure["customer"])
+    assert all("flagged_input" in items.loc[c, "reasons"] for c in outside)
     assert "out_of_bounds" not in {r for rs in items["reasons"] for r in rs}  # no bounds declared
 
     # order: every mistake before any merely uncertain row; mistakes the model was surest of first
@@ -123,7 +127,12 @@ def test_classifier_queue_lists_mistakes_then_uncertain_rows_with_reasons(classi
     assert sorted(mistakes["error"], reverse=True) == list(mistakes["error"])
     assert set(mistakes["id"][:10]) <= set(expected[:15])  # ties aside, the same leaders
     rest = q.items.iloc[len(mistakes):]
-    assert list(rest["confidence"]) == sorted(rest["confidence"])
+    unsure_group = rest[rest["reasons"].map(lambda r: r[0] == "low_confidence")]
+    assert list(unsure_group["confidence"]) == sorted(unsure_group["confidence"])
+    last = rest.iloc[len(unsure_group):]  # then rows whose only reason is a flagged input
+    assert len(last) and all(r == ("flagged_input",) for r in last["reasons"])
+    assert all(w.startswith("input outside what the model saw: ") and "out-of-range" in w
+               for w in last["why"])
     first = q.items.iloc[0]
     assert first["why"].startswith(f"misclassified (label {first['label']}")
 
@@ -137,7 +146,8 @@ def test_limit_keeps_each_kind_of_problem(classifier, tmp_path):
     run = score(classifier, tmp_path, "lim", churn(600, 12, flip=0.3), "churned")
     q = nbprod.review(run, feedback=tmp_path / "fb.parquet", limit=5)
     groups = q.items["reasons"].map(lambda r: r[0]).tolist()
-    assert groups == ["large_error"] * 5 + ["low_confidence"] * 5
+    assert groups[:10] == ["large_error"] * 5 + ["low_confidence"] * 5
+    assert len(groups[10:]) <= 5 and set(groups[10:]) <= {"flagged_input"}
 
 
 def test_regressor_queue_puts_out_of_bounds_first_then_largest_errors(regressor, tmp_path):
@@ -156,8 +166,17 @@ def test_regressor_queue_puts_out_of_bounds_first_then_largest_errors(regressor,
     errors = (pred["prediction"] - batch["spend"]).abs()
     cut = errors.quantile(0.95)
     big = set(pred.loc[(errors >= cut) & ~pred["out_of_bounds"], "customer"])
-    assert set(rest["id"]) == big and all(r == ("large_error",) for r in rest["reasons"])
-    assert list(rest["error"]) == sorted(rest["error"], reverse=True)
+    large = rest[rest["reasons"].map(lambda r: r[0] == "large_error")]
+    assert set(large["id"]) == big and all(r[0] == "large_error" for r in large["reasons"])
+    assert list(large["error"]) == sorted(large["error"], reverse=True)
+    # the inputs of rows 0-4 (churned 40, never above 1 in training) are flagged too
+    outside = rest.iloc[len(large):]
+    assert all(r == ("flagged_input",) for r in outside["reasons"])
+    reasons = dict(zip(q.items["id"], q.items["reasons"], strict=True))
+    assert all(reasons[c][0] == "out_of_bounds" and reasons[c][-1] == "flagged_input"
+               for c in batch["customer"][:5])
+    why = dict(zip(q.items["id"], q.items["why"], strict=True))
+    assert all("churned out-of-range" in why[c] for c in batch["customer"][:5])
     assert not any(np.isfinite(q.items["confidence"]))  # regressors have no confidence
 
     # the same queue from the files alone (bounds from the out_of_bounds column)
