@@ -33,6 +33,7 @@ from . import __version__
 from .artifact import Artifact, load
 from .dataio import read_frame, write_frame
 from .exceptions import InputError, IntegrityError, NbprodError, NbprodUsageError
+from .pii import columns_of
 from .results import CheckResult, worst
 from .schema import Schema
 
@@ -218,7 +219,8 @@ def execute(
                    "; some values do not convert to the trained types (see input:rows)."),
                 value=len(df),
             ),
-            rows_check(scored.issues, max_rejected, issues_file),
+            rows_check(scored.issues, max_rejected, issues_file,
+                       hide_ids=art.id_column in columns_of(art)),
         ]
         extra = [c for c in df.columns
                  if c not in art.input_columns and c not in (art.id_column, art.target)]
@@ -338,7 +340,8 @@ def resolve_issues_path(output_path: str | None, issues_path: str | None) -> Pat
     return None
 
 
-def rows_check(issues, max_rejected: float, issues_path: Path | None) -> CheckResult:
+def rows_check(issues, max_rejected: float, issues_path: Path | None, *,
+               hide_ids: bool = False) -> CheckResult:
     """``input:rows``: pass when no row was rejected, warn on any rejection, fail above
     ``max_rejected``; flagged rows are counted in the message."""
     n, rejected, flagged = issues.rows_in, issues.n_rejected, issues.n_flagged
@@ -358,6 +361,10 @@ def rows_check(issues, max_rejected: float, issues_path: Path | None) -> CheckRe
                    + (f", above max_rejected {max_rejected:.1%}" if over else "")
                    + f"): {issues.describe('rejected')}{tail}")
     first = issues.table().head(SHOWN_ISSUES)
+    if hide_ids:  # a personal id stays in the caller's own files, never in the summary or report
+        from .rows import issue_id_column
+
+        first = first.drop(columns=[issue_id_column(issues.id_column)], errors="ignore")
     details = {**issues.summary(), "share": share, "issues_path": str(issues_path) if issues_path else None,
                "first": [{k: _json_safe(v) for k, v in r.items()} for r in first.to_dict("records")]}
     return CheckResult(name="input:rows", kind="input", status=status, message=message,
@@ -384,7 +391,6 @@ def batch_checks(art: Artifact, scored) -> list[CheckResult]:
     The input checks see every input row, rejected ones included (values that did not
     convert as nulls): they describe the batch as it came."""
     from . import input_checks as ic
-    from .pii import columns_of
 
     profile = art.snapshot("train")["profile"]
     inputs = scored.all_inputs if getattr(scored, "all_inputs", None) is not None else scored.inputs
