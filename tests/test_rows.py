@@ -479,7 +479,7 @@ def test_max_rejected_turns_rejections_into_an_alert(kinds_art, tmp_path):
         with pytest.raises(NbprodUsageError, match="max_rejected must be a share") as err:
             go(max_rejected=wrong)
         assert exit_code(err.value) == EXIT_USAGE
-    with pytest.raises(NbprodUsageError, match="is the same file as issues_path"):
+    with pytest.raises(NbprodUsageError, match="issues_path .* is the same file as output_path"):
         go(issues_path=str(tmp_path / "p.csv"))
 
 

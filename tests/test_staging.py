@@ -178,7 +178,7 @@ def test_stale_staging_is_removed_only_when_its_owner_is_gone(tmp_path):
 
 
 # -- scoring --------------------------------------------------------------------------------
-FINALS = ["p.csv", "s.json", "r.ipynb", "r.html"]
+FINALS = ["p.csv", "p.issues.csv", "s.json", "r.ipynb", "r.html"]
 
 
 def _staged(out: Path, name: str) -> Event:
