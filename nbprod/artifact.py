@@ -173,7 +173,7 @@ class Artifact:
                              str(exc)).split(" Fix the input,", 1)[0]
             raise RowError(message, exc.column, row=0, rule=exc.rule, value=exc.value) from None
         if out.empty:
-            from .scoring import OutputBoundsError
+            from .exceptions import OutputBoundsError
 
             raise OutputBoundsError("The record's prediction breaks the output bounds (policy drop).")
         return {k: (v.item() if hasattr(v, "item") else v) for k, v in out.iloc[0].items()}

@@ -87,7 +87,7 @@ class Session:
         """Record ``df`` as the ``train`` or ``valid`` snapshot.
 
         Columns that look personal (see :mod:`nbprod.pii`) and are not declared in ``pii`` are
-        hidden like declared ones, with a :class:`~nbprod.pii.PersonalDataWarning` naming the
+        hidden like declared ones, with a :class:`~nbprod.exceptions.PersonalDataWarning` naming the
         column and the evidence; ``not_pii`` says a column is not personal. Declarations and
         findings hold for both snapshots: what one hides, the other hides too.
         """
@@ -275,7 +275,7 @@ def warn_detected(snap: Snapshot, column: str, finding: Any) -> None:
     """The visible warning for a column hidden because it looks personal."""
     import warnings
 
-    from .pii import PersonalDataWarning
+    from .exceptions import PersonalDataWarning
 
     warnings.warn(PersonalDataWarning(
         f"column {column!r} of the {snap.role} snapshot {finding.evidence}; it is pseudonymised "

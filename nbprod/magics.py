@@ -354,7 +354,7 @@ class NbprodMagics(Magics):
         import sys
         import warnings
 
-        from .pii import PersonalDataWarning
+        from .exceptions import PersonalDataWarning
 
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", PersonalDataWarning)

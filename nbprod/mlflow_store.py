@@ -25,16 +25,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .exceptions import NbprodError
+from .exceptions import TrackingStoreError
 
 LOCK_TIMEOUT_S = 300.0  # a migration takes seconds; a lock held this long belongs to a hung process
 RETRY_S = 120.0
 _LOCKED = ("database is locked", "database table is locked")
 _ready: set[str] = set()
-
-
-class TrackingStoreError(NbprodError, RuntimeError):
-    """The MLflow tracking store cannot be opened or used (the message says what to do)."""
 
 
 def tracking_uri() -> str:

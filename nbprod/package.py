@@ -266,13 +266,13 @@ def probe_row_rules(scorer, sample: pd.DataFrame) -> dict[str, Any]:
     base = sample.reset_index(drop=True).iloc[:PROBE_ROWS]
     columns: dict[str, Any] = {}
     for spec in scorer.schema.columns:
-        ok, error = _probe(scorer, base.assign(**{spec.name: None}))
-        entry: dict[str, Any] = {"takes_missing": ok, "takes_unseen": None}
+        error = scorer.failure(base.assign(**{spec.name: None}))
+        entry: dict[str, Any] = {"takes_missing": error is None, "takes_unseen": None}
         if error:
             entry["missing_error"] = error
         if spec.kind in ("string", "category"):
-            ok, error = _probe(scorer, base.assign(**{spec.name: _unseen_value(spec)}))
-            entry["takes_unseen"] = ok
+            error = scorer.failure(base.assign(**{spec.name: _unseen_value(spec)}))
+            entry["takes_unseen"] = error is None
             if error:
                 entry["unseen_error"] = error
         columns[spec.name] = entry
@@ -284,23 +284,6 @@ def _unseen_value(spec) -> Any:
     if known and all(isinstance(k, int | float) and not isinstance(k, bool) for k in known):
         return max(known) + 1  # numeric categories: a number never seen
     return UNSEEN_MARKER
-
-
-def _probe(scorer, frame: pd.DataFrame) -> tuple[bool, str | None]:
-    from .exceptions import NbprodError
-    from .schema import conform_rows
-    from .scoring import _ModelFailure, _nonfinite_rows
-
-    try:
-        X, _ = conform_rows(frame, scorer.schema)
-        _, out = scorer._model(X)
-    except _ModelFailure as failure:
-        return False, failure.text
-    except NbprodError as exc:
-        return False, str(exc)[:320]
-    if _nonfinite_rows(out).any():
-        return False, "the model returned a non-finite output"
-    return True, None
 
 
 def row_rule_checks(rules: dict[str, Any], schema, profile: dict[str, Any]) -> list:

@@ -101,10 +101,6 @@ _PARTICLES = {"van", "von", "de", "der", "den", "da", "di", "del", "della", "dos
               "la", "le", "bin", "ibn", "al", "y", "e", "ter", "ten", "st"}
 
 
-class PersonalDataWarning(UserWarning):
-    """A column that looks personal was not declared: nbprod hides it as if it were."""
-
-
 @dataclass(frozen=True)
 class Finding:
     """Why a column looks personal: the kind, the share of sampled values that matched."""

@@ -17,15 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from . import manifest as mf
-from .exceptions import NbprodError, NbprodUsageError
+from .exceptions import NbprodUsageError, RegistryError
 
 CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous"
 ARTIFACT_DIR = "nbprod-artifact"
 MAX_PROMOTIONS_KEPT = 20
-
-
-class RegistryError(NbprodError, RuntimeError):
-    """A registry operation was refused or could not be completed."""
 
 
 def _client():

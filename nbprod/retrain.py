@@ -19,15 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from . import manifest as mf
-from .exceptions import NbprodError, NbprodUsageError
+from .exceptions import NbprodUsageError, RetrainError
 
 TRAINING_NOTEBOOK = "training.ipynb"
 OUTPUT_ENV = "NBPROD_RETRAIN_OUTPUT"
 NOTEBOOK_ENV = "NBPROD_NOTEBOOK"
-
-
-class RetrainError(NbprodError, RuntimeError):
-    """Retraining produced no new artifact (the executed notebook says why)."""
 
 
 def notebook_parameters(path: Path) -> list[str]:

@@ -32,19 +32,13 @@ import pandas as pd
 from . import __version__
 from .artifact import Artifact, load
 from .dataio import read_frame, write_frame
-from .exceptions import InputError, IntegrityError, NbprodError, NbprodUsageError
+from .exceptions import InputError, IntegrityError, MonitoringAlert, NbprodError, NbprodUsageError
 from .results import CheckResult, worst
 from .schema import Schema
 
 _STATUS_OF = {"pass": "ok", "skip": "ok", "warn": "warn", "fail": "alert"}
 DEFAULT_MAX_REJECTED = 0.01  # rejected share of the input rows above which input:rows fails
 SHOWN_ISSUES = 20  # issues listed in the input:rows check's details (the report shows them)
-
-
-class MonitoringAlert(NbprodError, RuntimeError):
-    """Raised at the end of a scoring notebook run with ``raise_on_alert=True`` when a monitoring
-    check failed, so schedulers that only watch papermill's exit code notice. The predictions
-    and the report were written before it was raised."""
 
 
 def locate_artifact(

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .exceptions import NbprodError, SchemaError
+from .exceptions import FeatureError, ModelFailure, NbprodError, OutputBoundsError, SchemaError
 from .rows import MODEL_ERROR, REJECTED, ModelTakes, RowIssues, validate
 from .schema import Schema, conform, conform_rows
 
@@ -29,14 +29,6 @@ PROBA_PREFIX = "proba_"
 OUT_OF_BOUNDS = "out_of_bounds"
 MAX_MODEL_ERROR_ROWS = 50  # more rows failing inside the model: the batch fails as a whole
 ERRORS = ("raise", "reject")
-
-
-class OutputBoundsError(NbprodError, ValueError):
-    """Outputs broke the declared sanity bounds under the ``fail`` policy; nothing is written."""
-
-
-class FeatureError(NbprodError, RuntimeError):
-    """The captured feature function failed or returned something the model cannot use."""
 
 
 def proba_column(cls: Any) -> str:
@@ -256,20 +248,20 @@ class Scorer:
     # -- running the model, isolating the rows it fails on -------------------------------
     def _model(self, X: pd.DataFrame) -> tuple[Any, pd.DataFrame]:
         """Features and outputs for ``X``; an exception of the feature function or the model
-        becomes :class:`_ModelFailure` (our own shape checks raise FeatureError at once)."""
+        becomes :class:`ModelFailure` (our own shape checks raise FeatureError at once)."""
         try:
             raw = self.feature_fn(X)
         except MemoryError:
             raise
         except Exception as exc:
-            raise _ModelFailure(f"the feature function {self._fn_name}() raised", exc) from exc
+            raise ModelFailure(f"the feature function {self._fn_name}() raised", exc) from exc
         feats = self._check_features(raw, X)
         try:
             out = self.predict(feats, X.index)
         except (FeatureError, MemoryError):
             raise
         except Exception as exc:
-            raise _ModelFailure(f"the model ({type(self.model).__name__}) raised", exc) from exc
+            raise ModelFailure(f"the model ({type(self.model).__name__}) raised", exc) from exc
         return feats, out
 
     def _score_kept(self, df: pd.DataFrame, X: pd.DataFrame, issues: RowIssues,
@@ -281,18 +273,18 @@ class Scorer:
         Xk = X if not issues.rejected.any() else X.iloc[np.flatnonzero(keep)]
         try:
             feats, out = self._model(Xk)
-        except _ModelFailure as first:
+        except ModelFailure as first:
             failed = self._isolate(Xk, first)
             if len(failed) == len(Xk):
-                raise first.batch_error(len(Xk)) from first.exc
+                raise _batch_error(first, len(Xk)) from first.exc
             pos = np.flatnonzero(keep)[[p for p, _ in failed]]
             issues = issues.add(pos, column=None, rule=MODEL_ERROR, action=REJECTED,
-                                detail=[f.text for _, f in failed], ids=ids)
+                                detail=[failure_text(f) for _, f in failed], ids=ids)
             if errors == "raise":
                 return None, pd.DataFrame(), issues, keep
             keep = ~issues.rejected
             feats, out = self._model_again(X, keep)
-        nonfinite = _nonfinite_rows(out)
+        nonfinite = nonfinite_rows(out)
         if nonfinite.any():
             pos = np.flatnonzero(keep)[nonfinite]
             issues = issues.add(pos, column=None, rule=MODEL_ERROR, action=REJECTED,
@@ -311,32 +303,47 @@ class Scorer:
         Xk = X.iloc[np.flatnonzero(keep)]
         try:
             return self._model(Xk)
-        except _ModelFailure as again:  # the failure depends on the batch, not on rows
-            raise again.batch_error(len(Xk)) from again.exc
+        except ModelFailure as again:  # the failure depends on the batch, not on rows
+            raise _batch_error(again, len(Xk)) from again.exc
 
-    def _isolate(self, X: pd.DataFrame, first: _ModelFailure) -> list[tuple[int, _ModelFailure]]:
+    def _isolate(self, X: pd.DataFrame, first: ModelFailure) -> list[tuple[int, ModelFailure]]:
         """Positions (in ``X``) of the rows the model fails on alone, by bisection.
 
         Stops after :data:`MAX_MODEL_ERROR_ROWS` failing rows: then the whole batch fails with
         the first error (a feature function broken for every row costs about 2 x that many
         calls, not one per row)."""
-        failed: list[tuple[int, _ModelFailure]] = []
+        failed: list[tuple[int, ModelFailure]] = []
         stack = [(0, len(X), first)]  # segments known to fail
         while stack:
             lo, hi, failure = stack.pop()
             if hi - lo == 1:
                 failed.append((lo, failure))
                 if len(failed) > MAX_MODEL_ERROR_ROWS:
-                    raise first.batch_error(len(X), isolated=len(failed)) from first.exc
+                    raise _batch_error(first, len(X), isolated=len(failed)) from first.exc
                 continue
             mid = (lo + hi) // 2
             for a, b in ((mid, hi), (lo, mid)):  # popped in order: left half first
                 try:
                     self._model(X.iloc[a:b])
-                except _ModelFailure as f:
+                except ModelFailure as f:
                     stack.append((a, b, f))
         failed.sort(key=lambda t: t[0])
         return failed
+
+    def failure(self, df: pd.DataFrame) -> str | None:
+        """Why these rows cannot be scored as a whole (conversion, the feature function, the
+        model, or a non-finite output), in one line; None when they can. What packaging probes
+        to learn which values the model takes."""
+        try:
+            X, _ = conform_rows(df, self.schema)
+            _, out = self._model(X)
+        except ModelFailure as failure:
+            return failure_text(failure)
+        except NbprodError as exc:
+            return str(exc)[:320]
+        if nonfinite_rows(out).any():
+            return "the model returned a non-finite output"
+        return None
 
     def apply_bounds(self, out: pd.DataFrame, bad: np.ndarray) -> pd.DataFrame:
         assert self.bounds is not None
@@ -359,36 +366,30 @@ class Scorer:
         )
 
 
-class _ModelFailure(Exception):
-    """The feature function or the model raised on a set of rows (internal)."""
+def failure_text(failure: ModelFailure) -> str:
+    """One line for a model-error row: which step raised what (cut to a sane length)."""
+    from .rows import VALUE_CHARS
 
-    def __init__(self, where: str, exc: BaseException) -> None:
-        super().__init__(where)
-        self.where = where
-        self.exc = exc
-
-    @property
-    def text(self) -> str:
-        from .rows import VALUE_CHARS
-
-        message = str(self.exc).strip().splitlines()[0] if str(self.exc).strip() else ""
-        limit = 4 * VALUE_CHARS
-        if len(message) > limit:
-            message = message[: limit - 3] + "..."
-        return f"{self.where} {type(self.exc).__name__}: {message}"
-
-    def batch_error(self, rows: int, isolated: int = 0) -> FeatureError:
-        text = self.text
-        if isolated:
-            return FeatureError(
-                f"{text[0].upper()}{text[1:]} (on more than {MAX_MODEL_ERROR_ROWS} single rows, "
-                "so the whole batch is refused: is the feature function or the model broken?)")
-        if self.where.startswith("the feature function"):
-            return FeatureError(f"The feature function {text[len('the feature function '):]}")
-        return FeatureError(f"{text[0].upper()}{text[1:]} on every one of the {rows:,} rows.")
+    exc = failure.exc
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    limit = 4 * VALUE_CHARS
+    if len(message) > limit:
+        message = message[: limit - 3] + "..."
+    return f"{failure.where} {type(exc).__name__}: {message}"
 
 
-def _nonfinite_rows(out: pd.DataFrame) -> np.ndarray:
+def _batch_error(failure: ModelFailure, rows: int, isolated: int = 0) -> FeatureError:
+    text = failure_text(failure)
+    if isolated:
+        return FeatureError(
+            f"{text[0].upper()}{text[1:]} (on more than {MAX_MODEL_ERROR_ROWS} single rows, "
+            "so the whole batch is refused: is the feature function or the model broken?)")
+    if failure.where.startswith("the feature function"):
+        return FeatureError(f"The feature function {text[len('the feature function '):]}")
+    return FeatureError(f"{text[0].upper()}{text[1:]} on every one of the {rows:,} rows.")
+
+
+def nonfinite_rows(out: pd.DataFrame) -> np.ndarray:
     """Rows whose numeric outputs (regression prediction, probabilities) are not finite."""
     bad = np.zeros(len(out), dtype=bool)
     for col in out.columns:

@@ -189,7 +189,7 @@ def test_bounds_are_derived_and_enforced_by_policy(shell, diabetes, in_tmp):
 
     run(shell, "%nbprod check bounds --max 250 --policy fail")
     run(shell, "%nbprod package art2 --no-mlflow")
-    from nbprod.scoring import OutputBoundsError
+    from nbprod.exceptions import OutputBoundsError
 
     with pytest.raises(OutputBoundsError, match=r"3 prediction\(s\) break the output bounds .*rows \[0, 1, 2\]"):
         nbprod.load(in_tmp / "art2").score(new)

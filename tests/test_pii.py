@@ -21,8 +21,7 @@ from stdnum import luhn
 
 import nbprod
 from nbprod import pii
-from nbprod.exceptions import CaptureError
-from nbprod.pii import PersonalDataWarning
+from nbprod.exceptions import CaptureError, PersonalDataWarning
 
 from .conftest import run
 

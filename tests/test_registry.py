@@ -8,7 +8,7 @@ import pytest
 import nbprod
 from nbprod import registry
 from nbprod.compare import compare
-from nbprod.registry import RegistryError
+from nbprod.exceptions import RegistryError
 
 NAME = "registry-rules"
 

@@ -12,8 +12,14 @@ import pytest
 
 import nbprod
 from nbprod import rows
-from nbprod.exceptions import NbprodUsageError, RowError, RowsRejectedError, SchemaError
-from nbprod.scoring import MAX_MODEL_ERROR_ROWS, FeatureError
+from nbprod.exceptions import (
+    FeatureError,
+    NbprodUsageError,
+    RowError,
+    RowsRejectedError,
+    SchemaError,
+)
+from nbprod.scoring import MAX_MODEL_ERROR_ROWS
 
 from .artifacts import kinds_features, kinds_frame
 

@@ -561,7 +561,7 @@ def test_a_signature_renewed_after_registration_joins_the_registered_copy(spline
 
 def test_register_refuses_an_artifact_changed_since_it_was_logged(cancer_art, tmp_path):
     from nbprod import registry
-    from nbprod.registry import RegistryError
+    from nbprod.exceptions import RegistryError
 
     root = copy_artifact(cancer_art, tmp_path / "art")  # its packaging run is in MLflow
     m = _manifest(root)
