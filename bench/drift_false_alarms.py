@@ -77,7 +77,7 @@ def main() -> None:
     parser.add_argument("--reference", type=int, default=20_000, help="reference rows")
     args = parser.parse_args()
 
-    from nbprod.profile import frame_profile
+    from nbprod.core.profile import frame_profile
 
     reference = frame_profile(frame(args.reference, seed=1))
     print(

@@ -66,7 +66,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
 
-    from nbprod.profile import frame_profile
+    from nbprod.core.profile import frame_profile
 
     ref_df = frame(args.reference, seed=1)
     t = time.perf_counter()

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__
 
 if TYPE_CHECKING:
-    from .artifact import Artifact, load, verify
     from .capture import Session
+    from .core.artifact import Artifact, load, verify
     from .explore import explore
     from .review import review
 
@@ -38,9 +38,9 @@ __all__ = [
 ]
 
 _LAZY = {
-    "Artifact": ("artifact", "Artifact"),
-    "load": ("artifact", "load"),
-    "verify": ("artifact", "verify"),
+    "Artifact": ("core.artifact", "Artifact"),
+    "load": ("core.artifact", "load"),
+    "verify": ("core.artifact", "verify"),
     "Session": ("capture", "Session"),
     "explore": ("explore", "explore"),
     "review": ("review", "review"),

@@ -28,9 +28,9 @@ def load_staging(root: str, keys: list[str]):
     key when packaging signs."""
     from pathlib import Path
 
-    from nbprod import manifest as mf
-    from nbprod import trust
-    from nbprod.artifact import Artifact
+    from .core import manifest as mf
+    from .core import trust
+    from .core.artifact import Artifact
 
     path = Path(root)
     if mf.staging_problem(path) is None:

@@ -22,11 +22,11 @@ from typing import Any
 
 import pandas as pd
 
+from .core.feature_code import FeatureCode, capture
+from .core.model_store import check_estimator
+from .core.results import CheckResult
+from .core.snapshot import DEFAULT_SAMPLE_SIZE, Snapshot
 from .exceptions import CaptureError
-from .feature_code import FeatureCode, capture
-from .model_store import check_estimator
-from .results import CheckResult
-from .snapshot import DEFAULT_SAMPLE_SIZE, Snapshot
 
 
 @dataclass
@@ -63,6 +63,8 @@ class Session:
     model_capture: ModelCapture | None = None
     checks: dict[str, CheckResult] = field(default_factory=dict)
     cells: list[dict[str, str]] = field(default_factory=list)  # provenance: captured cells
+    # what the checks evaluate on, computed once per capture state (nbprod.checks.context)
+    evaluation_cache: Any = field(default=None, init=False, repr=False, compare=False)
 
     # -- capture ------------------------------------------------------------------------
     def init(self, name: str) -> None:
@@ -228,7 +230,7 @@ class Session:
 
     def live_scorer(self):
         """A :class:`~nbprod.scoring.Scorer` over the live notebook objects."""
-        from .scoring import Scorer
+        from .core.scoring import Scorer
 
         train = self.train
         return Scorer(

@@ -68,7 +68,7 @@ def score_outputs(args: argparse.Namespace) -> dict[str, str | None]:
     (:func:`nbprod.usage.check_outputs`, in this order, so a problem names the flag the user
     typed before a derived default), written into staging beside its final path and published
     together at the end in :data:`PUBLISH_ORDER`: a new output flag is one more entry in each."""
-    from .rows import default_issues_path
+    from .core.rows import default_issues_path
 
     return {"--output": args.output, "--issues": args.issues or str(default_issues_path(args.output)),
             "--summary": args.summary, "--report": args.report, "--html": args.html}
@@ -78,9 +78,9 @@ PUBLISH_ORDER = ("--report", "--html", "--summary", "--issues", "--output")  # p
 
 
 def run_score(args: argparse.Namespace) -> int:
-    from ._staging import StagedOutputs
-    from .dataio import file_format
-    from .trust import child_environment
+    from .core.dataio import file_format
+    from .core.staging import StagedOutputs
+    from .core.trust import child_environment
     from .usage import check_outputs
 
     root, check = verified_artifact(args.artifact, args.trusted_key)
@@ -159,7 +159,7 @@ def verified_artifact(target: str, trusted_keys: list[str] | None) -> tuple[Path
     A ``models:/NAME@ALIAS`` or ``models:/NAME/N`` target is downloaded (into a temporary
     directory removed at exit) and pinned to the digest ``nbprod register`` recorded.
     """
-    from .trust import verify
+    from .core.trust import verify
 
     pin = None
     if str(target).startswith("models:/"):
@@ -189,8 +189,8 @@ def verified_notebook(check: Any) -> bytes:
 
 
 def _input_file(flag: str, value: str, *, empty_too: bool = False) -> None:
+    from .core.text import quote
     from .exceptions import InputError
-    from .usage import quote
 
     p = Path(value)
     try:
@@ -256,9 +256,9 @@ def _drift_runs_type() -> Any:
 
 # -- verify ---------------------------------------------------------------------------------
 def run_verify(args: argparse.Namespace) -> int:
+    from .core.signing import read_signature
+    from .core.trust import verify
     from .exceptions import IntegrityError
-    from .signing import read_signature
-    from .trust import verify
 
     result = verify(Path(args.artifact), trusted_keys=args.trusted_key)
     if not result.ok:
@@ -291,7 +291,7 @@ def add_verify(sub: Any) -> None:
 
 # -- sign -----------------------------------------------------------------------------------
 def run_sign(args: argparse.Namespace) -> int:
-    from .signing import SIGNATURE, sign
+    from .core.signing import SIGNATURE, sign
 
     record = sign(Path(args.artifact), args.key)
     print(f"nbprod: signed {args.artifact} (digest {record['digest'][:16]}) with key "
@@ -309,7 +309,7 @@ def add_sign(sub: Any) -> None:
 
 # -- inspect --------------------------------------------------------------------------------
 def run_inspect(args: argparse.Namespace) -> int:
-    from . import manifest as mf
+    from .core import manifest as mf
 
     m = mf.read(Path(args.artifact))
     if args.json:
@@ -400,7 +400,7 @@ def run_history(args: argparse.Namespace) -> int:
         print(runs.to_json(orient="records", date_format="iso"))
         return EXIT_OK
     if runs.empty:
-        from .usage import quote
+        from .core.text import quote
 
         print(f"nbprod: no monitoring runs recorded for {quote(name)} yet.")
         return EXIT_OK

@@ -66,7 +66,7 @@ def run_compare(args: argparse.Namespace) -> int:
                 metric=args.metric, margin=args.margin, report=args.report,
                 record=not args.no_mlflow)
     if args.json:
-        from ._json import dumps
+        from .core.files import dumps
 
         print(dumps(c.to_dict(), indent=2, default=str))
         return EXIT_OK

@@ -9,20 +9,10 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from .results import CheckResult, worst
+from .core.results import CheckResult, worst
+from .core.tables import badge
 
 CHECK_MIME = "application/vnd.nbprod.check+json"
-_COLOURS = {"pass": "#1a7f37", "warn": "#9a6700", "fail": "#cf222e", "skip": "#57606a",
-            "ok": "#1a7f37", "alert": "#cf222e", "error": "#cf222e"}
-
-
-def badge(status: str) -> str:
-    colour = _COLOURS.get(status, "#57606a")
-    return (f'<span class="nbprod-badge nbprod-{html.escape(status)}" style="background:{colour};'
-            f'color:white;border-radius:4px;padding:1px 7px;font-weight:600;font-size:90%">'
-            f"{html.escape(status.upper())}</span>")
-
-
 def _value(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .profile import bin_counts, numeric_values
+from .core.profile import bin_counts, bridge_quantiles, edges, numeric_values, spread
 
 NEW = "__new__"
 OTHER = "__other__"
@@ -148,16 +148,6 @@ def _grouped(counts: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
     return out[..., np.unique(labels)]
 
 
-def _edges(ref: dict[str, Any]) -> np.ndarray:
-    """Edges for the CDF integral: the cut points, bounded by the reference min and max (so
-    the estimate does not depend on how extreme the batch's own min and max happen to be)."""
-    cuts = np.asarray(ref["cuts"], dtype="float64")
-    lo = ref.get("min", cuts[0] if cuts.size else 0.0)
-    hi = ref.get("max", cuts[-1] if cuts.size else 0.0)
-    return np.concatenate([[min(lo, cuts[0]) if cuts.size else lo], cuts,
-                           [max(hi, cuts[-1]) if cuts.size else hi]])
-
-
 def _wasserstein(ref_counts: np.ndarray, cur_counts: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """W1 between two binned distributions (trapezoid over the CDFs at the bin edges)."""
     fr = np.cumsum(ref_counts, axis=-1) / ref_counts.sum(axis=-1, keepdims=True)
@@ -176,31 +166,6 @@ def _chi2(q: float, dof: int) -> float:
     from scipy.stats import chi2
 
     return float(chi2.ppf(q, max(dof, 1)))
-
-
-def _spread(ref: dict[str, Any]) -> float:
-    return float(ref.get("std") or (ref.get("max", 0) - ref.get("min", 0)) or 1.0)
-
-
-BRIDGE_QUANTILES = (0.99, 0.995, 0.999)
-BRIDGE_SIMULATIONS = 10_000
-
-
-def bridge_quantiles(ref: dict[str, Any], qs: tuple[float, ...] = BRIDGE_QUANTILES,
-                     seed: int = 0) -> dict[str, float]:
-    """Quantiles of the binned, spread-normalised Wasserstein distance times sqrt(n_eff) under
-    no drift: the integral of a Brownian bridge over the reference CDF (simulated)."""
-    counts = np.asarray(ref["counts"], dtype="float64")
-    p = counts / counts.sum()
-    rng = np.random.default_rng(seed)
-    steps = rng.standard_normal((BRIDGE_SIMULATIONS, p.size), dtype=np.float32)
-    walk = np.cumsum(steps * np.sqrt(p, dtype=np.float32), axis=1)
-    bridge = np.abs(walk - np.cumsum(p).astype(np.float32) * walk[:, -1:])[:, :-1]
-    # trapezoid over [lo, c0, ..., c_last, hi] with the bridge pinned to 0 at both ends
-    widths = np.diff(_edges(ref)).astype(np.float32)
-    halves = (widths[:-1] + widths[1:]) / 2  # each inner cut point's share of the integral
-    w = bridge @ halves
-    return {str(q): float(np.quantile(w, q)) / _spread(ref) for q in qs}
 
 
 def bridge_quantile(ref: dict[str, Any], q: float) -> float:
@@ -247,8 +212,7 @@ def column_drift(ref: dict[str, Any], cur: dict[str, Any],
         labels = _groups(rc, cfg.psi_groups)
         k = cfg.psi_groups
         psi = float(_psi(_proportions(_grouped(rc, labels, k)), _proportions(_grouped(cc, labels, k))))
-        spread = _spread(ref)
-        w = float(_wasserstein(rc, cc, _edges(ref))) / spread
+        w = float(_wasserstein(rc, cc, edges(ref))) / spread(ref)
         psi_t = max(cfg.psi_threshold, _chi2(cfg.confidence, len(np.unique(labels)) - 1) / n_eff)
         w_t = max(cfg.wasserstein_threshold, bridge_quantile(ref, cfg.confidence) / math.sqrt(n_eff))
         out.update(psi=psi, psi_threshold=psi_t, wasserstein=w, wasserstein_threshold=w_t,

@@ -152,8 +152,8 @@ def _from_notebook(path: Path, artifact: Any) -> RunRecord:
 def open_artifact(record: RunRecord) -> Any:
     """The run's artifact, read (not loaded: no model is deserialised) and checked to be the one
     that scored the batch."""
-    from . import manifest as mf
-    from .artifact import Artifact
+    from .core import manifest as mf
+    from .core.artifact import Artifact
 
     if record.run is not None and record.artifact_root == record.run.artifact.root:
         return record.run.artifact
@@ -260,8 +260,7 @@ class Explorer:
                         reference_label=self.reference_label, current_label=self.current_label)
 
     def column_html(self, column: str | tuple[str, str] | None = None, *, image: bool = True) -> str:
-        from .display import badge
-        from .report import table
+        from .core.tables import badge, table
 
         d = self.details(column)
         state = "skip" if d["drifted"] is None else ("fail" if d["drifted"] else "pass")
@@ -305,7 +304,7 @@ class Explorer:
         return rows
 
     def overview_html(self) -> str:
-        from .report import table
+        from .core.tables import table
 
         cols = ["column", "kind", "drifted", "why", "importance", "PSI", "Wasserstein/σ",
                 "null rate Δ", "new categories"]
@@ -371,9 +370,9 @@ def from_record(record: RunRecord) -> Explorer:
 
 def _profiles_from_files(record: RunRecord, art: Any, ref_in: dict, ref_out: dict) -> dict[str, Any]:
     from . import drift as dr
-    from .dataio import read_frame
+    from .core.dataio import read_frame
+    from .core.schema import conform
     from .monitor import shareable_profiles
-    from .schema import conform
 
     if not record.input_path or not Path(record.input_path).is_file():
         raise NbprodUsageError(
@@ -412,7 +411,7 @@ _PROFILE_CACHE: dict[tuple[str, tuple[str, ...]], dict[str, Any]] = {}
 
 def snapshot_profile(snap: Any) -> dict[str, Any]:
     """The snapshot's reference profile (as packaging computes it), cached by fingerprint."""
-    from .profile import frame_profile
+    from .core.profile import frame_profile
 
     key = (snap.fingerprint, tuple(snap.pii))
     if key not in _PROFILE_CACHE:
@@ -511,11 +510,11 @@ def _category_rows(ref: dict[str, Any], cur: dict[str, Any] | None) -> list[dict
 
 
 def _distribution(ref: dict[str, Any], cur: dict[str, Any] | None) -> tuple[list, list, list | None] | None:
-    from .report import _bars
+    from .report import distribution_bars
 
     if ref.get("hidden"):
         return None
-    bars = _bars(ref, cur if cur else ref)
+    bars = distribution_bars(ref, cur if cur else ref)
     if bars is None:
         return None
     labels, r, c = bars

@@ -78,8 +78,7 @@ class PackageRefusal:
     def _repr_html_(self) -> str:
         # the UsageError line (or the traceback) right below says why in words; this adds the
         # failed checks, for frontends without the extension
-        from .display import badge
-        from .report import table
+        from .core.tables import badge, table
 
         head = f"<b>nbprod: {self._what}</b> ({html.escape(self.error)})"
         rows = [{"status": badge(c["status"]), "check": c["name"], "result": c["message"]}

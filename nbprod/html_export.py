@@ -54,7 +54,7 @@ def to_html(notebook: str | Path) -> str:
 
 
 def write_html(notebook: str | Path, output: str | Path | None = None) -> Path:
-    from ._files import atomic_path
+    from .core.files import atomic_path
 
     out = Path(output) if output else Path(notebook).with_suffix(".html")
     body = to_html(notebook)

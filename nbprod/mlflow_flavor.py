@@ -17,7 +17,7 @@ from typing import Any
 
 class NbprodPyfunc:
     def __init__(self, path: str) -> None:
-        from .artifact import load
+        from .core.artifact import load
 
         self.artifact = load(path)
 

@@ -62,7 +62,7 @@ def log_package(root: Path, manifest: dict[str, Any], digest: str) -> dict[str, 
     run is logged while the artifact is still being assembled)."""
     from mlflow.entities import Metric, Param
 
-    from .manifest import STAGING_MARKER
+    from .core.manifest import STAGING_MARKER
     from .mlflow_store import client, get_or_create_experiment, store_error
 
     name = manifest["name"]

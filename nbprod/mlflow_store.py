@@ -151,7 +151,7 @@ def store_error(exc: BaseException, uri: str | None = None) -> TrackingStoreErro
     """``exc`` from MLflow as one line: the store, the error's first line, what to do."""
     if isinstance(exc, TrackingStoreError):
         return exc
-    from .usage import quote
+    from .core.text import quote
 
     if uri is None:
         try:

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from . import drift as dr
-from .results import CheckResult
+from .core.results import CheckResult
 
 DEFAULT_DRIFT_RUNS = 3
 BOOTSTRAP = 100
@@ -38,7 +38,7 @@ class Monitoring:
 
 # -- drift -----------------------------------------------------------------------------------
 def measure_drift(art: Any, scored: Any, cfg: dr.DriftConfig | None = None) -> dict[str, Any]:
-    from .reference import feature_frame
+    from .core.profile import feature_frame
 
     cfg = cfg or dr.DriftConfig()
     ref = art.reference
@@ -208,7 +208,7 @@ def evaluate_performance(art: Any, scored: Any, labels: pd.DataFrame) -> tuple[d
     """
     import warnings
 
-    from .metrics import resolve
+    from .core.metrics import resolve
     from .performance import join_labels, label_values
 
     outputs = scored.all_outputs

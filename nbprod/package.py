@@ -22,14 +22,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import __version__, model_store
-from . import manifest as mf
-from ._json import dumps
-from ._staging import SUFFIX, StagingDir, owner_gone, remove_stale, remove_tree
+from . import __version__
+from .core import manifest as mf
+from .core import model_store
+from .core.files import dumps
+from .core.scoring import compare_outputs
+from .core.staging import SUFFIX, StagingDir, owner_gone, remove_stale, remove_tree
 from .exceptions import ChecksFailedError, PackagingError, ParityError
 from .frontend import PACKAGE_MIME, PACKAGE_VERSION  # drawn by the JupyterLab extension
 from .notebook import scoring_notebook
-from .scoring import compare_outputs
 
 KEY_PACKAGES = ("pandas", "numpy", "scikit-learn", "scipy", "skops", "pyarrow", "mlflow",
                 "papermill", "nbformat")
@@ -49,7 +50,7 @@ class PackageResult:
     signed_by: str | None = None  # fingerprint of the key that signed it (package(sign=...))
 
     def _repr_html_(self) -> str:
-        from .report import table
+        from .core.tables import table
 
         rows = [
             {"field": "artifact", "value": str(self.path)},
@@ -120,7 +121,7 @@ def package(
     path = Path(path).expanduser().absolute()
     signer = None
     if sign is not None:  # a bad key fails now, before any work
-        from .signing import load_private_key
+        from .core.signing import load_private_key
 
         signer = load_private_key(sign)
     session.train  # noqa: B018 - each raises a clear CaptureError when missing
@@ -160,7 +161,7 @@ def package(
     from .importance import permutation_importance
 
     importance = permutation_importance(session)
-    from .pii import guard_feature_names
+    from .privacy import guard_feature_names
 
     guard_feature_names(session)
     t1 = time.perf_counter()
@@ -219,7 +220,7 @@ def _sign_or_check_types(staging: Path, manifest: dict[str, Any], signer: Any) -
     """Sign the staged artifact; unsigned, its trusted types must be ones nbprod accepts from an
     unauthenticated manifest (else the artifact could not be loaded, so say so now)."""
     if signer is not None:
-        from .signing import sign
+        from .core.signing import sign
 
         return sign(staging, signer, staging=True)["key"]
     refusal = model_store.unsigned_refusal(
@@ -240,8 +241,8 @@ UNSEEN_MARKER = "__nbprod_unseen__"
 def apply_row_rules(session, live) -> dict[str, Any]:
     """Probe what the model takes, give the live scorer the artifact's row rules (so parity
     replay compares like with like) and record the warnings as checks of the session."""
-    from .profile import frame_profile
-    from .rows import ModelTakes
+    from .core.profile import frame_profile
+    from .core.rows import ModelTakes
 
     train = session.train
     profile = frame_profile(train.X, hidden=set(train.pii))
@@ -288,7 +289,7 @@ def _unseen_value(spec) -> Any:
 
 def row_rule_checks(rules: dict[str, Any], schema, profile: dict[str, Any]) -> list:
     """Warnings, in words, for what will happen in production to rows the model cannot take."""
-    from .results import CheckResult
+    from .core.results import CheckResult
 
     cols = rules["columns"]
     out = []
@@ -377,7 +378,7 @@ def _write_contents(root: Path, session, *, name: str, artifact_id: str, final_p
     nb = scoring_notebook(name=name, packaged_at=str(final_path), artifact_id=artifact_id)
     nbformat.write(nb, str(root / "score.ipynb"))
     training = _store_training_notebook(session, root)
-    from .pii import guard_model
+    from .privacy import guard_model
     from .reference import REFERENCE_FILE, build
 
     reference = build(session)
@@ -483,8 +484,8 @@ def replay(root: Path, sample: pd.DataFrame, signer: Any = None) -> pd.DataFrame
     The replay trusts exactly the signer's public key (none when unsigned), whatever
     ``NBPROD_TRUSTED_KEYS`` says: it checks parity, and the signature it just made.
     """
-    from .signing import ENV
-    from .trust import AUTHENTIC_ENV
+    from .core.signing import ENV
+    from .core.trust import AUTHENTIC_ENV
 
     # the sample goes to a staging directory beside the artifact, not to /tmp: removed on the
     # way out, and by the next package if this process is killed
@@ -497,7 +498,7 @@ def replay(root: Path, sample: pd.DataFrame, signer: Any = None) -> pd.DataFrame
             pickle.dump(sample, fh, protocol=pickle.HIGHEST_PROTOCOL)
         keys = []
         if signer is not None:
-            from .signing import public_pem
+            from .core.signing import public_pem
 
             keys = [str(Path(tmp) / "signer.pub.pem")]
             Path(keys[0]).write_bytes(public_pem(signer))
@@ -521,7 +522,7 @@ def replay(root: Path, sample: pd.DataFrame, signer: Any = None) -> pd.DataFrame
 
 def _readable(root: Path) -> None:
     """mkdtemp makes a private (0700) directory; give the artifact the usual permissions."""
-    from ._files import usual_mode
+    from .core.files import usual_mode
 
     for p in [root, *root.rglob("*")]:
         p.chmod(usual_mode(p.is_dir()))

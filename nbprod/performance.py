@@ -61,7 +61,7 @@ def join_labels(art: Any, preds: pd.DataFrame, labels: pd.DataFrame) -> LabelJoi
     id_column = art.id_column
     if id_column not in labels.columns:
         raise InputError(f"{where} has no id column {id_column!r} to join on.")
-    from .pii import columns_of
+    from .core.pii import columns_of
 
     personal = id_column in columns_of(art)
     lab_ids, batch_ids = labels[id_column], preds[id_column]

@@ -11,32 +11,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from .profile import frame_profile
+from .core.profile import feature_frame, frame_profile
 
 REFERENCE_FILE = "reference.json"
-MAX_FEATURE_COLUMNS = 200
-
-
-def feature_frame(X: Any) -> pd.DataFrame | None:
-    """The model-input features as a frame of at most MAX_FEATURE_COLUMNS named columns."""
-    if isinstance(X, pd.DataFrame):
-        frame = X
-    elif isinstance(X, np.ndarray) and X.ndim == 2 and X.dtype.kind in "biuf":
-        frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
-    else:
-        return None  # sparse or exotic feature matrices are not profiled
-    if frame.shape[1] > MAX_FEATURE_COLUMNS:
-        frame = frame.iloc[:, :MAX_FEATURE_COLUMNS]
-    frame = frame.copy(deep=False)
-    frame.columns = [str(c) for c in frame.columns]
-    return frame
 
 
 def metric_names(session: Any) -> list[str]:
-    from .metrics import default_metric
+    from .core.metrics import default_metric
 
     cap = session.require_model()
     n_classes = len(getattr(cap.model, "classes_", [])) or None
@@ -49,8 +32,8 @@ def metric_names(session: Any) -> list[str]:
 
 
 def build(session: Any) -> dict[str, Any]:
-    from .checks._context import evaluation
-    from .metrics import resolve
+    from .checks.context import evaluation
+    from .core.metrics import resolve
 
     ev = evaluation(session)
     scorer = session.live_scorer()
@@ -60,7 +43,7 @@ def build(session: Any) -> dict[str, Any]:
     feats = feature_frame(ev.X_train)
     carried: dict[str, str] = {}
     if feats is not None and session.train.pii:
-        from .pii import carried_columns
+        from .core.pii import carried_columns
 
         carried = carried_columns(feats, session.train.data, session.train.pii)
     metrics: dict[str, Any] = {}

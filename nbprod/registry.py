@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import manifest as mf
+from .core import manifest as mf
 from .exceptions import NbprodUsageError, RegistryError
 
 CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous"
@@ -67,7 +67,7 @@ def find_version(name: str, artifact_id: str) -> Any | None:
 
 def register(path: str | Path, *, require_approval: bool | None = None) -> dict[str, Any]:
     """Create (or find) the registry version of the artifact at ``path``."""
-    from . import trust
+    from .core import trust
 
     root = Path(path).absolute()
     check = trust.verify(root, check_types=False)  # registering vouches, as signing does

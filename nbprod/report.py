@@ -8,48 +8,13 @@ report survives papermill, nbconvert and HTML export with the code hidden.
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from .display import badge
+from .core.tables import Html, badge, cell_text, table
 
 MAX_DRIFT_ROWS = 30
 PLOT_COLUMNS = 4
-
-
-@dataclass
-class Html:
-    html: str
-    text: str
-
-    def _repr_html_(self) -> str:
-        return self.html
-
-    def __repr__(self) -> str:
-        return self.text
-
-
-def table(rows: list[dict[str, Any]], columns: list[str], raw: tuple[str, ...] = ("status",)) -> str:
-    head = "".join(f"<th style='text-align:left'>{html.escape(c)}</th>" for c in columns)
-    body = []
-    for r in rows:
-        cells = []
-        for c in columns:
-            v = r.get(c, "")
-            cells.append(f"<td>{v if c in raw else html.escape(_fmt(v))}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    if v is None:
-        return ""
-    return str(v)
 
 
 _PLAIN = {
@@ -190,7 +155,7 @@ def drift_plots(run, top: int = PLOT_COLUMNS) -> Any:
         if ref.get("hidden") or col not in run.scored.inputs.columns:
             continue
         cur = batch_profile(run.scored.inputs[col], ref)
-        bars = _bars(ref, cur)
+        bars = distribution_bars(ref, cur)
         if bars:
             panels.append((col, d["columns"][col]["drifted"], *bars))
     if not panels:
@@ -198,7 +163,9 @@ def drift_plots(run, top: int = PLOT_COLUMNS) -> Any:
     return _svg_panels(panels)
 
 
-def _bars(ref: dict[str, Any], cur: dict[str, Any]) -> tuple[list[str], list[float], list[float]] | None:
+def distribution_bars(ref: dict[str, Any], cur: dict[str, Any]) -> tuple[list[str], list[float], list[float]] | None:
+    """(labels, reference shares, current shares) of a column's binned profiles, grouped for a
+    bar chart (at most 20 numeric groups or 12 categories); None when there is nothing to draw."""
     import numpy as np
 
     if ref["type"] == "numeric" and "counts" in ref and "counts" in cur:
@@ -274,7 +241,7 @@ def predictions(run) -> Html:
              "Wasserstein/σ (threshold)": _pair(c.get("wasserstein"), c.get("wasserstein_threshold"))}
             for name, c in p["columns"].items()]
     summary = run.summary()["prediction"]
-    dist = ", ".join(f"{k}: {_fmt(v)}" for k, v in summary.get("class_counts", summary).items())
+    dist = ", ".join(f"{k}: {cell_text(v)}" for k, v in summary.get("class_counts", summary).items())
     text = f"Prediction drift: {'yes' if p['drifted'] else 'no'}; {dist}"
     out = (f"<h3>Predictions</h3><p>{html.escape(dist)}. Compared with the model's outputs on the "
            f"{p['reference']} snapshot:</p>" + table(rows, ["output", "status", "PSI (threshold)",
@@ -299,7 +266,7 @@ def performance(run) -> Html:
                      "this batch": m.get("value"), "validation": m.get("validation"),
                      "decay": m.get("decay"), "tolerated decay": m.get("tolerance"),
                      "minimum": m.get("min"), "maximum": m.get("max"), "note": m.get("error")})
-    text = "Performance: " + ", ".join(f"{k} {_fmt(v.get('value'))}" for k, v in perf["metrics"].items())
+    text = "Performance: " + ", ".join(f"{k} {cell_text(v.get('value'))}" for k, v in perf["metrics"].items())
     labels = next((c for c in run.checks if c.name == "labels"), None)
     note = ""
     if labels is not None:
@@ -328,7 +295,7 @@ def history(run) -> Any:
                      **{k: v for k, v in (h.get("performance") or {}).items()}})
     metric_cols = sorted({k for h in series for k in (h.get("performance") or {})})
     out = ("<h3>History</h3>" + table(rows, ["run", "status", "rows", "drift share", *metric_cols]))
-    text = "History: " + " -> ".join(f"{_fmt(h.get('drift_share'))}" for h in series[-12:])
+    text = "History: " + " -> ".join(f"{cell_text(h.get('drift_share'))}" for h in series[-12:])
     return Html(out, text)
 
 

@@ -18,7 +18,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from . import manifest as mf
+from .core import manifest as mf
 from .exceptions import NbprodUsageError, RetrainError
 
 TRAINING_NOTEBOOK = "training.ipynb"
@@ -68,8 +68,8 @@ def retrain(artifact: str | Path, *, output: str | Path, params: dict[str, Any] 
             register: bool = False) -> dict[str, Any]:
     import papermill as pm
 
-    from . import trust
     from ._kernel import run_notebook
+    from .core import trust
 
     root = Path(artifact).absolute()
     check = trust.verify(root)  # the training notebook runs: verify (and NBPROD_TRUSTED_KEYS)

@@ -56,7 +56,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._files import atomic_path
+from .core.files import atomic_path
 from .exceptions import InputError, NbprodUsageError
 
 FEEDBACK_COLUMNS = ("id", "label", "reviewer", "time", "note", "decision", "prediction",
@@ -290,7 +290,7 @@ class ReviewQueue:
 
     # -- display -----------------------------------------------------------------------------
     def html(self) -> str:
-        from .report import table
+        from .core.tables import table
 
         shown = self.items.head(SHOWN)
         rows = [{"id": r.id, "status": self.status(r.id), "why": r.why, "prediction": r.prediction,
@@ -411,7 +411,7 @@ def review(source: Any = None, *, predictions: str | Path | pd.DataFrame | None 
     ``issues`` is the run's issues file (or its table); by default the run's own, or the file
     beside the predictions, when it exists: its flagged rows join the queue.
     """
-    from .dataio import read_frame
+    from .core.dataio import read_frame
 
     run = None
     record = None
@@ -434,7 +434,7 @@ def review(source: Any = None, *, predictions: str | Path | pd.DataFrame | None 
         raise NbprodUsageError("nbprod.review needs a scoring run, summary or report, or "
                                "predictions= with artifact=.")
 
-    from .schema import Schema
+    from .core.schema import Schema
 
     reading = Schema.from_list(art.snapshot("train")["schema"])  # text ids stay text (00042)
 
@@ -467,7 +467,7 @@ def review(source: Any = None, *, predictions: str | Path | pd.DataFrame | None 
         if "out_of_bounds" in outputs.columns:
             oob = outputs["out_of_bounds"].astype("object").map(lambda v: str(v).lower() in ("true", "1")).to_numpy(bool)
         elif art.manifest.get("bounds"):
-            from .checks.bounds import violations
+            from .core.bounds import violations
 
             oob = violations(outputs, art.manifest["bounds"])
     id_column = art.id_column
@@ -485,7 +485,7 @@ def review(source: Any = None, *, predictions: str | Path | pd.DataFrame | None 
     if inputs_df is not None:
         inputs_df = _align(inputs_df.reset_index(drop=True), outputs, id_column)
     if inputs_df is not None:  # personal inputs are not shown to reviewers
-        from .pii import HIDDEN, columns_of
+        from .core.pii import HIDDEN, columns_of
 
         hidden = [c for c in inputs_df.columns if c in columns_of(art)]
         if hidden:
@@ -508,7 +508,7 @@ def review(source: Any = None, *, predictions: str | Path | pd.DataFrame | None 
 
 def _issues_file(predictions: Any, record: Any) -> Path | None:
     """The issues file of the run: named by its summary, or beside the predictions."""
-    from .rows import default_issues_path
+    from .core.rows import default_issues_path
 
     named = (record.summary or {}).get("issues_path") if record is not None else None
     if named and Path(named).is_file():
@@ -526,7 +526,7 @@ def read_issues(source: str | Path | pd.DataFrame) -> pd.DataFrame:
     header only, which gives an empty table."""
     if isinstance(source, pd.DataFrame):
         return source
-    from .dataio import file_format
+    from .core.dataio import file_format
 
     p = Path(source)
     if not p.is_file():
@@ -574,7 +574,7 @@ def input_flags(outputs: pd.DataFrame, issues: pd.DataFrame, id_column: str | No
     if rows_in is None or rows_in == total:
         kept = np.array([p for p in range(total) if p not in rejected], dtype="int64")
         return _flags_by_position(issues, kept)
-    from .rows import issue_id_column
+    from .core.rows import issue_id_column
 
     idc = issue_id_column(id_column)
     if not (idc and idc in issues.columns and id_column in outputs.columns):

@@ -30,11 +30,11 @@ from typing import Any
 import pandas as pd
 
 from . import __version__
-from .artifact import Artifact, load
-from .dataio import read_frame, write_frame
+from .core.artifact import Artifact, load
+from .core.dataio import read_frame, write_frame
+from .core.results import CheckResult, worst
+from .core.schema import Schema
 from .exceptions import InputError, IntegrityError, MonitoringAlert, NbprodError, NbprodUsageError
-from .results import CheckResult, worst
-from .schema import Schema
 
 _STATUS_OF = {"pass": "ok", "skip": "ok", "warn": "warn", "fail": "alert"}
 DEFAULT_MAX_REJECTED = 0.01  # rejected share of the input rows above which input:rows fails
@@ -90,7 +90,7 @@ class ScoringRun:
 
     def summary(self) -> dict[str, Any]:
         """The run as plain, strict-JSON-ready data (non-finite numbers are None)."""
-        from ._json import finite
+        from .core.files import finite
 
         art = self.artifact
         issues = getattr(self.scored, "issues", None)
@@ -167,7 +167,7 @@ def execute(
     if not input_path:
         raise InputError("No input: pass -p input_path FILE (CSV or Parquet).")
     if output_path:
-        from .dataio import file_format
+        from .core.dataio import file_format
 
         file_format(output_path, "output_path")  # a bad extension fails before any work
     from .usage import DRIFT_RUNS, check_outputs, whole_number
@@ -181,8 +181,8 @@ def execute(
     outputs = {"output_path": output_path, "issues_path": issues_file, "summary_path": summary_path}
     check_outputs(outputs, inputs={"input_path": input_path, "labels_path": labels_path},
                   artifact=root)
-    from . import manifest as mf
-    from ._staging import StagedOutputs
+    from .core import manifest as mf
+    from .core.staging import StagedOutputs
 
     head = mf.read(root)
     staged = None
@@ -321,8 +321,8 @@ def resolve_issues_path(output_path: str | None, issues_path: str | None) -> Pat
     """Where the issues file goes: ``issues_path``, else beside the output as
     ``<output stem>.issues<ext>``; None when there is neither (nothing is written). Where it
     may go is :func:`nbprod.usage.check_outputs`'s rule, as for every output."""
-    from .dataio import file_format
-    from .rows import default_issues_path
+    from .core.dataio import file_format
+    from .core.rows import default_issues_path
 
     if issues_path:
         file_format(issues_path, "issues_path")
@@ -378,7 +378,7 @@ def batch_checks(art: Artifact, scored) -> list[CheckResult]:
     The input checks see every input row, rejected ones included (values that did not
     convert as nulls): they describe the batch as it came."""
     from . import input_checks as ic
-    from .pii import columns_of
+    from .core.pii import columns_of
 
     profile = art.snapshot("train")["profile"]
     inputs = scored.all_inputs if getattr(scored, "all_inputs", None) is not None else scored.inputs
@@ -392,8 +392,7 @@ def batch_checks(art: Artifact, scored) -> list[CheckResult]:
 
 
 def write_json(data: dict[str, Any], path: str | Path) -> None:
-    from ._files import atomic_path
-    from ._json import dumps
+    from .core.files import atomic_path, dumps
 
     text = dumps(data, indent=2, default=_json_default)  # strict: no NaN, no Infinity
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .display import badge
-from .report import table
+from .core.tables import badge, table
 
 STATUS_MIME = "application/vnd.nbprod.status+json"
 
@@ -56,7 +55,7 @@ class Status:
                 "checks": [c.to_dict() for c in self.session.checks.values()]}
 
     def to_json(self) -> dict[str, Any]:
-        from .results import worst
+        from .core.results import worst
 
         checks = list(self.session.checks.values())
         return {"version": 1, "status": worst([c.status for c in checks]),

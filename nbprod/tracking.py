@@ -153,7 +153,7 @@ def history_of(target: str, *, all_artifacts: bool = False):
     """Monitoring runs of an artifact (path) or a model (name), as a DataFrame, oldest first."""
     from pathlib import Path
 
-    from . import manifest as mf
+    from .core import manifest as mf
 
     root = Path(target)
     if (root / mf.MANIFEST).is_file():

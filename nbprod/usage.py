@@ -1,5 +1,4 @@
-"""What a user passes to a scoring run, checked before any work: output paths, numbers, and
-how a value the user typed is quoted back in a message.
+"""What a user passes to a scoring run, checked before any work: output paths and numbers.
 
 :func:`check_outputs` takes every output of a run as a mapping of flag -> path (``--output``,
 ``--summary``, ``--report``, ``--html``, ...), so a new output flag is one more entry. It
@@ -18,24 +17,13 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from .core.text import quote
 from .exceptions import NbprodUsageError
 
-QUOTE_LIMIT = 120
 # drift_runs: a streak longer than the earlier runs a scoring run reads back (tracking's
 # HISTORY_RUNS, 20) plus itself could never be seen
 DRIFT_RUNS = (1, 21)
 PathLike = str | os.PathLike[str]
-
-
-def quote(value: Any, limit: int = QUOTE_LIMIT) -> str:
-    """``value`` as text in quotes for a message, cut in the middle to at most ``limit``
-    characters (a path keeps its beginning and its file name); control characters are escaped,
-    so an echoed value can never break a message into several lines."""
-    text = str(value)
-    if len(text) > limit:
-        head = limit // 3
-        text = f"{text[:head]}...{text[-(limit - head - 3):]}"
-    return repr(text)
 
 
 # -- output paths ---------------------------------------------------------------------------

@@ -147,13 +147,12 @@ class StatusView:
         self.status = session.status()
 
     def capture_html(self) -> str:
-        from .report import table
+        from .core.tables import table
 
         return table(self.status.to_dict()["captures"], ["capture", "state"])
 
     def checks_html(self, problems_only: bool = False) -> str:
-        from .display import badge
-        from .report import table
+        from .core.tables import badge, table
 
         checks = [c for c in self.status.to_dict()["checks"]
                   if not problems_only or c["status"] in ("warn", "fail")]
@@ -163,7 +162,7 @@ class StatusView:
         return table(rows, ["status", "check", "message"])
 
     def data_html(self) -> str:
-        from .report import table
+        from .core.tables import table
 
         snaps = self.session.snapshots
         train = snaps.get("train")
@@ -340,7 +339,7 @@ class ReviewPanel(_Panel):
     def _show(self, change: Any = None) -> None:
         import pandas as pd
 
-        from .report import table
+        from .core.tables import table
 
         q = self.queue
         done = sum(1 for i in q.items["id"] if q.status(i) != "pending")

@@ -205,7 +205,7 @@ def test_every_json_file_of_an_artifact_is_strict(art):
 def test_write_json_writes_null_for_non_finite_numbers(tmp_path):
     from decimal import Decimal
 
-    from nbprod._json import dumps
+    from nbprod.core.files import dumps
 
     nbprod.run.write_json({"a": float("nan"), "b": [np.float32("inf"), 1.5], "c": np.int64(3)},
                           tmp_path / "x.json")

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 import nbprod
-from nbprod import rows
+from nbprod.core import rows
+from nbprod.core.scoring import MAX_MODEL_ERROR_ROWS
 from nbprod.exceptions import (
     FeatureError,
     NbprodUsageError,
@@ -19,7 +20,6 @@ from nbprod.exceptions import (
     RowsRejectedError,
     SchemaError,
 )
-from nbprod.scoring import MAX_MODEL_ERROR_ROWS
 
 from .artifacts import kinds_features, kinds_frame
 
@@ -129,8 +129,8 @@ def test_values_are_cut_and_control_characters_escaped(kinds, kinds_art):
 
 def test_personal_data_columns_never_echo_their_values():
     """A PII column keeps its counts only in the profile, and its values out of the issues."""
-    from nbprod.profile import frame_profile
-    from nbprod.schema import Schema, conform_rows
+    from nbprod.core.profile import frame_profile
+    from nbprod.core.schema import Schema, conform_rows
 
     rng = np.random.default_rng(0)
     train = pd.DataFrame({"income": rng.normal(5e4, 1e4, 200), "age": rng.integers(18, 90, 200)})
@@ -151,7 +151,7 @@ def test_personal_data_columns_never_echo_their_values():
 
 
 def test_chunks_merge_into_the_issues_of_the_whole(kinds, kinds_art):
-    from nbprod.schema import conform_rows
+    from nbprod.core.schema import conform_rows
 
     bad = corrupt(corrupt(kinds_art.batch, "usage", "x", row=10), "plan", "gold", row=200)
     scorer = kinds.scorer
@@ -491,8 +491,8 @@ def test_max_rejected_turns_rejections_into_an_alert(kinds_art, tmp_path):
 
 def test_id_and_category_rules_on_other_dtypes():
     """Integer ids (the sort-based uniqueness proof), float ids with NaN, categorical inputs."""
-    from nbprod.profile import frame_profile
-    from nbprod.schema import Schema, conform_rows
+    from nbprod.core.profile import frame_profile
+    from nbprod.core.schema import Schema, conform_rows
 
     train = pd.DataFrame({"size": pd.Categorical(["s", "m", "l"] * 20), "n": np.arange(60.0)})
     schema, profile = Schema.infer(train), frame_profile(train)

@@ -21,7 +21,8 @@ import pandas as pd
 import pytest
 
 import nbprod
-from nbprod import cli, signing
+from nbprod import cli
+from nbprod.core import signing
 from nbprod.exceptions import IntegrityError, NbprodUsageError, PackagingError
 
 from .artifacts import ARTIFACT_FILES, copy_artifact, write_csv

@@ -17,8 +17,9 @@ import pytest
 
 from nbprod import cli
 from nbprod import run as nbrun
+from nbprod.core.text import quote
 from nbprod.exceptions import NbprodUsageError
-from nbprod.usage import check_outputs, quote, whole_number
+from nbprod.usage import check_outputs, whole_number
 
 from .artifacts import write_csv
 from .test_cli import _console_script, _one_line

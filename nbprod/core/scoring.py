@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .exceptions import FeatureError, ModelFailure, NbprodError, OutputBoundsError, SchemaError
+from ..exceptions import FeatureError, ModelFailure, NbprodError, OutputBoundsError, SchemaError
 from .rows import MODEL_ERROR, REJECTED, ModelTakes, RowIssues, validate
 from .schema import Schema, conform, conform_rows
 
@@ -200,7 +200,7 @@ class Scorer:
         for problems of the input as a whole (missing column, no rows, a column where no value
         converts, every row rejected)."""
         if errors not in ERRORS:
-            from .exceptions import NbprodUsageError
+            from ..exceptions import NbprodUsageError
 
             raise NbprodUsageError(f"errors must be one of {', '.join(ERRORS)}. Got {errors!r}.")
         self._require_id(df)
@@ -226,7 +226,7 @@ class Scorer:
         bad = np.zeros(len(out), dtype=bool)
         result = out
         if self.bounds:
-            from .checks.bounds import violations
+            from .bounds import violations
 
             bad = violations(out, self.bounds)
             if apply_policy:

@@ -23,8 +23,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ..exceptions import IntegrityError
 from . import manifest as mf
-from .exceptions import IntegrityError
 
 # Set by `nbprod score` for its own notebook kernel: "<digest> <what authenticated it>". The
 # kernel's nbprod.load then counts a manifest with exactly that digest as authentic (the

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .exceptions import IntegrityError
+from ..exceptions import IntegrityError
 
 MANIFEST = "nbprod.json"
 SIGNATURE = "nbprod.sig"  # written by nbprod sign; the one file outside the list
@@ -54,7 +54,7 @@ def file_entries(root: Path) -> dict[str, dict[str, Any]]:
 def write(root: Path, manifest: dict[str, Any]) -> None:
     manifest = dict(manifest)
     manifest["files"] = file_entries(root)
-    from ._json import dumps
+    from .files import dumps
 
     text = dumps(manifest, indent=2, sort_keys=False, default=_json_default)
     (root / MANIFEST).write_text(text + "\n", encoding="utf-8")

@@ -36,3 +36,8 @@ class CheckResult:
 def worst(statuses: list[str]) -> str:
     """The most severe status among ``statuses`` (``skip`` when there are none)."""
     return max(statuses, key=_ORDER.__getitem__, default="skip")
+
+
+def fmt(value: float) -> str:
+    """A measured value or threshold as a check's message shows it (3 significant digits)."""
+    return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"

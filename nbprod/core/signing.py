@@ -33,8 +33,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ..exceptions import IntegrityError, NbprodUsageError
 from . import manifest as mf
-from .exceptions import IntegrityError, NbprodUsageError
 
 SIGNATURE = mf.SIGNATURE
 ENV = "NBPROD_TRUSTED_KEYS"
@@ -194,7 +194,7 @@ def sign(root: str | Path, key: Any, *, staging: bool = False) -> dict[str, Any]
         "files": {rel: e["sha256"] for rel, e in check.manifest["files"].items()},
     }
     record["signature"] = base64.b64encode(private.sign(_payload(record))).decode()
-    from ._files import atomic_path
+    from .files import atomic_path
 
     with atomic_path(root / SIGNATURE) as tmp:
         Path(tmp).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .exceptions import SchemaError
+from ..exceptions import SchemaError
 
 KINDS = ("integer", "float", "bool", "string", "category", "datetime", "other")
 _TRUE = {"true", "t", "yes", "y", "1"}

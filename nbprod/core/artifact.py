@@ -18,8 +18,8 @@ from typing import Any
 
 import pandas as pd
 
+from ..exceptions import IntegrityError
 from . import manifest as mf
-from .exceptions import IntegrityError
 from .schema import Schema
 from .scoring import Scorer
 
@@ -160,7 +160,7 @@ class Artifact:
 
         A record that cannot be scored raises :class:`~nbprod.exceptions.RowError` naming the
         column, the rule and the value."""
-        from .exceptions import RowError, SchemaError
+        from ..exceptions import RowError, SchemaError
 
         if not isinstance(record, dict):
             raise SchemaError(f"score_record expects a dict of column -> value. Got {type(record).__name__}.")
@@ -173,7 +173,7 @@ class Artifact:
                              str(exc)).split(" Fix the input,", 1)[0]
             raise RowError(message, exc.column, row=0, rule=exc.rule, value=exc.value) from None
         if out.empty:
-            from .exceptions import OutputBoundsError
+            from ..exceptions import OutputBoundsError
 
             raise OutputBoundsError("The record's prediction breaks the output bounds (policy drop).")
         return {k: (v.item() if hasattr(v, "item") else v) for k, v in out.iloc[0].items()}
@@ -209,11 +209,11 @@ def load(path: str | Path, *, trusted_keys: Any = None) -> Artifact:
 
     pin = None
     if str(path).startswith("models:/"):
-        from .registry import download_pinned
+        from ..registry import download_pinned
 
         path, pin = download_pinned(str(path))
     elif str(path).startswith("runs:/"):
-        from .registry import download
+        from ..registry import download
 
         path = download(str(path))
     root = Path(path)

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..exceptions import CaptureError
 from . import pii as _pii
-from .exceptions import CaptureError
 from .pii import Finding
 from .profile import column_profile, frame_profile
 from .schema import Schema

@@ -7,8 +7,8 @@ from typing import Any
 
 import pandas as pd
 
-from ._files import atomic_path
-from .exceptions import InputError
+from ..exceptions import InputError
+from .files import atomic_path
 from .schema import Schema
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}

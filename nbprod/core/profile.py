@@ -7,6 +7,10 @@ summarised by the frequency of its most common values and an "other" count. Beca
 are fixed, the counts of two chunks of data add up: profiles of new data are computed against
 the reference cut points and merged by summing counts, so monitoring never re-reads the
 reference data.
+
+A numeric profile also stores the noise law of the binned Wasserstein distance that drift
+decisions use (:func:`bridge_quantiles`, simulated once here at packaging), and
+:func:`feature_frame` puts the model-input features in a form these profiles take.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from .schema import column_kind
 NUMERIC_BINS = 100
 TOP_CATEGORIES = 100
 QUANTILE_POINTS = 101
+MAX_FEATURE_COLUMNS = 200  # model-input features profiled for feature drift
 
 
 def numeric_values(s: pd.Series) -> np.ndarray:
@@ -100,8 +105,6 @@ def numeric_profile(s: pd.Series, *, hidden: bool = False) -> dict[str, Any]:
             counts=bin_counts(values, cuts).tolist(),
             quantiles=np.quantile(finite, np.linspace(0, 1, QUANTILE_POINTS)).tolist(),
         )
-        from .drift import bridge_quantiles
-
         out["bridge_quantiles"] = bridge_quantiles(out)  # drift noise law, computed once
     return out
 
@@ -148,3 +151,55 @@ def column_profile(s: pd.Series, *, hidden: bool = False) -> dict[str, Any]:
 
 def frame_profile(df: pd.DataFrame, *, hidden: set[str] | frozenset[str] = frozenset()) -> dict:
     return {str(c): column_profile(df[c], hidden=c in hidden) for c in df.columns}
+
+
+def feature_frame(X: Any) -> pd.DataFrame | None:
+    """The model-input features as a frame of at most MAX_FEATURE_COLUMNS named columns."""
+    if isinstance(X, pd.DataFrame):
+        frame = X
+    elif isinstance(X, np.ndarray) and X.ndim == 2 and X.dtype.kind in "biuf":
+        frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
+    else:
+        return None  # sparse or exotic feature matrices are not profiled
+    if frame.shape[1] > MAX_FEATURE_COLUMNS:
+        frame = frame.iloc[:, :MAX_FEATURE_COLUMNS]
+    frame = frame.copy(deep=False)
+    frame.columns = [str(c) for c in frame.columns]
+    return frame
+
+
+# -- the noise law of drift's binned Wasserstein distance ----------------------------------
+def edges(ref: dict[str, Any]) -> np.ndarray:
+    """Edges for the CDF integral: the cut points, bounded by the reference min and max (so
+    the estimate does not depend on how extreme the batch's own min and max happen to be)."""
+    cuts = np.asarray(ref["cuts"], dtype="float64")
+    lo = ref.get("min", cuts[0] if cuts.size else 0.0)
+    hi = ref.get("max", cuts[-1] if cuts.size else 0.0)
+    return np.concatenate([[min(lo, cuts[0]) if cuts.size else lo], cuts,
+                           [max(hi, cuts[-1]) if cuts.size else hi]])
+
+
+def spread(ref: dict[str, Any]) -> float:
+    """A numeric profile's scale: its standard deviation, else its range, else 1."""
+    return float(ref.get("std") or (ref.get("max", 0) - ref.get("min", 0)) or 1.0)
+
+
+BRIDGE_QUANTILES = (0.99, 0.995, 0.999)
+BRIDGE_SIMULATIONS = 10_000
+
+
+def bridge_quantiles(ref: dict[str, Any], qs: tuple[float, ...] = BRIDGE_QUANTILES,
+                     seed: int = 0) -> dict[str, float]:
+    """Quantiles of the binned, spread-normalised Wasserstein distance times sqrt(n_eff) under
+    no drift: the integral of a Brownian bridge over the reference CDF (simulated)."""
+    counts = np.asarray(ref["counts"], dtype="float64")
+    p = counts / counts.sum()
+    rng = np.random.default_rng(seed)
+    steps = rng.standard_normal((BRIDGE_SIMULATIONS, p.size), dtype=np.float32)
+    walk = np.cumsum(steps * np.sqrt(p, dtype=np.float32), axis=1)
+    bridge = np.abs(walk - np.cumsum(p).astype(np.float32) * walk[:, -1:])[:, :-1]
+    # trapezoid over [lo, c0, ..., c_last, hi] with the bridge pinned to 0 at both ends
+    widths = np.diff(edges(ref)).astype(np.float32)
+    halves = (widths[:-1] + widths[1:]) / 2  # each inner cut point's share of the integral
+    w = bridge @ halves
+    return {str(q): float(np.quantile(w, q)) / spread(ref) for q in qs}

@@ -12,7 +12,7 @@ import difflib
 from dataclasses import dataclass
 from typing import Any
 
-from .exceptions import NbprodUsageError
+from ..exceptions import NbprodUsageError
 
 ALIASES = {
     "mae": "neg_mean_absolute_error",

@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .exceptions import RowError, RowsRejectedError
+from ..exceptions import RowError, RowsRejectedError
 from .pii import HIDDEN  # the one marker printed instead of a hidden value
 from .schema import ColumnSpec, Schema
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .exceptions import CaptureError, IntegrityError, PackagingError
+from ..exceptions import CaptureError, IntegrityError, PackagingError
 
 
 def check_estimator(model: Any, name: str = "model") -> str:

@@ -41,13 +41,14 @@ class Evaluation:
 
 
 def evaluation(session: Any) -> Evaluation:
-    """The session's :class:`Evaluation`, recomputed only when a capture changed."""
+    """The session's :class:`Evaluation`, recomputed only when a capture changed (kept in the
+    session's ``evaluation_cache``, keyed by the captures it was computed from)."""
     feats = session.require_features()
     cap = session.require_model()
     train = session.train
     valid = session.valid
     key = (id(feats), id(cap), train.fingerprint, valid.fingerprint if valid else None)
-    cached = getattr(session, "_evaluation", None)
+    cached = session.evaluation_cache
     if cached is not None and cached[0] == key:
         return cached[1]
     scorer = session.live_scorer()
@@ -57,7 +58,7 @@ def evaluation(session: Any) -> Evaluation:
         X_valid = scorer.features(scorer.prepare(valid.data))
         y_valid = valid.y
     ev = Evaluation(session, X_train, train.y, X_valid, y_valid)
-    session._evaluation = (key, ev)
+    session.evaluation_cache = (key, ev)
     return ev
 
 
@@ -98,7 +99,3 @@ def metric_range(scorer_name: str) -> tuple[float | None, float | None]:
     if scorer_name == "r2" or scorer_name == "explained_variance":
         return None, 1.0
     return None, None
-
-
-def fmt(value: float) -> str:
-    return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"

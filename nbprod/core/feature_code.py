@@ -19,7 +19,7 @@ import types
 from dataclasses import dataclass
 from typing import Any
 
-from .exceptions import CaptureError
+from ..exceptions import CaptureError
 
 _CONSTANT_TYPES = (int, float, complex, str, bytes, bool, type(None))
 _MAX_CONSTANT_CHARS = 100_000
