@@ -38,7 +38,7 @@ def frame(n: int, seed: int) -> pd.DataFrame:
 
 
 def run(reference: dict, n: int, seeds: int) -> dict:
-    from nbprod import drift as dr
+    from nbprod.monitoring import drift as dr
 
     per_column: Counter[str] = Counter()
     per_reason: Counter[str] = Counter()

@@ -37,7 +37,7 @@ def frame(n: int, seed: int, shift: float = 0.0) -> pd.DataFrame:
 
 
 def nbprod_drift(reference: dict, batch: pd.DataFrame) -> dict:
-    from nbprod import drift as dr
+    from nbprod.monitoring import drift as dr
 
     cols = dr.compare(reference, dr.frame_batch_profile(batch, reference))
     return dr.dataset_verdict(cols, None)

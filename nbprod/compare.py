@@ -62,10 +62,10 @@ def _label(art: Any, role: str) -> str:
 def compare(champion: str | Path, challenger: str | Path, data: str | Path, *,
             labels: str | Path | None = None, metric: str | None = None, margin: float = 0.0,
             report: str | Path | None = None, record: bool = True) -> Comparison:
-    from . import monitor
     from .core.artifact import load
     from .core.dataio import read_frame
     from .core.metrics import default_metric, resolve
+    from .monitoring.batch import measure_drift
 
     champ, chal = load(champion), load(challenger)
     if champ.task != chal.task:
@@ -104,14 +104,14 @@ def compare(champion: str | Path, challenger: str | Path, data: str | Path, *,
 
     # drift of each against its own reference
     for role, art, scored in (("champion", champ, a), ("challenger", chal, b)):
-        d = monitor.measure_drift(art, scored)
+        d = measure_drift(art, scored)
         result.drift[role] = {"drifted": d["dataset"]["drifted"],
                               "weighted_share": d["dataset"]["weighted_share"],
                               "drifted_columns": d["dataset"]["drifted_columns"]}
 
     # metrics side by side
     if labels is not None:
-        from .performance import align_labels
+        from .monitoring.performance import align_labels, coerce_labels, precomputed
 
         lab = read_frame(labels, what="labels")
         n_classes = len(champ.classes or []) or None
@@ -124,8 +124,8 @@ def compare(champion: str | Path, challenger: str | Path, data: str | Path, *,
         for role, art, outputs in (("champion", champ, pa), ("challenger", chal, pb)):
             y = align_labels(art, outputs, lab)
             known = y.notna().to_numpy()
-            yk = monitor._coerce_labels(y[known].reset_index(drop=True), art.classes)
-            est = monitor._precomputed(art.task, outputs.loc[known].reset_index(drop=True), art.classes)
+            yk = coerce_labels(y[known].reset_index(drop=True), art.classes)
+            est = precomputed(art.task, outputs.loc[known].reset_index(drop=True), art.classes)
             rows = np.arange(len(yk)).reshape(-1, 1)
             for name in names:
                 m = resolve(name)

@@ -339,7 +339,7 @@ class Explorer:
 # -- building explorers ------------------------------------------------------------------------
 def from_record(record: RunRecord) -> Explorer:
     """An explorer over a scoring run's batch against the artifact's reference."""
-    from . import drift as dr
+    from .monitoring import drift as dr
 
     art = open_artifact(record)
     ref_inputs = art.snapshot("train")["profile"]
@@ -369,10 +369,10 @@ def from_record(record: RunRecord) -> Explorer:
 
 
 def _profiles_from_files(record: RunRecord, art: Any, ref_in: dict, ref_out: dict) -> dict[str, Any]:
-    from . import drift as dr
     from .core.dataio import read_frame
     from .core.schema import conform
-    from .monitor import shareable_profiles
+    from .monitoring import drift as dr
+    from .monitoring.batch import shareable_profiles
 
     if not record.input_path or not Path(record.input_path).is_file():
         raise NbprodUsageError(
@@ -389,8 +389,8 @@ def _profiles_from_files(record: RunRecord, art: Any, ref_in: dict, ref_out: dic
 
 def from_session(session: Any) -> Explorer:
     """Training versus validation snapshot of a capture session (the dashboard's Drift tab)."""
-    from . import drift as dr
-    from .monitor import shareable_profiles
+    from .monitoring import drift as dr
+    from .monitoring.batch import shareable_profiles
 
     train, valid = session.train, session.valid
     ref = snapshot_profile(train)

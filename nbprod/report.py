@@ -147,7 +147,7 @@ def drift_plots(run, top: int = PLOT_COLUMNS) -> Any:
     drifted = [c for c in ranked if d["columns"][c]["drifted"]]
     chosen = (drifted + [c for c in ranked if c not in drifted])[:top]
     profile = run.artifact.snapshot("train")["profile"]
-    from .drift import batch_profile
+    from .monitoring.drift import batch_profile
 
     panels = []
     for col in chosen:

@@ -494,7 +494,7 @@ def review(source: Any = None, *, predictions: str | Path | pd.DataFrame | None 
         run.labels_path if run is not None else (record.labels_path if record else None))
     y = None
     if labels_path is not None:
-        from .performance import align_labels
+        from .monitoring.performance import align_labels
 
         y = align_labels(art, outputs, frame(labels_path, "labels")).reset_index(drop=True)
     criteria = {"min_confidence": min_confidence, "error_quantile": error_quantile,

@@ -160,7 +160,8 @@ def execute(
     max_rejected: float = DEFAULT_MAX_REJECTED,
 ) -> ScoringRun:
     """Score ``input_path`` into ``output_path`` with the artifact; see module docs."""
-    from . import monitor
+    from .monitoring.batch import drift_checks, measure_drift, retrain_decision
+    from .monitoring.performance import evaluate_performance
 
     started = datetime.now(UTC).isoformat()
     t0 = time.perf_counter()
@@ -223,11 +224,11 @@ def execute(
                 + ", ".join(extra[:10]),
                 value=len(extra), details={"columns": extra}))
         checks += batch_checks(art, scored)
-        drift = monitor.measure_drift(art, scored)
-        checks += monitor.drift_checks(drift)
+        drift = measure_drift(art, scored)
+        checks += drift_checks(drift)
         performance = None
         if labels is not None:
-            performance, perf_checks = monitor.evaluate_performance(art, scored, labels)
+            performance, perf_checks = evaluate_performance(art, scored, labels)
             checks += perf_checks
         t4 = time.perf_counter()
         history: list[dict[str, Any]] = []
@@ -239,7 +240,7 @@ def execute(
                 tracking_error = str(exc)
                 logger.close()
                 logger = None
-        retrain = monitor.retrain_decision(
+        retrain = retrain_decision(
             checks, drift["dataset"]["drifted"], [h["dataset_drifted"] for h in history], drift_runs
         )
         if retrain["recommended"]:
@@ -377,8 +378,8 @@ def batch_checks(art: Artifact, scored) -> list[CheckResult]:
 
     The input checks see every input row, rejected ones included (values that did not
     convert as nulls): they describe the batch as it came."""
-    from . import input_checks as ic
     from .core.pii import columns_of
+    from .monitoring import input_checks as ic
 
     profile = art.snapshot("train")["profile"]
     inputs = scored.all_inputs if getattr(scored, "all_inputs", None) is not None else scored.inputs

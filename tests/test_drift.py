@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nbprod import drift as dr
 from nbprod.core.profile import frame_profile
+from nbprod.monitoring import drift as dr
 
 CATS = list("abcdefgh")
 P = [0.3, 0.2, 0.15, 0.1, 0.1, 0.07, 0.05, 0.03]

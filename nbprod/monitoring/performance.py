@@ -1,26 +1,34 @@
-"""Monitoring a scored batch: drift, performance decay and the retrain signal.
+"""Joining the labels of a scored batch to its rows, once they are known, and checking them.
 
-Given a scored batch (:class:`~nbprod.scoring.Scored`) and the artifact's reference, this
-module measures drift of the raw inputs, of the predictions and of the model-input features;
-with labels it measures performance against the validation values and thresholds recorded at
-packaging; and it decides whether to recommend retraining: at once when performance falls below
-its threshold or decays beyond tolerance, or when dataset drift persists over ``drift_runs``
-consecutive runs (hysteresis rather than one noisy window).
+Labels are joined on the id column declared at snapshot time, or by row order when no id was
+declared. Ids join when they are equal, or, when one side holds numbers and the other text,
+when they agree as text: the text ``"42"`` joins the number 42 (and ``"42.0"``, an integer
+written as a float, joins it too), but ``"00042"`` does not. A labels file that repeats an id is
+refused. Rows without a label (no matching id, or an empty target) are left out of the metrics.
+
+:func:`label_values` checks the labels against the model: a class the model never saw, a
+regression target that is not a finite number.
+
+:func:`evaluate_performance` measures the metrics on the labelled rows against the validation
+values and thresholds recorded at packaging, with a bootstrap noise level, and checks the labels
+themselves (the ``labels`` check).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from . import drift as dr
-from .core.results import CheckResult
+from ..core.results import CheckResult
+from ..exceptions import InputError
 
-DEFAULT_DRIFT_RUNS = 3
+_CANONICAL_INT_TEXT = re.compile(r"-?(?:0|[1-9]\d*)(?:\.0+)?")
+MAX_SHOWN = 40  # characters of a label value quoted in a message
 BOOTSTRAP = 100
 BOOTSTRAP_ROWS = 5000
 DEFAULT_DECAY = 0.05  # relative decay tolerated when no overfit gap was declared
@@ -29,89 +37,170 @@ MIN_MATCHED_SHARE = 0.5  # fewer label rows matching a scored row: warn (wrong f
 
 
 @dataclass
-class Monitoring:
-    drift: dict[str, Any]
-    performance: dict[str, Any] | None
-    retrain: dict[str, Any]
-    checks: list[CheckResult] = field(default_factory=list)
+class LabelJoin:
+    """The label of each scored row, and how the join went."""
+
+    y: pd.Series  # label per scored row (NaN where none), on the scored rows' index
+    label_rows: int  # rows in the labels file
+    matched: int  # label rows that found a scored row
+    empty: int  # label rows whose target is empty (not used)
+    how: str  # "by id 'customer'", "by row order", ...
 
 
-# -- drift -----------------------------------------------------------------------------------
-def measure_drift(art: Any, scored: Any, cfg: dr.DriftConfig | None = None) -> dict[str, Any]:
-    from .core.profile import feature_frame
-
-    cfg = cfg or dr.DriftConfig()
-    ref = art.reference
-    train_profile = art.snapshot("train")["profile"]
-    batch = dr.frame_batch_profile(scored.inputs, train_profile)
-    columns = dr.compare(train_profile, batch, cfg)
-    importance = {c: v["weight"] for c, v in (art.manifest.get("importance") or {}).get("columns", {}).items()}
-    dataset = dr.dataset_verdict(columns, importance, cfg)
-    out_ref = ref["outputs"]["profile"]
-    outputs = scored.all_outputs[[c for c in out_ref if c in scored.all_outputs.columns]]
-    out_batch = dr.frame_batch_profile(outputs, out_ref)
-    predictions = dr.compare(out_ref, out_batch, cfg)
-    features = None
-    if ref.get("features"):
-        frame = feature_frame(scored.features)
-        if frame is not None:
-            f_ref = ref["features"]["profile"]
-            features = dr.compare(f_ref, dr.frame_batch_profile(frame, f_ref), cfg)
-    return {
-        "dataset": dataset,
-        "columns": columns,
-        "predictions": {"drifted": any(v["drifted"] for v in predictions.values()),
-                        "reference": ref["outputs"]["snapshot"], "columns": predictions},
-        "features": ({"drifted": [c for c, v in features.items() if v["drifted"]], "columns": features}
-                     if features is not None else None),
-        "config": cfg.to_dict(),
-        # the batch's counts in the reference bins, for the drift explorer (nbprod.explore)
-        "profiles": {"columns": shareable_profiles(batch, train_profile), "predictions": out_batch},
-    }
+def align_labels(art: Any, preds: pd.DataFrame, labels: pd.DataFrame) -> pd.Series:
+    """The label of each scored row (NaN where a row has no label)."""
+    return join_labels(art, preds, labels).y
 
 
-def shareable_profiles(batch: dict[str, Any], reference: dict[str, Any]) -> dict[str, Any]:
-    """Batch profiles fit for the summary JSON: PII columns keep their counts only."""
-    return {c: ({k: p[k] for k in ("type", "count", "null_count")} if reference[c].get("hidden") else p)
-            for c, p in batch.items()}
+def join_labels(art: Any, preds: pd.DataFrame, labels: pd.DataFrame) -> LabelJoin:
+    target = art.target
+    source = labels.attrs.get("source")
+    where = f"labels file {source!r}" if source else "labels file"
+    if target not in labels.columns:
+        raise InputError(f"{where} has no target column {target!r}.")
+    empty = int(labels[target].isna().sum())
+    if not art.id_column:
+        if len(labels) != len(preds):
+            raise InputError(
+                f"{where} has {len(labels)} rows for {len(preds)} scored rows; without an id "
+                "column labels are matched by row order, so the counts must be equal."
+            )
+        y = pd.Series(labels[target].to_numpy(), index=preds.index)
+        return LabelJoin(y, len(labels), len(labels), empty, "by row order")
+    id_column = art.id_column
+    if id_column not in labels.columns:
+        raise InputError(f"{where} has no id column {id_column!r} to join on.")
+    from ..core.pii import columns_of
 
-
-def drift_checks(d: dict[str, Any]) -> list[CheckResult]:
-    ds = d["dataset"]
-    cols = d["columns"]
-    drifted = ds["drifted_columns"]
-    if ds["drifted"]:
-        status = "fail"
-    elif drifted:
-        status = "warn"
+    personal = id_column in columns_of(art)
+    lab_ids, batch_ids = labels[id_column], preds[id_column]
+    how = f"by id {id_column!r}"
+    if _kind(lab_ids) != _kind(batch_ids) and "empty" not in (_kind(lab_ids), _kind(batch_ids)):
+        lab_keys = id_keys(lab_ids, other_numeric=_kind(batch_ids) == "number")
+        batch_keys = id_keys(batch_ids, other_numeric=_kind(lab_ids) == "number")
+        how += (f", compared as text (the labels' ids are {_kind(lab_ids)}s, the batch's "
+                f"{_kind(batch_ids)}s)")
     else:
-        status = "pass"
-    listed = ", ".join(drifted[:5]) + (" ..." if len(drifted) > 5 else "")
-    text = (f"{len(drifted)} of {len(cols)} input columns drifted (importance-weighted share "
-            f"{ds['weighted_share']:.0%}, alarm at {ds['threshold']:.0%})" + (f": {listed}" if drifted else ""))
-    out = [CheckResult(name="drift:dataset", kind="drift", status=status, message=text,
-                       value=ds["weighted_share"], threshold=ds["threshold"],
-                       details={"drifted_columns": drifted, "rule": ds["rule"]})]
-    preds = d["predictions"]
-    moved = [c for c, v in preds["columns"].items() if v["drifted"]]
-    out.append(CheckResult(
-        name="drift:predictions", kind="drift", status="warn" if moved else "pass",
-        message=(f"prediction distribution moved ({', '.join(moved)}) against the "
-                 f"{preds['reference']} snapshot" if moved else
-                 f"prediction distribution in line with the {preds['reference']} snapshot"),
-        value=len(moved), details={"columns": moved}))
-    if d["features"] is not None:
-        f = d["features"]["drifted"]
-        out.append(CheckResult(
-            name="drift:features", kind="drift", status="warn" if f else "pass",
-            message=(f"{len(f)} model-input feature(s) drifted: {', '.join(f[:5])}" if f
-                     else "model-input features in line with training"),
-            value=len(f), details={"columns": f}))
-    return out
+        lab_keys, batch_keys = lab_ids, batch_ids
+    present = lab_keys.notna().to_numpy()
+    dup = lab_keys.duplicated(keep=False).to_numpy() & present
+    if dup.any():
+        rows = np.flatnonzero(dup)[:2].tolist()
+        shown = "an id" if personal else f"id {_short(lab_ids.iloc[rows[0]])}"
+        raise InputError(f"{where} repeats {shown} (rows {rows[0]} and {rows[1]}); ids must be "
+                         "unique.")
+    keys = pd.Index(lab_keys.to_numpy()[present])
+    values = labels[target].to_numpy()[present]
+    pos = keys.get_indexer(pd.Index(batch_keys.to_numpy()))
+    hit = pos >= 0
+    out = np.full(len(pos), None, dtype=object)
+    out[hit] = values[pos[hit]]
+    y = pd.Series(out, index=preds.index, dtype="object")
+    if values.dtype.kind in "iuf":  # numbers stay numbers (NaN where no label)
+        y = pd.to_numeric(y)
+    matched = int(np.unique(pos[hit]).size)
+    return LabelJoin(y, len(labels), matched, empty, how)
 
 
-# -- performance -----------------------------------------------------------------------------
-def _precomputed(task: str, outputs: pd.DataFrame, classes: list[Any] | None) -> Any:
+def _kind(s: pd.Series) -> str:
+    nonnull = s.dropna()
+    if nonnull.empty:
+        return "empty"
+    if pd.api.types.is_bool_dtype(nonnull.dtype):
+        return "bool"
+    if pd.api.types.is_numeric_dtype(nonnull.dtype):
+        return "number"
+    inferred = pd.api.types.infer_dtype(nonnull, skipna=True)
+    return "number" if inferred in ("integer", "floating", "mixed-integer-float", "decimal") else "text"
+
+
+def id_keys(s: pd.Series, *, other_numeric: bool) -> pd.Series:
+    """Ids as the text they agree on: numbers in their shortest form (42.0 -> "42"); text as
+    it is, except that an integer written as text (``"42"``, ``"42.0"``) joins a number."""
+
+    def key(v: Any) -> str | None:
+        if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA:
+            return None
+        if isinstance(v, np.generic):
+            v = v.item()
+        if isinstance(v, bool):
+            return str(v)
+        if isinstance(v, int):
+            return str(v)
+        if isinstance(v, float):
+            return str(int(v)) if v.is_integer() else repr(v)
+        text = str(v)
+        if other_numeric and _CANONICAL_INT_TEXT.fullmatch(text):
+            return text.split(".")[0]
+        return text
+
+    return s.astype("object").map(key).astype("object")
+
+
+def _short(value: Any) -> str:
+    text = repr(value.item() if isinstance(value, np.generic) else value)
+    return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 1] + "…'"
+
+
+# -- labels against the model -------------------------------------------------------------------
+@dataclass
+class LabelValues:
+    """Labels coerced to the model's classes (or to floats), and the ones that cannot be."""
+
+    values: pd.Series  # the usable labels, on the labelled rows' index
+    valid: np.ndarray  # which of the given labels are usable
+    invalid: dict[str, int]  # shown value -> rows: unseen classes, text or inf for a regressor
+    reason: str | None  # what is wrong with the invalid ones
+
+
+def label_text(v: Any) -> str:
+    """A label as text, so that 1, 1.0 and "1" compare equal."""
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    return str(v)
+
+
+_TRUE = {"true", "1", "yes", "t", "y"}
+_FALSE = {"false", "0", "no", "f", "n"}
+
+
+def label_values(y: pd.Series, task: str, classes: list[Any] | None) -> LabelValues:
+    """The labels as the model's classes (matched as text) or finite floats; see the docs."""
+    if task == "classification" and classes:
+        if all(isinstance(c, bool) for c in classes):
+            def as_class(v: Any) -> Any:
+                t = label_text(v).strip().lower()
+                return True if t in _TRUE else (False if t in _FALSE else _INVALID)
+        else:
+            by_text = {label_text(c): c for c in classes}
+
+            def as_class(v: Any) -> Any:
+                return by_text.get(label_text(v), _INVALID)
+
+        mapped = y.map(as_class)
+        bad = mapped.map(lambda v: v is _INVALID).to_numpy(dtype=bool)
+        shown = ", ".join(_short(c) for c in classes)
+        reason = f"values that are not classes of the model (its classes: {shown})"
+        good = mapped[~bad]
+        values = good.astype(type(classes[0])) if not good.empty and classes else good
+    else:
+        numbers = pd.to_numeric(y, errors="coerce").astype("float64")
+        bad = ~np.isfinite(numbers.to_numpy())
+        reason = "values that are not finite numbers (text, inf or -inf)"
+        values = numbers[~bad]
+    counts = y[bad].map(_short).value_counts()
+    invalid = {str(k): int(v) for k, v in counts.items()}
+    return LabelValues(values=values, valid=~bad, invalid=invalid,
+                       reason=reason if invalid else None)
+
+
+_INVALID = object()
+
+
+# -- metrics on the labelled rows ------------------------------------------------------------------
+def precomputed(task: str, outputs: pd.DataFrame, classes: list[Any] | None) -> Any:
     """An estimator that answers with already computed outputs, indexed by row number."""
     from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
@@ -138,11 +227,8 @@ def _precomputed(task: str, outputs: pd.DataFrame, classes: list[Any] | None) ->
     return FixedReg()
 
 
-def _coerce_labels(y: pd.Series, classes: list[Any] | None) -> pd.Series:
+def coerce_labels(y: pd.Series, classes: list[Any] | None) -> pd.Series:
     """Labels as the model's classes (or floats); InputError when some cannot be."""
-    from .exceptions import InputError
-    from .performance import label_values
-
     lv = label_values(y, "classification" if classes else "regression", classes)
     if lv.invalid:
         shown = ", ".join(f"{v} ({n} rows)" for v, n in list(lv.invalid.items())[:5])
@@ -192,8 +278,6 @@ def _labels_check(perf: dict[str, Any], invalid: dict[str, int], reason: str | N
 def _single_class_reason(yk: pd.Series, m: Any, task: str) -> str | None:
     if task != "classification" or yk.nunique() >= 2:
         return None
-    from .performance import label_text
-
     only = label_text(yk.iloc[0]) if len(yk) else "none"
     return f"the labelled rows all hold class {only}; {m.label} needs at least two classes"
 
@@ -208,8 +292,7 @@ def evaluate_performance(art: Any, scored: Any, labels: pd.DataFrame) -> tuple[d
     """
     import warnings
 
-    from .core.metrics import resolve
-    from .performance import join_labels, label_values
+    from ..core.metrics import resolve
 
     outputs = scored.all_outputs
     positions = getattr(scored, "positions", None)
@@ -236,7 +319,7 @@ def evaluate_performance(art: Any, scored: Any, labels: pd.DataFrame) -> tuple[d
         perf["decayed"] = False
         return perf, checks
     yk = lv.values.reset_index(drop=True)
-    est = _precomputed(art.task, outputs.iloc[usable_pos].reset_index(drop=True), art.classes)
+    est = precomputed(art.task, outputs.iloc[usable_pos].reset_index(drop=True), art.classes)
     rows = np.arange(len(yk)).reshape(-1, 1)
     rng = np.random.default_rng(0)
     for name, info in ref["values"].items():
@@ -335,32 +418,3 @@ def _bootstrap_se(m: Any, est: Any, rows: np.ndarray, yk: pd.Series,
     if len(sims) <= 10:
         return None
     return float(np.std(sims)) * math.sqrt(boot_n / len(yk))
-
-
-# -- retrain -----------------------------------------------------------------------------------
-def retrain_decision(checks: list[CheckResult], dataset_drifted: bool,
-                     previous_drift: list[bool], drift_runs: int = DEFAULT_DRIFT_RUNS) -> dict[str, Any]:
-    """Whether to retrain: performance now, or drift in ``drift_runs`` consecutive runs.
-
-    ``previous_drift`` holds the dataset-drift flags of earlier runs of the same artifact, newest
-    first.
-    """
-    streak = 0
-    if dataset_drifted:
-        streak = 1
-        for flag in previous_drift:
-            if not flag:
-                break
-            streak += 1
-    reasons = [f"{c.name}: {c.message}" for c in checks if c.kind == "performance" and c.status == "fail"]
-    if dataset_drifted and streak >= drift_runs:
-        reasons.append(f"dataset drift persisted over {streak} consecutive runs (threshold {drift_runs})")
-    elif dataset_drifted:
-        note = f"dataset drift in {streak} consecutive run(s); retraining is advised at {drift_runs}"
-    return {
-        "recommended": bool(reasons),
-        "reasons": reasons,
-        "consecutive_drift_runs": streak,
-        "drift_runs_required": drift_runs,
-        **({"note": note} if dataset_drifted and streak < drift_runs else {}),
-    }

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .core.results import CheckResult
+from ..core.results import CheckResult
 
 MAX_IDS = 20
 MIN_NULL_RISE = 0.05  # absolute rise in null rate always tolerated
@@ -86,7 +86,7 @@ def unseen_categories(X: pd.DataFrame, profile: dict[str, Any]) -> CheckResult:
 
 def out_of_range(X: pd.DataFrame, profile: dict[str, Any]) -> CheckResult:
     """Count numeric values below the training minimum or above the training maximum."""
-    from .core.profile import numeric_values
+    from ..core.profile import numeric_values
 
     found: dict[str, dict[str, Any]] = {}
     for col in X.columns:
@@ -130,7 +130,7 @@ def output_bounds(outputs: pd.DataFrame, bad: np.ndarray, spec: dict[str, Any] |
     if not spec:
         return CheckResult(name="output:bounds", kind="output", status="skip",
                            message="no output bounds declared at packaging")
-    from .core.bounds import describe
+    from ..core.bounds import describe
 
     where = describe(spec)
     n_bad = int(bad.sum())

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .core.profile import bin_counts, bridge_quantiles, edges, numeric_values, spread
+from ..core.profile import bin_counts, bridge_quantiles, edges, numeric_values, spread
 
 NEW = "__new__"
 OTHER = "__other__"
