@@ -21,9 +21,10 @@ from ._version import __version__
 
 if TYPE_CHECKING:
     from .capture import Session
-    from .core.artifact import Artifact, load, verify
+    from .core.artifact import Artifact, verify
     from .explore import explore
     from .review import review
+    from .tracking.resolve import load
 
 __all__ = [
     "Artifact",
@@ -39,12 +40,13 @@ __all__ = [
 
 _LAZY = {
     "Artifact": ("core.artifact", "Artifact"),
-    "load": ("core.artifact", "load"),
+    "load": ("tracking.resolve", "load"),
     "verify": ("core.artifact", "verify"),
     "Session": ("capture", "Session"),
     "explore": ("explore", "explore"),
     "review": ("review", "review"),
-    "history": ("tracking", "history_of"),
+    "history": ("tracking.runs", "history_of"),
+    "_load_pyfunc": ("tracking.flavor", "load_pyfunc"),  # MLmodel's loader_module is nbprod
 }
 
 

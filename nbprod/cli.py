@@ -126,7 +126,7 @@ def run_score(args: argparse.Namespace) -> int:
             write_html(report, staged.path("--html"))
         run_id = (result.get("tracking") or {}).get("run_id")
         if run_id:  # the executed report joins the run the notebook logged
-            from .tracking import log_file
+            from .tracking.runs import log_file
 
             try:
                 log_file(run_id, str(report))
@@ -166,7 +166,7 @@ def verified_artifact(target: str, trusted_keys: list[str] | None) -> tuple[Path
         import atexit
         import shutil
 
-        from .registry import download_pinned
+        from .tracking.registry import download_pinned
 
         dst = tempfile.mkdtemp(prefix="nbprod-registry-")
         atexit.register(shutil.rmtree, dst, True)
@@ -392,7 +392,7 @@ def add_report(sub: Any) -> None:
 
 # -- history --------------------------------------------------------------------------------
 def run_history(args: argparse.Namespace) -> int:
-    from .tracking import history_of
+    from .tracking.runs import history_of
 
     runs = history_of(args.artifact, all_artifacts=args.all)
     name = args.artifact

@@ -17,7 +17,7 @@ def _user() -> str:
 
 
 def run_register(args: argparse.Namespace) -> int:
-    from .registry import register
+    from .tracking.registry import register
 
     r = register(args.artifact, require_approval=True if args.require_approval else None)
     verb = "registered" if r["created"] else "already registered as"
@@ -100,7 +100,7 @@ def add_compare(sub: Any) -> None:
 
 
 def run_approve(args: argparse.Namespace) -> int:
-    from .registry import approve
+    from .tracking.registry import approve
 
     r = approve(args.target, by=args.by, note=args.note or "")
     print(f"nbprod: {r['name']} version {r['version']} approved by {r['approved_by']}")
@@ -116,7 +116,7 @@ def add_approve(sub: Any) -> None:
 
 
 def run_promote(args: argparse.Namespace) -> int:
-    from .registry import promote
+    from .tracking.registry import promote
 
     r = promote(args.target, by=args.by or _user(), reason=args.reason or "", force=args.force)
     forced = " (FORCED past: " + "; ".join(r["overridden"]) + ")" if r["forced"] else ""

@@ -62,10 +62,10 @@ def _label(art: Any, role: str) -> str:
 def compare(champion: str | Path, challenger: str | Path, data: str | Path, *,
             labels: str | Path | None = None, metric: str | None = None, margin: float = 0.0,
             report: str | Path | None = None, record: bool = True) -> Comparison:
-    from .core.artifact import load
     from .core.dataio import read_frame
     from .core.metrics import default_metric, resolve
     from .monitoring.batch import measure_drift
+    from .tracking.resolve import load
 
     champ, chal = load(champion), load(challenger)
     if champ.task != chal.task:
@@ -148,9 +148,9 @@ def compare(champion: str | Path, challenger: str | Path, data: str | Path, *,
 
 def _record(result: Comparison) -> dict[str, Any]:
     """Log the comparison to MLflow; tag the challenger's registry version when it has one."""
-    from .mlflow_store import client as store_client
-    from .mlflow_store import get_or_create_experiment
-    from .registry import champion_version, find_version
+    from .tracking.registry import champion_version, find_version
+    from .tracking.store import client as store_client
+    from .tracking.store import get_or_create_experiment
 
     client = store_client()
     name = result.challenger.name

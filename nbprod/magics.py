@@ -306,7 +306,7 @@ class NbprodMagics(Magics):
             sign=args.sign,
         )
         if args.register:
-            from .registry import register
+            from .tracking.registry import register
 
             result.registry = register(result.path)
         self._display(result)

@@ -331,7 +331,7 @@ def _listed(names: list[str], limit: int = 8) -> str:
 
 
 def mlflow_run(root: Path, manifest: dict[str, Any], digest: str) -> dict[str, str]:
-    from .mlflow_glue import log_package
+    from .tracking.model import log_package
 
     return log_package(root, manifest, digest)
 
@@ -342,7 +342,7 @@ def _write_contents(root: Path, session, *, name: str, artifact_id: str, final_p
                     importance: dict[str, Any]) -> dict[str, Any]:
     import nbformat
 
-    from .mlflow_glue import write_mlmodel
+    from .tracking.model import write_mlmodel
 
     train = session.train
     feats = session.require_features()

@@ -129,7 +129,7 @@ def retrain(artifact: str | Path, *, output: str | Path, params: dict[str, Any] 
     result: dict[str, Any] = {"artifact": str(out), "notebook": str(executed),
                               "parameters": params}
     if register:
-        from .registry import register as reg
+        from .tracking.registry import register as reg
 
         result["registry"] = reg(out)
     return result

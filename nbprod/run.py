@@ -188,7 +188,7 @@ def execute(
     head = mf.read(root)
     staged = None
     if log_to_mlflow and logger is None:  # start now: MLflow's start-up overlaps with scoring
-        from .tracking import RunLogger
+        from .tracking.runs import RunLogger
 
         logger = RunLogger(head["name"], head["artifact_id"])
     elif not log_to_mlflow:

@@ -118,7 +118,7 @@ def test_the_loop(world, monkeypatch, mlflow_store):
     assert promote.returncode == 0, promote.stderr
     assert client.get_model_version_by_alias("cancer", "champion").version == v2_version
     assert client.get_model_version_by_alias("cancer", "previous").version == v1_version
-    from nbprod.registry import promotions
+    from nbprod.tracking.registry import promotions
 
     history = promotions("cancer")
     assert history[-1]["by"] == "ana" and history[-1]["reason"] == "new concept"

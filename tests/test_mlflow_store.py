@@ -1,4 +1,4 @@
-"""Many runs on one MLflow store, and a store that fails (``nbprod.mlflow_store``).
+"""Many runs on one MLflow store, and a store that fails (``nbprod.tracking.store``).
 
 Real processes on a real SQLite store: eight scoring runs started at the same moment on a store
 that does not exist yet (MLflow's own migrations race there without nbprod's lock), then

@@ -101,7 +101,7 @@ def test_drifted_batch_with_degraded_labels_alerts_and_recommends_retraining(art
 
 
 def test_drift_only_retrain_needs_persistence_and_history_accumulates(artifact, tmp_path, mlflow_store):
-    from nbprod.tracking import history
+    from nbprod.tracking.runs import history
 
     decisions = []
     for i in range(3):

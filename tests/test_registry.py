@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 
 import nbprod
-from nbprod import registry
 from nbprod.compare import compare
 from nbprod.exceptions import RegistryError
+from nbprod.tracking import registry
 
 NAME = "registry-rules"
 

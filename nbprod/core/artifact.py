@@ -1,8 +1,9 @@
 """Loading a packaged artifact and scoring with it.
 
-``nbprod.load(PATH)`` verifies the whole artifact (:func:`nbprod.trust.verify`: every file
+:func:`load` verifies the whole artifact at a path (:func:`nbprod.core.trust.verify`: every file
 listed and hashed, nothing unlisted, no symlink, the signature when trusted keys are configured,
-the registry pin for ``models:/`` URIs) *before* anything is executed or deserialized, then
+the registry pin for a copy of a ``models:/`` version) *before* anything is executed or
+deserialized, then
 loads the feature module from the verified source and the model with skops from the verified
 bytes (trusting the types the manifest lists only when the manifest is authentic, else only
 an allowlist). :meth:`Artifact.score` is the scoring path shared by papermill, the CLI and the
@@ -195,27 +196,18 @@ def row_rules(manifest: dict[str, Any], train: dict[str, Any]) -> dict[str, Any]
             "hidden": frozenset(hidden)}
 
 
-def load(path: str | Path, *, trusted_keys: Any = None) -> Artifact:
+def load(path: str | Path, *, trusted_keys: Any = None,
+         pin: tuple[str, str] | None = None) -> Artifact:
     """Verify and load the artifact at ``path``; raises IntegrityError naming a bad file.
 
     ``trusted_keys``: Ed25519 public keys (PEM paths) of which one must have signed the artifact;
     the keys in ``NBPROD_TRUSTED_KEYS`` count too. With none, no signature is required.
-
-    ``path`` may also be a registry URI, ``models:/NAME@champion`` or ``models:/NAME/3``: the
-    version is downloaded from MLflow, and its digest must equal the one ``nbprod register``
-    recorded (a pinned artifact counts as authentic).
+    ``pin``: ``(uri, digest)`` when the copy at ``path`` came from the registry, whose digest it
+    must have (a pinned artifact counts as authentic). ``nbprod.load`` also takes registry URIs
+    (:func:`nbprod.tracking.resolve.load` makes the local copy and its pin, then calls this).
     """
     from . import trust
 
-    pin = None
-    if str(path).startswith("models:/"):
-        from ..registry import download_pinned
-
-        path, pin = download_pinned(str(path))
-    elif str(path).startswith("runs:/"):
-        from ..registry import download
-
-        path = download(str(path))
     root = Path(path)
     check = trust.verify(root, trusted_keys=trusted_keys, pin=pin)
     check.raise_for_problems()

@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .core import manifest as mf
-from .exceptions import NbprodUsageError, RegistryError
+from ..core import manifest as mf
+from ..exceptions import NbprodUsageError, RegistryError
 
 CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous"
 ARTIFACT_DIR = "nbprod-artifact"
@@ -25,7 +25,7 @@ MAX_PROMOTIONS_KEPT = 20
 
 
 def _client():
-    from .mlflow_store import client
+    from .store import client
 
     return client()
 
@@ -67,7 +67,7 @@ def find_version(name: str, artifact_id: str) -> Any | None:
 
 def register(path: str | Path, *, require_approval: bool | None = None) -> dict[str, Any]:
     """Create (or find) the registry version of the artifact at ``path``."""
-    from .core import trust
+    from ..core import trust
 
     root = Path(path).absolute()
     check = trust.verify(root, check_types=False)  # registering vouches, as signing does
@@ -95,7 +95,7 @@ def register(path: str | Path, *, require_approval: bool | None = None) -> dict[
         return _describe(client, name, existing.version, created=False)
     run_id = _packaging_run(client, m)
     if run_id is None:  # packaged with --no-mlflow: log it now so the registry has a copy
-        from .mlflow_glue import log_package
+        from .model import log_package
 
         run_id = log_package(root, m, mf.digest(m))["run_id"]
     _same_as_logged(client, run_id, root, mf.digest(m))
@@ -184,7 +184,7 @@ def download(uri: str, *, dst: str | Path | None = None) -> Path:
 
     import mlflow
 
-    from .mlflow_store import prepare, retry
+    from .store import prepare, retry
 
     prepare()
     bar = os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")

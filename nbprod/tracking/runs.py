@@ -15,7 +15,7 @@ import subprocess
 import sys
 from typing import Any
 
-from .exceptions import NbprodError
+from ..exceptions import NbprodError
 
 HISTORY_RUNS = 20
 _STATUS_CODE = {"ok": 0, "warn": 1, "alert": 2, "error": 3}
@@ -68,7 +68,7 @@ class RunLogger:
 
     def __init__(self, name: str, artifact_id: str, history: int = HISTORY_RUNS) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "nbprod._tracking_worker", experiment_name(name), artifact_id,
+            [sys.executable, "-m", "nbprod.tracking.worker", experiment_name(name), artifact_id,
              str(history)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
@@ -110,7 +110,7 @@ class RunLogger:
 
 def log_file(run_id: str, path: str, artifact_path: str | None = None) -> None:
     """Attach a file (e.g. the executed report notebook) to an existing run."""
-    from .mlflow_store import client, store_error
+    from .store import client, store_error
 
     try:
         client().log_artifact(run_id, path, artifact_path)
@@ -123,7 +123,7 @@ def history(model_name: str, artifact_id: str | None = None, max_runs: int = 100
     import mlflow
     import pandas as pd
 
-    from .mlflow_store import client, retry, store_error
+    from .store import client, retry, store_error
 
     try:
         exp = client().get_experiment_by_name(experiment_name(model_name))
@@ -153,7 +153,7 @@ def history_of(target: str, *, all_artifacts: bool = False):
     """Monitoring runs of an artifact (path) or a model (name), as a DataFrame, oldest first."""
     from pathlib import Path
 
-    from .core import manifest as mf
+    from ..core import manifest as mf
 
     root = Path(target)
     if (root / mf.MANIFEST).is_file():

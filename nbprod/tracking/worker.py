@@ -1,6 +1,6 @@
-"""Helper process of :class:`nbprod.tracking.RunLogger`.
+"""Helper process of :class:`nbprod.tracking.runs.RunLogger`.
 
-``python -m nbprod._tracking_worker EXPERIMENT ARTIFACT_ID N``: imports MLflow, prints the
+``python -m nbprod.tracking.worker EXPERIMENT ARTIFACT_ID N``: imports MLflow, prints the
 artifact's last N runs as one JSON line, reads the run to log as one JSON line on stdin, logs
 it and prints the run's ids as one JSON line.
 """
@@ -12,8 +12,8 @@ import sys
 
 
 def main(experiment: str, artifact_id: str, n: int) -> None:
-    from .mlflow_store import client as store_client
-    from .mlflow_store import get_or_create_experiment
+    from .store import client as store_client
+    from .store import get_or_create_experiment
 
     client = store_client()  # the store is created/migrated under its lock, calls retried
     exp_id = get_or_create_experiment(client, experiment)
@@ -64,7 +64,7 @@ if __name__ == "__main__":
     try:
         main(sys.argv[1], sys.argv[2], int(sys.argv[3]))
     except Exception as exc:  # reported to the scoring run as one line
-        from .mlflow_store import store_error
+        from .store import store_error
 
         print(json.dumps({"error": str(store_error(exc))}), flush=True)
         sys.exit(1)

@@ -8,42 +8,41 @@ from __future__ import annotations
 
 import contextlib
 import getpass
-import logging
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from .exceptions import PackagingError
+from ..exceptions import PackagingError
 
-LOADER_MODULE = "nbprod.mlflow_flavor"
+# MLflow imports this module and calls its _load_pyfunc (nbprod/__init__.py hands it on). The
+# package itself, so that the name in an artifact's MLmodel never moves; artifacts written before
+# the layered layout name nbprod.mlflow_flavor, which stays importable.
+LOADER_MODULE = "nbprod"
 ARTIFACT_DIR = "nbprod-artifact"  # where a packaging run keeps the artifact's files
-
-
-def quiet() -> None:
-    for name in ("alembic", "mlflow", "mlflow.store", "mlflow.tracking"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    # logs a traceback for every SQL error, also those nbprod retries or reports in one line
-    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
 
 
 def write_mlmodel(root: Path, requirements: list[str]) -> None:
     """Make ``root`` an MLflow model: ``MLmodel``, ``requirements.txt``, ``python_env.yaml``."""
     from mlflow.models import Model
     from mlflow.pyfunc import add_to_model
-    from mlflow.utils.environment import _PythonEnv
+
+    from .store import quiet
 
     quiet()
     model = Model(signature=params_signature())
-    env = _PythonEnv(
-        python=".".join(map(str, sys.version_info[:3])),
-        build_dependencies=["pip"],
-        dependencies=["-r requirements.txt"],
-    )
-    env.to_yaml(root / "python_env.yaml")
+    (root / "python_env.yaml").write_text(python_env(), encoding="utf-8")
     (root / "requirements.txt").write_text("\n".join(requirements) + "\n", encoding="utf-8")
     add_to_model(model, loader_module=LOADER_MODULE, python_env="python_env.yaml")
     model.save(str(root / "MLmodel"))
+
+
+def python_env() -> str:
+    """MLflow's ``python_env.yaml`` for the artifact: this Python, pip, and requirements.txt
+    (the file MLflow's virtualenv and uv environment managers restore)."""
+    python = ".".join(map(str, sys.version_info[:3]))
+    return (f"python: {python}\nbuild_dependencies:\n- pip\ndependencies:\n"
+            "- -r requirements.txt\n")
 
 
 def params_signature() -> Any:
@@ -62,8 +61,8 @@ def log_package(root: Path, manifest: dict[str, Any], digest: str) -> dict[str, 
     run is logged while the artifact is still being assembled)."""
     from mlflow.entities import Metric, Param
 
-    from .core.manifest import STAGING_MARKER
-    from .mlflow_store import client, get_or_create_experiment, store_error
+    from ..core.manifest import STAGING_MARKER
+    from .store import client, get_or_create_experiment, store_error
 
     name = manifest["name"]
     run_id = None

@@ -20,17 +20,26 @@ the registry, ``nbprod history``, ``nbprod compare``) gets its client from :func
 from __future__ import annotations
 
 import functools
+import logging
 import random
 import time
 from pathlib import Path
 from typing import Any
 
-from .exceptions import TrackingStoreError
+from ..exceptions import TrackingStoreError
 
 LOCK_TIMEOUT_S = 300.0  # a migration takes seconds; a lock held this long belongs to a hung process
 RETRY_S = 120.0
 _LOCKED = ("database is locked", "database table is locked")
 _ready: set[str] = set()
+
+
+def quiet() -> None:
+    """Keep MLflow's and alembic's loggers to warnings: nbprod reports store errors in one line."""
+    for name in ("alembic", "mlflow", "mlflow.store", "mlflow.tracking"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    # logs a traceback for every SQL error, also those nbprod retries or reports in one line
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
 
 
 def tracking_uri() -> str:
@@ -55,8 +64,6 @@ def prepare(uri: str | None = None) -> str:
     """Open the store once in this process (creating or migrating it under the lock) and return
     its URI; raises :class:`TrackingStoreError` when it cannot be used."""
     import mlflow
-
-    from .mlflow_glue import quiet
 
     quiet()
     uri = uri or tracking_uri()
@@ -151,7 +158,7 @@ def store_error(exc: BaseException, uri: str | None = None) -> TrackingStoreErro
     """``exc`` from MLflow as one line: the store, the error's first line, what to do."""
     if isinstance(exc, TrackingStoreError):
         return exc
-    from .core.text import quote
+    from ..core.text import quote
 
     if uri is None:
         try:
