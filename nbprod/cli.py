@@ -81,7 +81,8 @@ def run_score(args: argparse.Namespace) -> int:
     from .core.dataio import file_format
     from .core.staging import StagedOutputs
     from .core.trust import child_environment
-    from .usage import check_outputs
+    from .jobs.kernel import run_notebook
+    from .jobs.usage import check_outputs
 
     root, check = verified_artifact(args.artifact, args.trusted_key)
     inp = Path(args.input).absolute()
@@ -117,7 +118,7 @@ def run_score(args: argparse.Namespace) -> int:
         notebook = work / "score.ipynb"  # run the bytes whose hash matched, not the file
         notebook.write_bytes(verified_notebook(check))
         with child_environment(check, args.trusted_key):
-            execute_notebook(notebook, report, params, env=staged.handed_to_kernel())
+            run_notebook(notebook, report, params, env=staged.handed_to_kernel())
         result = json.loads(summary.read_text())
         status = result["status"]
         if args.html:
@@ -204,19 +205,6 @@ def _input_file(flag: str, value: str, *, empty_too: bool = False) -> None:
         raise InputError(f"{flag} {quote(value)} cannot be read: {exc.strerror or exc}.") from None
 
 
-def execute_notebook(notebook: Path, output: Path, parameters: dict[str, Any],
-                     env: dict[str, str] | None = None) -> None:
-    """Run a notebook with papermill; a failing cell becomes an NbprodError quoting its error."""
-    import papermill as pm
-
-    from ._kernel import run_notebook
-
-    try:
-        run_notebook(notebook, output, parameters, env=env)
-    except pm.PapermillExecutionError as exc:
-        raise NbprodError(f"{exc.evalue} ({exc.ename})") from None
-
-
 def add_score(sub: Any) -> None:
     p = sub.add_parser("score", help="score a file with an artifact (runs score.ipynb via papermill)")
     p.add_argument("artifact", metavar="PATH",
@@ -249,7 +237,7 @@ def add_trusted_key(p: Any) -> None:
 
 
 def _drift_runs_type() -> Any:
-    from .usage import DRIFT_RUNS, whole_number_type
+    from .jobs.usage import DRIFT_RUNS, whole_number_type
 
     return whole_number_type(*DRIFT_RUNS)
 
@@ -372,7 +360,7 @@ def run_report(args: argparse.Namespace) -> int:
 
     if not args.html:
         raise NbprodUsageError("nbprod report: say what to write, e.g. --html [-o FILE].")
-    from .usage import check_outputs
+    from .jobs.usage import check_outputs
 
     target = args.output or Path(args.notebook).with_suffix(".html")
     check_outputs({"-o" if args.output else "the HTML report": target},

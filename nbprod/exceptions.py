@@ -81,6 +81,25 @@ class MonitoringAlert(NbprodError, RuntimeError):
     and the report were written before it was raised."""
 
 
+class NotebookError(NbprodError, RuntimeError):
+    """A cell of a notebook nbprod executed (a scoring or a training notebook) raised.
+
+    ``ename`` and ``evalue`` are the cell's exception name and message, ``cell_index`` the
+    failing cell's index (papermill marks that cell in the executed notebook).
+    """
+
+    def __init__(self, message: str, *, ename: str | None = None, evalue: str | None = None,
+                 cell_index: int | None = None) -> None:
+        super().__init__(message)
+        self.ename = ename
+        self.evalue = evalue
+        self.cell_index = cell_index
+
+    def __reduce__(self):
+        return (_rebuild_notebook_error, (type(self), str(self), self.ename, self.evalue,
+                                          self.cell_index))
+
+
 class PackagingError(NbprodError, RuntimeError):
     """Packaging could not produce a trustworthy artifact (nothing was written)."""
 
@@ -146,6 +165,10 @@ class RowsRejectedError(SchemaError):
 
 class PersonalDataWarning(UserWarning):
     """A column that looks personal was not declared: nbprod hides it as if it were."""
+
+
+def _rebuild_notebook_error(cls, message, ename, evalue, cell_index):
+    return cls(message, ename=ename, evalue=evalue, cell_index=cell_index)
 
 
 def _rebuild_row_error(cls, message, column, row, rule, value):

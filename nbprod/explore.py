@@ -53,7 +53,7 @@ class RunRecord:
 
 def locate(source: Any, *, artifact: str | Path | None = None) -> RunRecord:
     """Resolve a ScoringRun, a summary (dict or JSON path) or a report notebook path."""
-    from .run import ScoringRun
+    from .jobs.run import ScoringRun
 
     if isinstance(source, ScoringRun):
         s = source.summary()
@@ -141,7 +141,7 @@ def _from_notebook(path: Path, artifact: Any) -> RunRecord:
     if root is None and summary is not None:
         root = summary["artifact"]["path"]
     if root is None:
-        from .run import locate_artifact
+        from .jobs.run import locate_artifact
 
         root = locate_artifact(None, call.get("packaged_at"), nb.metadata["nbprod"].get("artifact_id"))
     return RunRecord(summary, Path(root), where(params.get("input_path")),

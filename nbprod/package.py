@@ -30,7 +30,7 @@ from .core.scoring import compare_outputs
 from .core.staging import SUFFIX, StagingDir, owner_gone, remove_stale, remove_tree
 from .exceptions import ChecksFailedError, PackagingError, ParityError
 from .frontend import PACKAGE_MIME, PACKAGE_VERSION  # drawn by the JupyterLab extension
-from .notebook import scoring_notebook
+from .jobs.notebook import scoring_notebook
 
 KEY_PACKAGES = ("pandas", "numpy", "scikit-learn", "scipy", "skops", "pyarrow", "mlflow",
                 "papermill", "nbformat")

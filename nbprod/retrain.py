@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .core import manifest as mf
-from .exceptions import NbprodUsageError, RetrainError
+from .exceptions import NbprodUsageError, NotebookError, RetrainError
 
 TRAINING_NOTEBOOK = "training.ipynb"
 OUTPUT_ENV = "NBPROD_RETRAIN_OUTPUT"
@@ -66,10 +66,8 @@ def parse_params(items: list[str]) -> dict[str, Any]:
 def retrain(artifact: str | Path, *, output: str | Path, params: dict[str, Any] | None = None,
             feedback: str | Path | None = None, report: str | Path | None = None,
             register: bool = False) -> dict[str, Any]:
-    import papermill as pm
-
-    from ._kernel import run_notebook
     from .core import trust
+    from .jobs.kernel import run_notebook
 
     root = Path(artifact).absolute()
     check = trust.verify(root)  # the training notebook runs: verify (and NBPROD_TRUSTED_KEYS)
@@ -112,7 +110,7 @@ def retrain(artifact: str | Path, *, output: str | Path, params: dict[str, Any] 
     os.environ.update(env)
     try:
         run_notebook(verified, executed, params)
-    except pm.PapermillExecutionError as exc:
+    except NotebookError as exc:
         raise RetrainError(
             f"Retraining stopped in cell {exc.cell_index}: {_failure(exc, executed)} No new "
             f"artifact was written; the executed notebook is {executed}.") from None

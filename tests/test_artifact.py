@@ -13,8 +13,8 @@ import pytest
 
 import nbprod
 from nbprod import cli
-from nbprod import run as nbrun
 from nbprod.exceptions import InputError, IntegrityError, NbprodUsageError, RowError, SchemaError
+from nbprod.jobs import run as nbrun
 
 from .artifacts import ARTIFACT_FILES, BAD_INPUTS, copy_artifact, write_csv
 

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 import nbprod
-import nbprod.run
 from nbprod.exceptions import InputError, NbprodUsageError
+from nbprod.jobs import run as nbrun
 from nbprod.review import Decision, append_feedback, read_feedback
 
 
@@ -92,7 +92,7 @@ def score(art: Path, tmp: Path, name: str, df: pd.DataFrame, target: str, **opti
     inputs, labels = tmp / f"{name}.csv", tmp / f"{name}.labels.csv"
     df.drop(columns=[target]).to_csv(inputs, index=False)
     df[["customer", target]].to_csv(labels, index=False)
-    return nbprod.run.execute(input_path=str(inputs), output_path=str(tmp / f"{name}.pred.csv"),
+    return nbrun.execute(input_path=str(inputs), output_path=str(tmp / f"{name}.pred.csv"),
                               artifact_path=str(art), labels_path=str(labels),
                               summary_path=str(tmp / f"{name}.summary.json"), log_to_mlflow=False,
                               **options)

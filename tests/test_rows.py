@@ -403,13 +403,13 @@ def test_a_model_that_overflows_on_a_row_rejects_that_row():
 # -- files, summary and the review queue -----------------------------------------------------
 def test_execute_writes_issues_and_counts_and_the_review_queue_shows_flagged_rows(kinds_art,
                                                                                    tmp_path):
-    import nbprod.run
+    from nbprod.jobs import run as nbrun
 
     bad = corrupt(kinds_art.batch, "usage", "abc", row=1)
     bad = corrupt(bad, "tenure", 100, row=4)  # flagged
     bad = corrupt(bad, "plan", "gold", row=6)
     bad.to_csv(tmp_path / "in.csv", index=False)
-    run = nbprod.run.execute(input_path=str(tmp_path / "in.csv"),
+    run = nbrun.execute(input_path=str(tmp_path / "in.csv"),
                              output_path=str(tmp_path / "preds.parquet"),
                              summary_path=str(tmp_path / "s.json"),
                              artifact_path=str(kinds_art.path), log_to_mlflow=False)
@@ -449,10 +449,10 @@ def test_execute_writes_issues_and_counts_and_the_review_queue_shows_flagged_row
 
 
 def test_a_clean_run_writes_a_header_only_issues_file(kinds_art, tmp_path):
-    import nbprod.run
+    from nbprod.jobs import run as nbrun
 
     kinds_art.batch.iloc[:40].to_csv(tmp_path / "in.csv", index=False)
-    run = nbprod.run.execute(input_path=str(tmp_path / "in.csv"),
+    run = nbrun.execute(input_path=str(tmp_path / "in.csv"),
                              output_path=str(tmp_path / "p.csv.gz"),
                              artifact_path=str(kinds_art.path), log_to_mlflow=False)
     text = pd.read_csv(tmp_path / "p.issues.csv.gz")
@@ -464,15 +464,15 @@ def test_a_clean_run_writes_a_header_only_issues_file(kinds_art, tmp_path):
 
 
 def test_max_rejected_turns_rejections_into_an_alert(kinds_art, tmp_path):
-    import nbprod.run
     from nbprod.cli import EXIT_ALERT, EXIT_OK, EXIT_USAGE, exit_code
+    from nbprod.jobs import run as nbrun
 
     bad = kinds_art.batch.copy()
     bad.loc[:4, "account"] = None  # 5 of 250: 2%
     bad.to_csv(tmp_path / "in.csv", index=False)
 
     def go(**options):
-        return nbprod.run.execute(input_path=str(tmp_path / "in.csv"),
+        return nbrun.execute(input_path=str(tmp_path / "in.csv"),
                                   output_path=str(tmp_path / "p.csv"),
                                   artifact_path=str(kinds_art.path), log_to_mlflow=False, **options)
 

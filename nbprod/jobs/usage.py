@@ -17,8 +17,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .core.text import quote
-from .exceptions import NbprodUsageError
+from ..core.text import quote
+from ..exceptions import NbprodUsageError
 
 # drift_runs: a streak longer than the earlier runs a scoring run reads back (tracking's
 # HISTORY_RUNS, 20) plus itself could never be seen

@@ -2,8 +2,9 @@
 
 The kernel's own stderr (ipykernel's start-up warnings, shutdown noise) goes to a temporary log
 rather than the caller's terminal, so nbprod's errors stay one line; if the kernel itself dies,
-the log is shown. A failing cell raises papermill's ``PapermillExecutionError`` for the caller
-to word.
+the log is shown. A failing cell raises :class:`~nbprod.exceptions.NotebookError` (papermill's
+``PapermillExecutionError`` is translated here, and only here), whose message quotes the cell's
+error and whose fields name it.
 """
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from ..exceptions import NotebookError
+
 
 def run_notebook(notebook: Path, output: Path, parameters: dict[str, Any],
                  env: dict[str, str] | None = None) -> None:
     """Execute ``notebook`` into ``output`` in the current directory with ``parameters``;
-    ``env`` adds variables to the kernel's environment."""
+    ``env`` adds variables to the kernel's environment. A failing cell raises
+    :class:`~nbprod.exceptions.NotebookError` (the executed notebook is written first)."""
     import logging
 
     import papermill as pm
@@ -30,7 +34,10 @@ def run_notebook(notebook: Path, output: Path, parameters: dict[str, Any],
                 log_output=False, cwd=str(Path.cwd()),
                 kernel_manager_class=_kernel_manager_logging_to(log, env),
             )
-        except (pm.PapermillExecutionError, KeyboardInterrupt):
+        except pm.PapermillExecutionError as exc:
+            raise NotebookError(f"{exc.evalue} ({exc.ename})", ename=exc.ename, evalue=exc.evalue,
+                                cell_index=exc.cell_index) from None
+        except KeyboardInterrupt:
             raise
         except BaseException:  # the kernel died: its log says why
             log.seek(0)
