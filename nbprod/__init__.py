@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__
 
 if TYPE_CHECKING:
-    from .capture import Session
+    from .capture.session import Session
     from .core.artifact import Artifact, verify
     from .explore import explore
     from .review import review
@@ -42,7 +42,7 @@ _LAZY = {
     "Artifact": ("core.artifact", "Artifact"),
     "load": ("tracking.resolve", "load"),
     "verify": ("core.artifact", "verify"),
-    "Session": ("capture", "Session"),
+    "Session": ("capture.session", "Session"),
     "explore": ("explore", "explore"),
     "review": ("review", "review"),
     "history": ("tracking.runs", "history_of"),

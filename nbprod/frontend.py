@@ -21,13 +21,7 @@ import html
 import math
 from typing import Any
 
-PACKAGE_MIME = "application/vnd.nbprod.package+json"
-# The shape of the PACKAGE_MIME bundle. Version 1 knew only the packaged outcome (no "outcome"
-# field). To change the shape: add fields freely (readers ignore what they do not know); for
-# anything else (a field removed, renamed or meaning something new) raise this number, raise
-# PACKAGE_VERSION in extension/src/contract.ts with it, keep the extension's reader of the
-# older versions for notebooks saved before, and say so in docs/jupyterlab.md.
-PACKAGE_VERSION = 2
+from .capture.contract import PACKAGE_MIME, PACKAGE_VERSION
 
 REASON_MAX_CHARS = 4000
 _CHECK_FIELDS = ("name", "kind", "status", "message", "value", "threshold")

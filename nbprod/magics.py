@@ -204,7 +204,7 @@ class NbprodMagics(Magics):
     def session(self) -> Any:
         """The :class:`~nbprod.capture.Session` behind this shell's magics (made on first use)."""
         if self._session is None:
-            from .capture import Session
+            from .capture.session import Session
 
             self._session = Session()
         return self._session

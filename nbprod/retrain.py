@@ -18,31 +18,12 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from .capture.training import notebook_parameters
 from .core import manifest as mf
 from .exceptions import NbprodUsageError, NotebookError, RetrainError
 
-TRAINING_NOTEBOOK = "training.ipynb"
 OUTPUT_ENV = "NBPROD_RETRAIN_OUTPUT"
 NOTEBOOK_ENV = "NBPROD_NOTEBOOK"
-
-
-def notebook_parameters(path: Path) -> list[str]:
-    """Names assigned in the notebook's ``parameters`` cell."""
-    import ast
-
-    import nbformat
-
-    nb = nbformat.read(str(path), as_version=4)
-    for cell in nb.cells:
-        if cell.cell_type == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
-            names = []
-            for node in ast.parse(cell.source).body:
-                if isinstance(node, ast.Assign):
-                    names += [t.id for t in node.targets if isinstance(t, ast.Name)]
-                elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-                    names.append(node.target.id)
-            return names
-    return []
 
 
 def parse_params(items: list[str]) -> dict[str, Any]:

@@ -144,7 +144,9 @@ class StatusView:
 
     def __init__(self, session: Any) -> None:
         self.session = session
-        self.status = session.status()
+        from .status import Status
+
+        self.status = Status(session)
 
     def capture_html(self) -> str:
         from .core.tables import table

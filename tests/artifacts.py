@@ -86,7 +86,7 @@ class Packaged:
 
     path: Path
     session: Any  # nbprod.Session: the live feature function and model
-    result: Any  # nbprod.package.PackageResult
+    result: Any  # nbprod.capture.package.PackageResult
     batch: pd.DataFrame  # raw rows never seen in training, without the target
     labels: pd.DataFrame  # the batch's target (and id column when there is one)
 

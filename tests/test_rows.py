@@ -281,7 +281,7 @@ def _hgb_session():
 
 
 def test_a_model_that_takes_nan_and_unseen_categories_gets_no_warning():
-    from nbprod.package import apply_row_rules
+    from nbprod.capture.row_rules import apply_row_rules
 
     s = _hgb_session()
     live = s.live_scorer()
@@ -374,7 +374,7 @@ def test_a_model_that_overflows_on_a_row_rejects_that_row():
     from sklearn.compose import TransformedTargetRegressor
     from sklearn.linear_model import LinearRegression
 
-    from nbprod.package import apply_row_rules
+    from nbprod.capture.row_rules import apply_row_rules
 
     data = kinds_frame(300, 7)[["account", "usage"]]
     data = data.assign(spend=np.exp(data["usage"] / 10))
@@ -431,7 +431,7 @@ def test_execute_writes_issues_and_counts_and_the_review_queue_shows_flagged_row
 
     html = report.checks_table(run).html
     assert "Row issues" in html and "gold" in html
-    assert "248 of 250 rows" in run.verdict().text
+    assert "248 of 250 rows" in report.verdict(run).text
 
     # the queue from the files alone: flagged inputs, mapped to the right rows
     q = nbprod.review(predictions=tmp_path / "preds.parquet", artifact=kinds_art.path,

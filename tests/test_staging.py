@@ -97,7 +97,7 @@ package_cancer(pd.read_parquet(sys.argv[2]), Path(sys.argv[3]))
 
 def _package_moments() -> dict[str, Event]:
     seen = {"replay": False}
-    replaying = _child_running("nbprod._replay")
+    replaying = _child_running("nbprod.capture.replay")
 
     def during_replay(me: psutil.Process) -> bool:
         return replaying(me)

@@ -13,13 +13,13 @@ from typing import Any
 
 import pandas as pd
 
-from .core.profile import feature_frame, frame_profile
+from ..core.profile import feature_frame, frame_profile
 
 REFERENCE_FILE = "reference.json"
 
 
 def metric_names(session: Any) -> list[str]:
-    from .core.metrics import default_metric
+    from ..core.metrics import default_metric
 
     cap = session.require_model()
     n_classes = len(getattr(cap.model, "classes_", [])) or None
@@ -32,8 +32,8 @@ def metric_names(session: Any) -> list[str]:
 
 
 def build(session: Any) -> dict[str, Any]:
-    from .checks.context import evaluation
-    from .core.metrics import resolve
+    from ..checks.context import evaluation
+    from ..core.metrics import resolve
 
     ev = evaluation(session)
     scorer = session.live_scorer()
@@ -43,7 +43,7 @@ def build(session: Any) -> dict[str, Any]:
     feats = feature_frame(ev.X_train)
     carried: dict[str, str] = {}
     if feats is not None and session.train.pii:
-        from .core.pii import carried_columns
+        from ..core.pii import carried_columns
 
         carried = carried_columns(feats, session.train.data, session.train.pii)
     metrics: dict[str, Any] = {}

@@ -7,11 +7,7 @@ failure at any step leaves no partial directory behind.
 
 from __future__ import annotations
 
-import getpass
 import os
-import pickle
-import subprocess
-import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -22,20 +18,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import __version__
-from .core import manifest as mf
-from .core import model_store
-from .core.files import dumps
-from .core.scoring import compare_outputs
-from .core.staging import SUFFIX, StagingDir, owner_gone, remove_stale, remove_tree
-from .exceptions import ChecksFailedError, PackagingError, ParityError
-from .frontend import PACKAGE_MIME, PACKAGE_VERSION  # drawn by the JupyterLab extension
-from .jobs.notebook import scoring_notebook
+from ..core import manifest as mf
+from ..core import model_store
+from ..core.files import dumps
+from ..core.scoring import compare_outputs
+from ..core.staging import SUFFIX, StagingDir, owner_gone, remove_stale, remove_tree
+from ..exceptions import ChecksFailedError, PackagingError, ParityError
+from ..jobs.notebook import scoring_notebook
+from .contract import PACKAGE_MIME, PACKAGE_VERSION  # read by the JupyterLab extension
+from .provenance import default_name, environment, provenance, requirements, user_name
+from .replay import replay
+from .row_rules import ROW_RULES_KIND, apply_row_rules
+from .training import store_training_notebook
 
-KEY_PACKAGES = ("pandas", "numpy", "scikit-learn", "scipy", "skops", "pyarrow", "mlflow",
-                "papermill", "nbformat")
 PROBA_CHECK_ROWS = 50_000
-REPLAY_TIMEOUT_S = 600
 
 
 @dataclass
@@ -50,7 +46,7 @@ class PackageResult:
     signed_by: str | None = None  # fingerprint of the key that signed it (package(sign=...))
 
     def _repr_html_(self) -> str:
-        from .core.tables import table
+        from ..core.tables import table
 
         rows = [
             {"field": "artifact", "value": str(self.path)},
@@ -121,7 +117,7 @@ def package(
     path = Path(path).expanduser().absolute()
     signer = None
     if sign is not None:  # a bad key fails now, before any work
-        from .core.signing import load_private_key
+        from ..core.signing import load_private_key
 
         signer = load_private_key(sign)
     session.train  # noqa: B018 - each raises a clear CaptureError when missing
@@ -138,7 +134,7 @@ def package(
         )
     if failed:
         override = {
-            "by": user or _user(),
+            "by": user or user_name(),
             "at": datetime.now(UTC).isoformat(),
             "checks": failed,
             "messages": {n: session.checks[n].message for n in failed},
@@ -166,7 +162,7 @@ def package(
     guard_feature_names(session)
     t1 = time.perf_counter()
 
-    name = session.name or _default_name(session)
+    name = session.name or default_name(session)
     artifact_id = uuid.uuid4().hex
     owner = StagingDir.create(path.parent, path.name)  # not an artifact until renamed into place
     staging = owner.path
@@ -220,7 +216,7 @@ def _sign_or_check_types(staging: Path, manifest: dict[str, Any], signer: Any) -
     """Sign the staged artifact; unsigned, its trusted types must be ones nbprod accepts from an
     unauthenticated manifest (else the artifact could not be loaded, so say so now)."""
     if signer is not None:
-        from .core.signing import sign
+        from ..core.signing import sign
 
         return sign(staging, signer, staging=True)["key"]
     refusal = model_store.unsigned_refusal(
@@ -232,106 +228,8 @@ def _sign_or_check_types(staging: Path, manifest: dict[str, Any], signer: Any) -
     return None
 
 
-# -- what the model takes, per column (row rules) ---------------------------------------------
-ROW_RULES_KIND = "row-rules"
-PROBE_ROWS = 5
-UNSEEN_MARKER = "__nbprod_unseen__"
-
-
-def apply_row_rules(session, live) -> dict[str, Any]:
-    """Probe what the model takes, give the live scorer the artifact's row rules (so parity
-    replay compares like with like) and record the warnings as checks of the session."""
-    from .core.profile import frame_profile
-    from .core.rows import ModelTakes
-
-    train = session.train
-    profile = frame_profile(train.X, hidden=set(train.pii))
-    live.profile = profile
-    live.hidden = frozenset(train.pii) | {c for c, p in profile.items() if p.get("hidden")}
-    rules = probe_row_rules(live, train.raw_sample())
-    live.takes = ModelTakes.from_manifest(rules)
-    for name in [n for n, c in session.checks.items() if c.kind == ROW_RULES_KIND]:
-        del session.checks[name]  # a re-packaged model is probed afresh
-    for check in row_rule_checks(rules, live.schema, profile):
-        session.record_check(check)
-    return rules
-
-
-def probe_row_rules(scorer, sample: pd.DataFrame) -> dict[str, Any]:
-    """What the model takes in each input column (the manifest's ``row_rules``).
-
-    On a few sample rows, each column in turn is set to a missing value, and text and category
-    columns to a value never seen in training; the rows go through conversion, the feature
-    function and the model as in production. The column "takes" the value when that succeeds
-    with finite outputs."""
-    base = sample.reset_index(drop=True).iloc[:PROBE_ROWS]
-    columns: dict[str, Any] = {}
-    for spec in scorer.schema.columns:
-        error = scorer.failure(base.assign(**{spec.name: None}))
-        entry: dict[str, Any] = {"takes_missing": error is None, "takes_unseen": None}
-        if error:
-            entry["missing_error"] = error
-        if spec.kind in ("string", "category"):
-            error = scorer.failure(base.assign(**{spec.name: _unseen_value(spec)}))
-            entry["takes_unseen"] = error is None
-            if error:
-                entry["unseen_error"] = error
-        columns[spec.name] = entry
-    return {"probed_rows": len(base), "columns": columns}
-
-
-def _unseen_value(spec) -> Any:
-    known = spec.categories or []
-    if known and all(isinstance(k, int | float) and not isinstance(k, bool) for k in known):
-        return max(known) + 1  # numeric categories: a number never seen
-    return UNSEEN_MARKER
-
-
-def row_rule_checks(rules: dict[str, Any], schema, profile: dict[str, Any]) -> list:
-    """Warnings, in words, for what will happen in production to rows the model cannot take."""
-    from .core.results import CheckResult
-
-    cols = rules["columns"]
-    out = []
-    missing = [s.name for s in schema.columns
-               if not s.nullable and cols.get(s.name, {}).get("takes_missing") is False]
-    if missing:
-        out.append(CheckResult(
-            name=f"{ROW_RULES_KIND}:missing", kind=ROW_RULES_KIND, status="warn",
-            message=(f"The model cannot take a missing value in {_listed(missing)}, which had none "
-                     "in training. In production a row with a missing value there is rejected: "
-                     "not scored, and listed in the issues file (rule 'missing'). To score such "
-                     "rows, impute in the feature function or the model's pipeline."),
-            value=len(missing),
-            details={"columns": missing,
-                     "errors": {c: cols[c].get("missing_error") for c in missing}}))
-    unseen = [s.name for s in schema.columns if cols.get(s.name, {}).get("takes_unseen") is False]
-    if unseen:
-        unlisted = [c for c in unseen if (profile.get(c) or {}).get("other_count")
-                    or (profile.get(c) or {}).get("hidden")]
-        note = (f" The training profile of {_listed(unlisted)} does not list every value, so "
-                "there such rows are found when the model fails on them (rule 'model-error')."
-                if unlisted else "")
-        out.append(CheckResult(
-            name=f"{ROW_RULES_KIND}:unseen-category", kind=ROW_RULES_KIND, status="warn",
-            message=(f"The model cannot encode a category unseen in training in {_listed(unseen)} "
-                     "(e.g. a OneHotEncoder with handle_unknown='error'). In production a row with "
-                     "a new category there is rejected: not scored, and listed in the issues file "
-                     "(rule 'unseen-category'). To score such rows, let the encoder ignore "
-                     f"unknown categories (handle_unknown='ignore').{note}"),
-            value=len(unseen),
-            details={"columns": unseen,
-                     "errors": {c: cols[c].get("unseen_error") for c in unseen}}))
-    return out
-
-
-def _listed(names: list[str], limit: int = 8) -> str:
-    shown = ", ".join(repr(n) for n in names[:limit])
-    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
-
-
 def mlflow_run(root: Path, manifest: dict[str, Any], digest: str) -> dict[str, str]:
-    from .tracking.model import log_package
+    from ..tracking.model import log_package
 
     return log_package(root, manifest, digest)
 
@@ -342,7 +240,7 @@ def _write_contents(root: Path, session, *, name: str, artifact_id: str, final_p
                     importance: dict[str, Any]) -> dict[str, Any]:
     import nbformat
 
-    from .tracking.model import write_mlmodel
+    from ..tracking.model import write_mlmodel
 
     train = session.train
     feats = session.require_features()
@@ -377,7 +275,7 @@ def _write_contents(root: Path, session, *, name: str, artifact_id: str, final_p
 
     nb = scoring_notebook(name=name, packaged_at=str(final_path), artifact_id=artifact_id)
     nbformat.write(nb, str(root / "score.ipynb"))
-    training = _store_training_notebook(session, root)
+    training = store_training_notebook(session, root)
     from .privacy import guard_model
     from .reference import REFERENCE_FILE, build
 
@@ -385,7 +283,7 @@ def _write_contents(root: Path, session, *, name: str, artifact_id: str, final_p
     guard_model(root / "model.skops", session, (reference["features"] or {}).get("pii") or {})
     (root / REFERENCE_FILE).write_text(dumps(reference, indent=1, default=_plain),
                                        encoding="utf-8")
-    write_mlmodel(root, _requirements(feats.code.source, cap.model))
+    write_mlmodel(root, requirements(feats.code.source, cap.model))
 
     classes = None
     if cap.task == "classification":
@@ -423,30 +321,9 @@ def _write_contents(root: Path, session, *, name: str, artifact_id: str, final_p
         "importance": importance,
         "reference": "reference.json",
         "training": training,
-        "provenance": _provenance(session),
-        "environment": _environment(),
+        "provenance": provenance(session),
+        "environment": environment(),
     }
-
-
-def _store_training_notebook(session, root: Path) -> dict[str, Any] | None:
-    """Copy the training notebook into the artifact (outputs cleared) so it can be re-run."""
-    src = session.notebook_path
-    if not src or not Path(src).is_file():
-        return None
-    import nbformat
-
-    from .retrain import TRAINING_NOTEBOOK, notebook_parameters
-
-    nb = nbformat.read(src, as_version=4)
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            cell.outputs = []
-            cell.execution_count = None
-    nb.metadata.pop("papermill", None)
-    nb.cells = [c for c in nb.cells if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
-    nbformat.write(nb, str(root / TRAINING_NOTEBOOK))
-    return {"notebook": TRAINING_NOTEBOOK, "source": str(src),
-            "parameters": notebook_parameters(root / TRAINING_NOTEBOOK)}
 
 
 def _write_sample(df: pd.DataFrame, path: Path) -> None:
@@ -478,51 +355,9 @@ def _argmax_matches_predict(session, live) -> bool:
     return bool(np.array_equal(pred, derived))
 
 
-def replay(root: Path, sample: pd.DataFrame, signer: Any = None) -> pd.DataFrame:
-    """Load the artifact at ``root`` in a fresh Python process and score ``sample`` there.
-
-    The replay trusts exactly the signer's public key (none when unsigned), whatever
-    ``NBPROD_TRUSTED_KEYS`` says: it checks parity, and the signature it just made.
-    """
-    from .core.signing import ENV
-    from .core.trust import AUTHENTIC_ENV
-
-    # the sample goes to a staging directory beside the artifact, not to /tmp: removed on the
-    # way out, and by the next package if this process is killed
-    scratch = StagingDir.create(root.parent, "nbprod-replay")
-    try:
-        tmp = scratch.path
-        src = Path(tmp) / "sample.pkl"
-        dst = Path(tmp) / "scored.pkl"
-        with open(src, "wb") as fh:
-            pickle.dump(sample, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        keys = []
-        if signer is not None:
-            from .core.signing import public_pem
-
-            keys = [str(Path(tmp) / "signer.pub.pem")]
-            Path(keys[0]).write_bytes(public_pem(signer))
-        env = {k: v for k, v in os.environ.items() if k not in (ENV, AUTHENTIC_ENV)}
-        proc = subprocess.run(
-            [sys.executable, "-m", "nbprod._replay", str(root), str(src), str(dst), *keys],
-            capture_output=True, text=True, timeout=REPLAY_TIMEOUT_S, env=env,
-        )
-        if proc.returncode != 0:
-            lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
-            last = lines[-1] if lines else f"exit code {proc.returncode}"
-            raise ParityError(
-                "Parity replay failed: the artifact could not score its snapshot sample in a "
-                f"fresh process: {last}"
-            )
-        with open(dst, "rb") as fh:
-            return pickle.load(fh)
-    finally:
-        scratch.remove()
-
-
 def _readable(root: Path) -> None:
     """mkdtemp makes a private (0700) directory; give the artifact the usual permissions."""
-    from .core.files import usual_mode
+    from ..core.files import usual_mode
 
     for p in [root, *root.rglob("*")]:
         p.chmod(usual_mode(p.is_dir()))
@@ -562,90 +397,6 @@ def _remove_left_by_killed_runs(path: Path) -> None:
         remove_stale(path.parent)
     if (path / mf.STAGING_MARKER).exists() and owner_gone(path):
         remove_tree(path)
-
-
-# -- provenance -------------------------------------------------------------------------
-def _default_name(session) -> str:
-    if session.notebook_path:
-        return Path(session.notebook_path).stem
-    return "model"
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:
-        return "unknown"
-
-
-def _provenance(session) -> dict[str, Any]:
-    where = Path(session.notebook_path).parent if session.notebook_path else Path.cwd()
-    return {
-        "notebook": session.notebook_path,
-        "working_directory": str(Path.cwd()),
-        "user": _user(),
-        "cells": session.cells,
-        "git": _git(where),
-    }
-
-
-def _git(where: Path) -> dict[str, Any] | None:
-    def git(*args: str) -> str | None:
-        try:
-            proc = subprocess.run(["git", "-C", str(where), *args], capture_output=True,
-                                  text=True, timeout=10)
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        return proc.stdout.strip() if proc.returncode == 0 else None
-
-    commit = git("rev-parse", "HEAD")
-    if not commit:
-        return None
-    return {"commit": commit, "dirty": bool(git("status", "--porcelain")),
-            "branch": git("rev-parse", "--abbrev-ref", "HEAD")}
-
-
-def _version(dist: str) -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(dist)
-    except PackageNotFoundError:
-        return None
-
-
-def _environment() -> dict[str, Any]:
-    import platform
-
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "nbprod": __version__,
-        "packages": {d: _version(d) for d in KEY_PACKAGES},
-    }
-
-
-def _requirements(feature_source: str, model: Any) -> list[str]:
-    """Pinned pip requirements: nbprod's scoring stack plus what the features and model import."""
-    import ast
-    from importlib.metadata import packages_distributions
-
-    dists = {"nbprod", "scikit-learn", "pandas", "numpy", "scipy", "skops", "pyarrow"}
-    top_level = {type(model).__module__.split(".")[0]}
-    for node in ast.walk(ast.parse(feature_source)):
-        if isinstance(node, ast.Import):
-            top_level |= {a.name.split(".")[0] for a in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            top_level.add(node.module.split(".")[0])
-    mapping = packages_distributions()
-    for mod in top_level:
-        dists.update(mapping.get(mod, []))
-    reqs = []
-    for d in sorted(dists, key=str.lower):
-        v = __version__ if d == "nbprod" else _version(d)
-        if v:
-            reqs.append(f"{d}=={v}")
-    return reqs
 
 
 def _plain(value: Any) -> Any:

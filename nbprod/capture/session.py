@@ -22,11 +22,11 @@ from typing import Any
 
 import pandas as pd
 
-from .core.feature_code import FeatureCode, capture
-from .core.model_store import check_estimator
-from .core.results import CheckResult
-from .core.snapshot import DEFAULT_SAMPLE_SIZE, Snapshot
-from .exceptions import CaptureError
+from ..core.feature_code import FeatureCode, capture
+from ..core.model_store import check_estimator
+from ..core.results import CheckResult
+from ..core.snapshot import DEFAULT_SAMPLE_SIZE, Snapshot
+from ..exceptions import CaptureError
 
 
 @dataclass
@@ -170,7 +170,7 @@ class Session:
         Options are the magic's flags with dashes as underscores, e.g.
         ``s.check("overfit", metric="roc_auc", max_gap=0.05)``.
         """
-        from . import checks
+        from .. import checks
 
         if kind not in checks.KINDS:
             import difflib
@@ -230,7 +230,7 @@ class Session:
 
     def live_scorer(self):
         """A :class:`~nbprod.scoring.Scorer` over the live notebook objects."""
-        from .core.scoring import Scorer
+        from ..core.scoring import Scorer
 
         train = self.train
         return Scorer(
@@ -248,11 +248,6 @@ class Session:
         from .package import package
 
         return package(self, path, **options)
-
-    def status(self):
-        from .status import Status
-
-        return Status(self)
 
 
 def _reconcile(pii: tuple[str, ...], not_pii: tuple[str, ...], other: Snapshot | None,
@@ -277,7 +272,7 @@ def warn_detected(snap: Snapshot, column: str, finding: Any) -> None:
     """The visible warning for a column hidden because it looks personal."""
     import warnings
 
-    from .exceptions import PersonalDataWarning
+    from ..exceptions import PersonalDataWarning
 
     warnings.warn(PersonalDataWarning(
         f"column {column!r} of the {snap.role} snapshot {finding.evidence}; it is pseudonymised "

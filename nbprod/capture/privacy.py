@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .checks.context import evaluation
-from .core.pii import file_carries, names_carrying, raw_values
-from .exceptions import PackagingError
+from ..checks.context import evaluation
+from ..core.pii import file_carries, names_carrying, raw_values
+from ..exceptions import PackagingError
 
 
 def guard_feature_names(session: Any) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .core.metrics import Metric, default_metric
+from ..core.metrics import Metric, default_metric
 
 MAX_ROWS = 5000
 REPEATS = 5
