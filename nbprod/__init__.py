@@ -23,11 +23,13 @@ if TYPE_CHECKING:
     from .capture.session import Session
     from .core.artifact import Artifact, verify
     from .explore import explore
+    from .lifecycle.feedback import apply as apply_feedback
     from .review import review
     from .tracking.resolve import load
 
 __all__ = [
     "Artifact",
+    "apply_feedback",
     "explore",
     "history",
     "load",
@@ -46,6 +48,7 @@ _LAZY = {
     "explore": ("explore", "explore"),
     "review": ("review", "review"),
     "history": ("tracking.runs", "history_of"),
+    "apply_feedback": ("lifecycle.feedback", "apply"),
     "_load_pyfunc": ("tracking.flavor", "load_pyfunc"),  # MLmodel's loader_module is nbprod
 }
 

@@ -36,7 +36,7 @@ def add_register(sub: Any) -> None:
 
 
 def run_retrain(args: argparse.Namespace) -> int:
-    from .retrain import parse_params, retrain
+    from .lifecycle.retrain import parse_params, retrain
 
     r = retrain(args.artifact, output=args.output, params=parse_params(args.param or []),
                 feedback=args.feedback, report=args.report, register=args.register)
@@ -60,7 +60,7 @@ def add_retrain(sub: Any) -> None:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    from .compare import compare
+    from .lifecycle.compare import compare
 
     c = compare(args.champion, args.challenger, args.data, labels=args.labels,
                 metric=args.metric, margin=args.margin, report=args.report,

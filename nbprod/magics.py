@@ -292,7 +292,7 @@ class NbprodMagics(Magics):
             raise
 
     def _package(self, args: argparse.Namespace) -> Any:
-        from .retrain import OUTPUT_ENV
+        from .lifecycle.retrain import OUTPUT_ENV
 
         if args.register and args.no_mlflow:
             raise UsageError("--register needs MLflow; drop --no-mlflow.")

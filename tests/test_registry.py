@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 import nbprod
-from nbprod.compare import compare
 from nbprod.exceptions import RegistryError
+from nbprod.lifecycle.compare import compare
 from nbprod.tracking import registry
 
 NAME = "registry-rules"

@@ -278,7 +278,7 @@ def test_text_ids_keep_their_leading_zeros_from_the_files(classifier, tmp_path):
 
 
 def test_feedback_relabels_training_rows_by_id_latest_decision_first(tmp_path):
-    from nbprod import feedback
+    from nbprod.lifecycle import feedback
 
     fb = tmp_path / "fb.parquet"
     pd.DataFrame({

@@ -516,7 +516,7 @@ def test_id_and_category_rules_on_other_dtypes():
 
 
 def test_compare_leaves_out_the_rows_a_model_rejects(kinds_art, tmp_path):
-    from nbprod.compare import compare
+    from nbprod.lifecycle.compare import compare
 
     bad = corrupt(kinds_art.batch, "plan", "gold", row=5)
     bad.to_csv(tmp_path / "data.csv", index=False)

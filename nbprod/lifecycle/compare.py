@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .core.tables import Html, table
-from .exceptions import NbprodUsageError
+from ..core.tables import Html, table
+from ..exceptions import NbprodUsageError
 
 TOP_DISAGREEMENTS = 20
 
@@ -62,10 +62,10 @@ def _label(art: Any, role: str) -> str:
 def compare(champion: str | Path, challenger: str | Path, data: str | Path, *,
             labels: str | Path | None = None, metric: str | None = None, margin: float = 0.0,
             report: str | Path | None = None, record: bool = True) -> Comparison:
-    from .core.dataio import read_frame
-    from .core.metrics import default_metric, resolve
-    from .monitoring.batch import measure_drift
-    from .tracking.resolve import load
+    from ..core.dataio import read_frame
+    from ..core.metrics import default_metric, resolve
+    from ..monitoring.batch import measure_drift
+    from ..tracking.resolve import load
 
     champ, chal = load(champion), load(challenger)
     if champ.task != chal.task:
@@ -94,7 +94,7 @@ def compare(champion: str | Path, challenger: str | Path, data: str | Path, *,
     order = np.argsort(-gap, kind="stable")[:TOP_DISAGREEMENTS]
     top = pd.DataFrame({"champion": pa["prediction"].to_numpy()[order],
                         "challenger": pb["prediction"].to_numpy()[order], "difference": gap[order]})
-    from .core.pii import columns_of
+    from ..core.pii import columns_of
 
     if champ.id_column and champ.id_column in columns_of(champ) | columns_of(chal):
         top.insert(0, "row", order)  # personal ids are never quoted: row numbers instead
@@ -111,7 +111,7 @@ def compare(champion: str | Path, challenger: str | Path, data: str | Path, *,
 
     # metrics side by side
     if labels is not None:
-        from .monitoring.performance import align_labels, coerce_labels, precomputed
+        from ..monitoring.performance import align_labels, coerce_labels, precomputed
 
         lab = read_frame(labels, what="labels")
         n_classes = len(champ.classes or []) or None
@@ -148,9 +148,9 @@ def compare(champion: str | Path, challenger: str | Path, data: str | Path, *,
 
 def _record(result: Comparison) -> dict[str, Any]:
     """Log the comparison to MLflow; tag the challenger's registry version when it has one."""
-    from .tracking.registry import champion_version, find_version
-    from .tracking.store import client as store_client
-    from .tracking.store import get_or_create_experiment
+    from ..tracking.registry import champion_version, find_version
+    from ..tracking.store import client as store_client
+    from ..tracking.store import get_or_create_experiment
 
     client = store_client()
     name = result.challenger.name
@@ -166,7 +166,7 @@ def _record(result: Comparison) -> dict[str, Any]:
     client.log_metric(run.info.run_id, "agreement", result.agreement)
     if result.gain is not None:
         client.log_metric(run.info.run_id, "gain", result.gain)
-    from .core.files import finite
+    from ..core.files import finite
 
     client.log_dict(run.info.run_id,
                     finite({k: v for k, v in result.to_dict().items() if k != "recorded"}),
@@ -204,7 +204,7 @@ def _sections(result: Comparison) -> list[Html]:
                      f"(margin {result.margin:g})." if result.gain is not None else "",
              "inconclusive": "No labels were given, so there is no winner; agreement and drift "
                              "are shown below."}[result.verdict]
-    from .core.tables import badge
+    from ..core.tables import badge
 
     status = {"win": "pass", "lose": "fail", "inconclusive": "skip"}[result.verdict]
     out = [Html(f"<h2>Champion vs challenger: {badge(status)} {html.escape(result.verdict)}</h2>"

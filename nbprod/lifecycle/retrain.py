@@ -18,9 +18,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from .capture.training import notebook_parameters
-from .core import manifest as mf
-from .exceptions import NbprodUsageError, NotebookError, RetrainError
+from ..capture.training import notebook_parameters
+from ..core import manifest as mf
+from ..exceptions import NbprodUsageError, NotebookError, RetrainError
 
 OUTPUT_ENV = "NBPROD_RETRAIN_OUTPUT"
 NOTEBOOK_ENV = "NBPROD_NOTEBOOK"
@@ -47,8 +47,8 @@ def parse_params(items: list[str]) -> dict[str, Any]:
 def retrain(artifact: str | Path, *, output: str | Path, params: dict[str, Any] | None = None,
             feedback: str | Path | None = None, report: str | Path | None = None,
             register: bool = False) -> dict[str, Any]:
-    from .core import trust
-    from .jobs.kernel import run_notebook
+    from ..core import trust
+    from ..jobs.kernel import run_notebook
 
     root = Path(artifact).absolute()
     check = trust.verify(root)  # the training notebook runs: verify (and NBPROD_TRUSTED_KEYS)
@@ -108,7 +108,7 @@ def retrain(artifact: str | Path, *, output: str | Path, params: dict[str, Any] 
     result: dict[str, Any] = {"artifact": str(out), "notebook": str(executed),
                               "parameters": params}
     if register:
-        from .tracking.registry import register as reg
+        from ..tracking.registry import register as reg
 
         result["registry"] = reg(out)
     return result
