@@ -10,7 +10,9 @@ In Python::
     art = nbprod.load("artifacts/churn")
     predictions = art.score(df)
 
-Importing nbprod is cheap: pandas, scikit-learn, MLflow and papermill load when used.
+The names below are nbprod's public entry points; they do not move when the modules behind them
+do (``docs/architecture.md``). Importing nbprod is cheap: pandas, scikit-learn, MLflow and
+papermill load when used.
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ from ._version import __version__
 if TYPE_CHECKING:
     from .capture.session import Session
     from .core.artifact import Artifact, verify
-    from .explore import explore
+    from .jupyter.explore import explore
+    from .jupyter.review import review
+    from .jupyter.scoring_job import scoring_job
     from .lifecycle.feedback import apply as apply_feedback
-    from .review import review
     from .tracking.resolve import load
+    from .tracking.runs import history_of as history
 
 __all__ = [
     "Artifact",
@@ -35,21 +39,24 @@ __all__ = [
     "load",
     "load_ipython_extension",
     "review",
+    "scoring_job",
     "Session",
     "verify",
     "__version__",
 ]
 
+# public name -> (module under nbprod, attribute), imported on first use
 _LAZY = {
     "Artifact": ("core.artifact", "Artifact"),
     "load": ("tracking.resolve", "load"),
     "verify": ("core.artifact", "verify"),
     "Session": ("capture.session", "Session"),
-    "explore": ("explore", "explore"),
-    "review": ("review", "review"),
+    "explore": ("jupyter.explore", "explore"),
+    "review": ("jupyter.review", "review"),
+    "scoring_job": ("jupyter.scoring_job", "scoring_job"),  # what every score.ipynb calls
     "history": ("tracking.runs", "history_of"),
-    "apply_feedback": ("lifecycle.feedback", "apply"),
-    "_load_pyfunc": ("tracking.flavor", "load_pyfunc"),  # MLmodel's loader_module is nbprod
+    "apply_feedback": ("lifecycle.feedback", "apply"),  # what training notebooks call
+    "_load_pyfunc": ("tracking.flavor", "load_pyfunc"),  # MLflow's: MLmodel names nbprod
 }
 
 
@@ -66,7 +73,7 @@ def __getattr__(name: str) -> Any:
 
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext nbprod``: register the ``%nbprod`` line and cell magics."""
-    from .magics import NbprodMagics
+    from .jupyter.magics import NbprodMagics
 
     ipython.register_magics(NbprodMagics(ipython))
 

@@ -122,7 +122,7 @@ def run_score(args: argparse.Namespace) -> int:
         result = json.loads(summary.read_text())
         status = result["status"]
         if args.html:
-            from .html_export import write_html
+            from .jupyter.html_export import write_html
 
             write_html(report, staged.path("--html"))
         run_id = (result.get("tracking") or {}).get("run_id")
@@ -356,7 +356,7 @@ def add_inspect(sub: Any) -> None:
 
 # -- report ---------------------------------------------------------------------------------
 def run_report(args: argparse.Namespace) -> int:
-    from .html_export import write_html
+    from .jupyter.html_export import write_html
 
     if not args.html:
         raise NbprodUsageError("nbprod report: say what to write, e.g. --html [-o FILE].")

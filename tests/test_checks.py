@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from IPython.core.error import UsageError
 
-from nbprod.display import CHECK_MIME
+from nbprod.jupyter.display import CHECK_MIME
 
 from .conftest import run
 
@@ -145,7 +145,7 @@ def test_model_no_better_than_dummy_fails_baseline(shell, cancer):
 def test_results_display_as_json_bundle_and_html(shell, cancer):
     train, valid = _cancer(cancer)
     _setup(shell, train, valid, LOGREG)
-    from nbprod.display import ResultsView
+    from nbprod.jupyter.display import ResultsView
 
     view = ResultsView(_session(shell).check("metric", metric="roc_auc", min=0.9))
     bundle = view._repr_mimebundle_()
@@ -291,7 +291,7 @@ def test_scoring_run_counts_out_of_bounds_and_shows_the_override(shell, diabetes
     assert checks["input:out-of-range"]["details"]["columns"]["age"]["above"] == 1
     assert summary["status"] == "alert"
     assert summary["artifact"]["override"]["checks"] == ["metric:r2"]
-    from nbprod.report import verdict
+    from nbprod.jupyter.report import verdict
 
     assert "Packaged past failed checks" in verdict(result)._repr_html_()
     out = __import__("pandas").read_csv(in_tmp / "out.csv")

@@ -7,7 +7,7 @@ import json
 import pytest
 from IPython.core.error import UsageError
 
-from nbprod.status import Status
+from nbprod.jupyter.status import Status
 
 from .conftest import run
 from .keys import keypair

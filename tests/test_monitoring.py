@@ -97,7 +97,7 @@ def test_drifted_batch_with_degraded_labels_alerts_and_recommends_retraining(art
     assert s["retrain"]["recommended"] is True
     assert any("performance:roc_auc" in r for r in s["retrain"]["reasons"])
     assert s["drift"]["predictions"]["drifted"] is True
-    from nbprod.report import verdict
+    from nbprod.jupyter.report import verdict
 
     assert "Retraining is recommended" in verdict(run)._repr_html_()
 
@@ -144,7 +144,7 @@ def test_cli_exit_3_html_report_and_history(artifact, tmp_path):
 
     page = html.read_text()
     assert not re.search(r"https?://", page)  # self-contained: nothing to fetch
-    assert "nbrun.execute(" not in page and "report.drift_table(run)" not in page  # code hidden
+    assert "nbprod.scoring_job(" not in page and 'job.show("drift")' not in page  # code hidden
     assert page.count("<svg") >= 2 and "<rect" in page  # figures embedded as inline SVG
     assert "Verdict:" in page and page.index("Verdict:") < page.index("Data drift")
     assert html.stat().st_size < 3_000_000

@@ -13,7 +13,7 @@ import pytest
 import nbprod
 from nbprod.exceptions import InputError, NbprodUsageError
 from nbprod.jobs import run as nbrun
-from nbprod.review import Decision, append_feedback, read_feedback
+from nbprod.jupyter.review import Decision, append_feedback, read_feedback
 
 
 def churn(n: int, seed: int, shift: float = 0.0, flip: float = 0.0) -> pd.DataFrame:
@@ -242,7 +242,7 @@ def test_review_needs_something_to_review():
     with pytest.raises(NbprodUsageError, match="predictions= with artifact="):
         nbprod.review()
     with pytest.raises(NbprodUsageError, match="min_confidence"):
-        from nbprod.review import select
+        from nbprod.jupyter.review import select
 
         select(pd.DataFrame({"prediction": [1]}), task="classification", classes=[0, 1],
                ids=pd.Series(["a"]), min_confidence=2)

@@ -427,7 +427,7 @@ def test_execute_writes_issues_and_counts_and_the_review_queue_shows_flagged_row
     preds = pd.read_parquet(tmp_path / "preds.parquet")
     assert preds["account"].tolist() == bad["account"].drop(index=[1, 6]).tolist()
     # the report lists the first issues
-    from nbprod import report
+    from nbprod.jupyter import report
 
     html = report.checks_table(run).html
     assert "Row issues" in html and "gold" in html

@@ -1,7 +1,10 @@
 """Generation of the artifact's papermill scoring notebook, ``score.ipynb``.
 
 The notebook is the report: verdict first, then input checks, drift, predictions, performance,
-history and details. Code cells are tagged ``remove-input`` so the HTML report hides them.
+history and details. Code cells are tagged ``remove-input`` so the HTML report hides them. Its
+code makes one call into nbprod, ``nbprod.scoring_job(...)``, a public name that does not move,
+then shows the report section by section (``job.show("drift")``): a notebook in the field never
+names nbprod's modules.
 """
 
 from __future__ import annotations
@@ -9,6 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 HIDE = ["remove-input", "hide-input"]
+# the report sections, in order, after the verdict (nbprod.scoring_job's ScoringJob.show knows them)
+SECTIONS = ("checks", "drift", "drift-plots", "predictions", "performance", "history", "details")
 
 PARAMETERS = """\
 # Parameters: papermill -p NAME VALUE overrides any of these.
@@ -28,44 +33,30 @@ def scoring_notebook(*, name: str, packaged_at: str, artifact_id: str) -> Any:
     """A notebook whose ``parameters`` cell papermill fills; the code cells hide in HTML."""
     import nbformat.v4 as nbf
 
-    start = "\n".join([
-        "# MLflow starts in a helper process now, in parallel with loading and scoring.",
-        "from nbprod.tracking import RunLogger",
-        "",
-        f"logger = RunLogger({name!r}, {artifact_id!r}) if log_to_mlflow else None",
-    ])
     run_code = "\n".join([
-        "import nbprod.report as report",
-        "import nbprod.run",
+        "import nbprod",
         "",
-        "run = nbprod.run.execute(",
+        "job = nbprod.scoring_job(",
         "    input_path=input_path,",
         "    output_path=output_path,",
         "    labels_path=labels_path,",
         "    summary_path=summary_path,",
         "    artifact_path=artifact_path,",
-        f"    packaged_at={packaged_at!r},",
-        f"    artifact_id={artifact_id!r},",
         "    drift_runs=drift_runs,",
         "    log_to_mlflow=log_to_mlflow,",
-        "    logger=logger,",
         "    issues_path=issues_path,",
         "    max_rejected=max_rejected,",
+        f"    name={name!r},",
+        f"    packaged_at={packaged_at!r},",
+        f"    artifact_id={artifact_id!r},",
         ")",
-        "report.verdict(run)",
+        'job.show("verdict")',
     ])
     code = [
         nbf.new_code_cell(PARAMETERS, metadata={"tags": ["parameters", *HIDE]}),
-        nbf.new_code_cell(start, metadata={"tags": HIDE}),
         nbf.new_code_cell(run_code, metadata={"tags": HIDE}),
-        nbf.new_code_cell("report.checks_table(run)", metadata={"tags": HIDE}),
-        nbf.new_code_cell("report.drift_table(run)", metadata={"tags": HIDE}),
-        nbf.new_code_cell("report.drift_plots(run)", metadata={"tags": HIDE}),
-        nbf.new_code_cell("report.predictions(run)", metadata={"tags": HIDE}),
-        nbf.new_code_cell("report.performance(run)", metadata={"tags": HIDE}),
-        nbf.new_code_cell("report.history(run)", metadata={"tags": HIDE}),
-        nbf.new_code_cell("report.details(run)", metadata={"tags": HIDE}),
-        nbf.new_code_cell("run.raise_if_alert(raise_on_alert)", metadata={"tags": HIDE}),
+        *(nbf.new_code_cell(f'job.show("{section}")', metadata={"tags": HIDE}) for section in SECTIONS),
+        nbf.new_code_cell("job.raise_if_alert(raise_on_alert)", metadata={"tags": HIDE}),
     ]
     intro = nbf.new_markdown_cell(
         f"# Scoring report: {name}\n\n"

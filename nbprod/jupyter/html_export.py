@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .exceptions import InputError, NbprodError
+from ..exceptions import InputError, NbprodError
 
 _SCRIPT = re.compile(r"<script\b[^>]*>.*?</script>", re.I | re.S)
 _STYLE = re.compile(r"(<style\b[^>]*>)(.*?)(</style>)", re.I | re.S)
@@ -54,7 +54,7 @@ def to_html(notebook: str | Path) -> str:
 
 
 def write_html(notebook: str | Path, output: str | Path | None = None) -> Path:
-    from .core.files import atomic_path
+    from ..core.files import atomic_path
 
     out = Path(output) if output else Path(notebook).with_suffix(".html")
     body = to_html(notebook)

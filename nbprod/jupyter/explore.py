@@ -2,7 +2,8 @@
 
 ``nbprod.explore(source)`` works on whatever a scoring run leaves behind:
 
-- a :class:`~nbprod.run.ScoringRun` (what ``nbprod.run.execute`` returns);
+- a scoring run: the ``job`` of a scoring notebook (``nbprod.scoring_job``), or the
+  :class:`~nbprod.jobs.run.ScoringRun` that :func:`nbprod.jobs.run.execute` returns;
 - its summary: a dict, or the path of the summary JSON;
 - the executed report notebook (papermill's output). The summary is read from the
   ``summary_path`` parameter when that file still exists; otherwise the batch is binned again
@@ -25,13 +26,11 @@ import base64
 import difflib
 import html
 import json
-import sys
-import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .exceptions import IntegrityError, NbprodUsageError
+from ..exceptions import IntegrityError, NbprodUsageError
 
 GROUPS = {"inputs": "input column", "predictions": "model output"}
 MAX_CATEGORIES = 12
@@ -53,8 +52,11 @@ class RunRecord:
 
 def locate(source: Any, *, artifact: str | Path | None = None) -> RunRecord:
     """Resolve a ScoringRun, a summary (dict or JSON path) or a report notebook path."""
-    from .jobs.run import ScoringRun
+    from ..jobs.run import ScoringRun
+    from .scoring_job import ScoringJob
 
+    if isinstance(source, ScoringJob):  # what the scoring notebook calls `job`
+        source = source.run
     if isinstance(source, ScoringRun):
         s = source.summary()
         return RunRecord(s, Path(artifact) if artifact else source.artifact.root, s["input"],
@@ -123,8 +125,8 @@ def _from_notebook(path: Path, artifact: Any) -> RunRecord:
         tags = cell.metadata.get("tags", [])
         if "parameters" in tags or "injected-parameters" in tags:
             params.update(_literals(cell.source))
-        elif "nbprod.run.execute(" in cell.source:
-            call = _literals(cell.source)
+        elif "nbprod.scoring_job(" in cell.source or "nbprod.run.execute(" in cell.source:
+            call = _literals(cell.source)  # the call of this layout, or of notebooks before it
     params.update(nb.metadata.get("papermill", {}).get("parameters") or {})
 
     def where(p: Any) -> str | None:  # relative paths: the working directory, else the notebook's
@@ -141,7 +143,7 @@ def _from_notebook(path: Path, artifact: Any) -> RunRecord:
     if root is None and summary is not None:
         root = summary["artifact"]["path"]
     if root is None:
-        from .jobs.run import locate_artifact
+        from ..jobs.run import locate_artifact
 
         root = locate_artifact(None, call.get("packaged_at"), nb.metadata["nbprod"].get("artifact_id"))
     return RunRecord(summary, Path(root), where(params.get("input_path")),
@@ -152,8 +154,8 @@ def _from_notebook(path: Path, artifact: Any) -> RunRecord:
 def open_artifact(record: RunRecord) -> Any:
     """The run's artifact, read (not loaded: no model is deserialised) and checked to be the one
     that scored the batch."""
-    from .core import manifest as mf
-    from .core.artifact import Artifact
+    from ..core import manifest as mf
+    from ..core.artifact import Artifact
 
     if record.run is not None and record.artifact_root == record.run.artifact.root:
         return record.run.artifact
@@ -260,7 +262,7 @@ class Explorer:
                         reference_label=self.reference_label, current_label=self.current_label)
 
     def column_html(self, column: str | tuple[str, str] | None = None, *, image: bool = True) -> str:
-        from .core.tables import badge, table
+        from ..core.tables import badge, table
 
         d = self.details(column)
         state = "skip" if d["drifted"] is None else ("fail" if d["drifted"] else "pass")
@@ -304,7 +306,7 @@ class Explorer:
         return rows
 
     def overview_html(self) -> str:
-        from .core.tables import table
+        from ..core.tables import table
 
         cols = ["column", "kind", "drifted", "why", "importance", "PSI", "Wasserstein/σ",
                 "null rate Δ", "new categories"]
@@ -339,7 +341,7 @@ class Explorer:
 # -- building explorers ------------------------------------------------------------------------
 def from_record(record: RunRecord) -> Explorer:
     """An explorer over a scoring run's batch against the artifact's reference."""
-    from .monitoring import drift as dr
+    from ..monitoring import drift as dr
 
     art = open_artifact(record)
     ref_inputs = art.snapshot("train")["profile"]
@@ -369,10 +371,10 @@ def from_record(record: RunRecord) -> Explorer:
 
 
 def _profiles_from_files(record: RunRecord, art: Any, ref_in: dict, ref_out: dict) -> dict[str, Any]:
-    from .core.dataio import read_frame
-    from .core.schema import conform
-    from .monitoring import drift as dr
-    from .monitoring.batch import shareable_profiles
+    from ..core.dataio import read_frame
+    from ..core.schema import conform
+    from ..monitoring import drift as dr
+    from ..monitoring.batch import shareable_profiles
 
     if not record.input_path or not Path(record.input_path).is_file():
         raise NbprodUsageError(
@@ -389,8 +391,8 @@ def _profiles_from_files(record: RunRecord, art: Any, ref_in: dict, ref_out: dic
 
 def from_session(session: Any) -> Explorer:
     """Training versus validation snapshot of a capture session (the dashboard's Drift tab)."""
-    from .monitoring import drift as dr
-    from .monitoring.batch import shareable_profiles
+    from ..monitoring import drift as dr
+    from ..monitoring.batch import shareable_profiles
 
     train, valid = session.train, session.valid
     ref = snapshot_profile(train)
@@ -411,7 +413,7 @@ _PROFILE_CACHE: dict[tuple[str, tuple[str, ...]], dict[str, Any]] = {}
 
 def snapshot_profile(snap: Any) -> dict[str, Any]:
     """The snapshot's reference profile (as packaging computes it), cached by fingerprint."""
-    from .core.profile import frame_profile
+    from ..core.profile import frame_profile
 
     key = (snap.fingerprint, tuple(snap.pii))
     if key not in _PROFILE_CACHE:
@@ -549,14 +551,3 @@ def plot_png(title: str, labels: list[Any], ref: list[float], cur: list[float] |
     fig.savefig(buf, format="png", dpi=72)
     plt.close(fig)
     return buf.getvalue()
-
-
-class _CallableModule(types.ModuleType):
-    """``nbprod.explore`` names both this module and its function :func:`explore` (importing the
-    module puts the module on the package): calling either explores."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Explorer:
-        return explore(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

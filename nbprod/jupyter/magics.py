@@ -15,7 +15,7 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 
-from .exceptions import NbprodError
+from ..exceptions import NbprodError
 
 CELL_COMMANDS = {"features", "model"}
 CHECK_KINDS = ("overfit", "metric", "cv", "baseline", "data", "bounds")
@@ -204,7 +204,7 @@ class NbprodMagics(Magics):
     def session(self) -> Any:
         """The :class:`~nbprod.capture.Session` behind this shell's magics (made on first use)."""
         if self._session is None:
-            from .capture.session import Session
+            from ..capture.session import Session
 
             self._session = Session()
         return self._session
@@ -292,7 +292,7 @@ class NbprodMagics(Magics):
             raise
 
     def _package(self, args: argparse.Namespace) -> Any:
-        from .lifecycle.retrain import OUTPUT_ENV
+        from ..lifecycle.retrain import OUTPUT_ENV
 
         if args.register and args.no_mlflow:
             raise UsageError("--register needs MLflow; drop --no-mlflow.")
@@ -306,7 +306,7 @@ class NbprodMagics(Magics):
             sign=args.sign,
         )
         if args.register:
-            from .tracking.registry import register
+            from ..tracking.registry import register
 
             result.registry = register(result.path)
         self._display(result)
@@ -321,7 +321,7 @@ class NbprodMagics(Magics):
         self._display(ResultsView(results, title=f"nbprod check {args.kind}"))
 
     def _do_status(self, args: argparse.Namespace) -> None:
-        from .widgets import status_view
+        from .status import status_view
 
         self._display(status_view(self.session, mode=args.mode, shell=self.shell))
 
@@ -354,7 +354,7 @@ class NbprodMagics(Magics):
         import sys
         import warnings
 
-        from .exceptions import PersonalDataWarning
+        from ..exceptions import PersonalDataWarning
 
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", PersonalDataWarning)

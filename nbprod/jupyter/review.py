@@ -45,8 +45,6 @@ import getpass
 import html
 import math
 import os
-import sys
-import types
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -56,8 +54,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .core.files import atomic_path
-from .exceptions import InputError, NbprodUsageError
+from ..core.files import atomic_path
+from ..exceptions import InputError, NbprodUsageError
 
 FEEDBACK_COLUMNS = ("id", "label", "reviewer", "time", "note", "decision", "prediction",
                     "reasons", "artifact_id")
@@ -290,7 +288,7 @@ class ReviewQueue:
 
     # -- display -----------------------------------------------------------------------------
     def html(self) -> str:
-        from .core.tables import table
+        from ..core.tables import table
 
         shown = self.items.head(SHOWN)
         rows = [{"id": r.id, "status": self.status(r.id), "why": r.why, "prediction": r.prediction,
@@ -411,7 +409,7 @@ def review(source: Any = None, *, predictions: str | Path | pd.DataFrame | None 
     ``issues`` is the run's issues file (or its table); by default the run's own, or the file
     beside the predictions, when it exists: its flagged rows join the queue.
     """
-    from .core.dataio import read_frame
+    from ..core.dataio import read_frame
 
     run = None
     record = None
@@ -434,7 +432,7 @@ def review(source: Any = None, *, predictions: str | Path | pd.DataFrame | None 
         raise NbprodUsageError("nbprod.review needs a scoring run, summary or report, or "
                                "predictions= with artifact=.")
 
-    from .core.schema import Schema
+    from ..core.schema import Schema
 
     reading = Schema.from_list(art.snapshot("train")["schema"])  # text ids stay text (00042)
 
@@ -467,7 +465,7 @@ def review(source: Any = None, *, predictions: str | Path | pd.DataFrame | None 
         if "out_of_bounds" in outputs.columns:
             oob = outputs["out_of_bounds"].astype("object").map(lambda v: str(v).lower() in ("true", "1")).to_numpy(bool)
         elif art.manifest.get("bounds"):
-            from .core.bounds import violations
+            from ..core.bounds import violations
 
             oob = violations(outputs, art.manifest["bounds"])
     id_column = art.id_column
@@ -485,7 +483,7 @@ def review(source: Any = None, *, predictions: str | Path | pd.DataFrame | None 
     if inputs_df is not None:
         inputs_df = _align(inputs_df.reset_index(drop=True), outputs, id_column)
     if inputs_df is not None:  # personal inputs are not shown to reviewers
-        from .core.pii import HIDDEN, columns_of
+        from ..core.pii import HIDDEN, columns_of
 
         hidden = [c for c in inputs_df.columns if c in columns_of(art)]
         if hidden:
@@ -494,7 +492,7 @@ def review(source: Any = None, *, predictions: str | Path | pd.DataFrame | None 
         run.labels_path if run is not None else (record.labels_path if record else None))
     y = None
     if labels_path is not None:
-        from .monitoring.performance import align_labels
+        from ..monitoring.performance import align_labels
 
         y = align_labels(art, outputs, frame(labels_path, "labels")).reset_index(drop=True)
     criteria = {"min_confidence": min_confidence, "error_quantile": error_quantile,
@@ -508,7 +506,7 @@ def review(source: Any = None, *, predictions: str | Path | pd.DataFrame | None 
 
 def _issues_file(predictions: Any, record: Any) -> Path | None:
     """The issues file of the run: named by its summary, or beside the predictions."""
-    from .core.rows import default_issues_path
+    from ..core.rows import default_issues_path
 
     named = (record.summary or {}).get("issues_path") if record is not None else None
     if named and Path(named).is_file():
@@ -526,7 +524,7 @@ def read_issues(source: str | Path | pd.DataFrame) -> pd.DataFrame:
     header only, which gives an empty table."""
     if isinstance(source, pd.DataFrame):
         return source
-    from .core.dataio import file_format
+    from ..core.dataio import file_format
 
     p = Path(source)
     if not p.is_file():
@@ -574,7 +572,7 @@ def input_flags(outputs: pd.DataFrame, issues: pd.DataFrame, id_column: str | No
     if rows_in is None or rows_in == total:
         kept = np.array([p for p in range(total) if p not in rejected], dtype="int64")
         return _flags_by_position(issues, kept)
-    from .core.rows import issue_id_column
+    from ..core.rows import issue_id_column
 
     idc = issue_id_column(id_column)
     if not (idc and idc in issues.columns and id_column in outputs.columns):
@@ -593,14 +591,3 @@ def _align(inputs: pd.DataFrame, outputs: pd.DataFrame, id_column: str | None) -
         out = keyed.reindex(outputs[id_column].map(id_text).to_numpy()).reset_index(drop=True)
         return out.drop(columns=[id_column])
     return inputs if len(inputs) == len(outputs) else None
-
-
-class _CallableModule(types.ModuleType):
-    """``nbprod.review`` names both this module and its function :func:`review` (importing the
-    module puts the module on the package): calling either builds a queue."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> ReviewQueue:
-        return review(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

@@ -9,8 +9,8 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from .core.results import CheckResult, worst
-from .core.tables import badge
+from ..core.results import CheckResult, worst
+from ..core.tables import badge
 
 CHECK_MIME = "application/vnd.nbprod.check+json"
 def _value(v: Any) -> str:
