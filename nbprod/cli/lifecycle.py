@@ -1,4 +1,4 @@
-"""Lifecycle subcommands of the ``nbprod`` CLI: register, retrain, compare, approve, promote."""
+"""The model's lifecycle: ``nbprod register``, ``retrain``, ``compare``, ``approve`` and ``promote``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import getpass
 from typing import Any
 
-EXIT_OK, EXIT_ERROR = 0, 1
+from .base import EXIT_OK
 
 
 def _user() -> str:
@@ -17,7 +17,7 @@ def _user() -> str:
 
 
 def run_register(args: argparse.Namespace) -> int:
-    from .tracking.registry import register
+    from ..tracking.registry import register
 
     r = register(args.artifact, require_approval=True if args.require_approval else None)
     verb = "registered" if r["created"] else "already registered as"
@@ -36,7 +36,7 @@ def add_register(sub: Any) -> None:
 
 
 def run_retrain(args: argparse.Namespace) -> int:
-    from .lifecycle.retrain import parse_params, retrain
+    from ..lifecycle.retrain import parse_params, retrain
 
     r = retrain(args.artifact, output=args.output, params=parse_params(args.param or []),
                 feedback=args.feedback, report=args.report, register=args.register)
@@ -60,13 +60,13 @@ def add_retrain(sub: Any) -> None:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    from .lifecycle.compare import compare
+    from ..lifecycle.compare import compare
 
     c = compare(args.champion, args.challenger, args.data, labels=args.labels,
                 metric=args.metric, margin=args.margin, report=args.report,
                 record=not args.no_mlflow)
     if args.json:
-        from .core.files import dumps
+        from ..core.files import dumps
 
         print(dumps(c.to_dict(), indent=2, default=str))
         return EXIT_OK
@@ -100,7 +100,7 @@ def add_compare(sub: Any) -> None:
 
 
 def run_approve(args: argparse.Namespace) -> int:
-    from .tracking.registry import approve
+    from ..tracking.registry import approve
 
     r = approve(args.target, by=args.by, note=args.note or "")
     print(f"nbprod: {r['name']} version {r['version']} approved by {r['approved_by']}")
@@ -116,7 +116,7 @@ def add_approve(sub: Any) -> None:
 
 
 def run_promote(args: argparse.Namespace) -> int:
-    from .tracking.registry import promote
+    from ..tracking.registry import promote
 
     r = promote(args.target, by=args.by or _user(), reason=args.reason or "", force=args.force)
     forced = " (FORCED past: " + "; ".join(r["overridden"]) + ")" if r["forced"] else ""
