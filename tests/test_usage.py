@@ -1,4 +1,4 @@
-"""Paths and flags of a scoring run, refused before any work (``nbprod.usage``).
+"""Paths and flags of a scoring run, refused before any work (``nbprod.jobs.usage``).
 
 Every refusal here is a usage error: exit 2, one line naming the flag and the path as the user
 typed it, and nothing written (no output, no staging directory, no temporary file). Most cases

@@ -1,6 +1,6 @@
 """Packaging refuses an artifact that would store personal data raw.
 
-The snapshots hide their personal columns (:mod:`nbprod.pii`); these guards look at what the
+The snapshots hide their personal columns (:mod:`nbprod.core.pii`); these guards look at what the
 model made of them: feature names made of personal values (one-hot encoding), and a model file
 that keeps raw personal values (an encoder fitted on a personal column the features passed
 through).

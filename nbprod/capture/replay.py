@@ -79,7 +79,7 @@ def main(argv: list[str]) -> int:
 
 def load_staging(root: str, keys: list[str]):
     """Load the artifact that packaging is assembling at ``root``, as ``nbprod.load`` would,
-    except that its staging marker is allowed: ``nbprod.manifest.staging_problem`` makes
+    except that its staging marker is allowed: ``nbprod.core.manifest.staging_problem`` makes
     every other loader refuse it until this replay has passed. ``keys``: the signer's public
     key when packaging signs."""
     from pathlib import Path

@@ -88,7 +88,7 @@ class Session:
     ) -> Snapshot:
         """Record ``df`` as the ``train`` or ``valid`` snapshot.
 
-        Columns that look personal (see :mod:`nbprod.pii`) and are not declared in ``pii`` are
+        Columns that look personal (see :mod:`nbprod.core.pii`) and are not declared in ``pii`` are
         hidden like declared ones, with a :class:`~nbprod.exceptions.PersonalDataWarning` naming the
         column and the evidence; ``not_pii`` says a column is not personal. Declarations and
         findings hold for both snapshots: what one hides, the other hides too.
@@ -229,7 +229,7 @@ class Session:
         return self.model_capture
 
     def live_scorer(self):
-        """A :class:`~nbprod.scoring.Scorer` over the live notebook objects."""
+        """A :class:`~nbprod.core.scoring.Scorer` over the live notebook objects."""
         from ..core.scoring import Scorer
 
         train = self.train
@@ -244,7 +244,7 @@ class Session:
         )
 
     def package(self, path: str | Path, **options: Any):
-        """Write the artifact; see :func:`nbprod.package.package` for the options."""
+        """Write the artifact; see :func:`nbprod.capture.package.package` for the options."""
         from .package import package
 
         return package(self, path, **options)

@@ -29,7 +29,7 @@ def _share(text: str) -> float:
 # -- score ----------------------------------------------------------------------------------
 def score_outputs(args: argparse.Namespace) -> dict[str, str | None]:
     """What ``nbprod score`` writes, flag -> path as typed. Each is checked before any work
-    (:func:`nbprod.usage.check_outputs`, in this order, so a problem names the flag the user
+    (:func:`nbprod.jobs.usage.check_outputs`, in this order, so a problem names the flag the user
     typed before a derived default), written into staging beside its final path and published
     together at the end in :data:`PUBLISH_ORDER`: a new output flag is one more entry in each."""
     from ..core.rows import default_issues_path

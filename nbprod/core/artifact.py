@@ -145,13 +145,13 @@ class Artifact:
         return self.scorer.score(df, errors=errors)
 
     def score_detailed(self, df: pd.DataFrame, errors: str = "reject"):
-        """The scored batch (:class:`~nbprod.scoring.Scored`): ``output`` and ``issues``
-        (:class:`~nbprod.rows.RowIssues`, model errors included), ``positions`` of the scored
+        """The scored batch (:class:`~nbprod.core.scoring.Scored`): ``output`` and ``issues``
+        (:class:`~nbprod.core.rows.RowIssues`, model errors included), ``positions`` of the scored
         rows."""
         return self.scorer.score_detailed(df, errors=errors)
 
     def validate(self, df: pd.DataFrame):
-        """The row issues of ``df`` (:class:`~nbprod.rows.RowIssues`) without scoring it:
+        """The row issues of ``df`` (:class:`~nbprod.core.rows.RowIssues`) without scoring it:
         which rows would be rejected or flagged, and why. Rows the model itself fails on show
         only when scoring (rule ``model-error``)."""
         return self.scorer.validate(df)
@@ -218,7 +218,7 @@ def load(path: str | Path, *, trusted_keys: Any = None,
 
 
 def verify(path: str | Path, *, trusted_keys: Any = None) -> mf.Verification:
-    """Verify the whole artifact at ``path`` (see :func:`nbprod.trust.verify`) without loading
+    """Verify the whole artifact at ``path`` (see :func:`nbprod.core.trust.verify`) without loading
     it; the result lists every problem."""
     from . import trust
 

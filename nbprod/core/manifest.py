@@ -275,7 +275,7 @@ def verify(root: Path, manifest: dict[str, Any] | None = None, *,
     (``features.file``, ``model.file``, snapshots, ``reference``, the training notebook, and the
     fixed ``MLmodel``, ``python_env.yaml``, ``requirements.txt``, ``score.ipynb``) must be a
     listed, plain relative path; no symbolic link anywhere below ``root``; each listed file must
-    have its size and SHA-256. Does not check a signature or the trusted types: :func:`nbprod.trust.verify` does.
+    have its size and SHA-256. Does not check a signature or the trusted types: :func:`nbprod.core.trust.verify` does.
 
     A directory that packaging is still assembling (:func:`staging_problem`) is refused, unless
     ``staging=True``: the parity replay, and only it, loads one.

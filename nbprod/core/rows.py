@@ -264,7 +264,7 @@ def validate(raw: pd.DataFrame, X: pd.DataFrame, lost: dict[str, np.ndarray], sc
              id_column: str | None = None, hidden: Iterable[str] = (),
              start: int = 0) -> RowIssues:
     """The issues of a batch: ``raw`` as read, ``X`` conformed in collecting mode
-    (:func:`nbprod.schema.conform_rows`) with the positions of values that did not convert in
+    (:func:`nbprod.core.schema.conform_rows`) with the positions of values that did not convert in
     ``lost``. ``profile`` is the training profile, ``takes`` what the model takes, ``hidden``
     the personal-data columns whose values are never echoed. ``start`` is the position of the
     first row in the whole input (for chunks)."""

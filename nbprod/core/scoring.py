@@ -4,7 +4,7 @@
 loaded artifact; papermill, the CLI, ``Artifact.score`` and the MLflow pyfunc flavour all end
 here, so batch, online and replayed scoring share one code path.
 
-Every row is validated first (:mod:`nbprod.rows`): rejected rows are not scored, flagged rows
+Every row is validated first (:mod:`nbprod.core.rows`): rejected rows are not scored, flagged rows
 are. If the feature function or the model still fails on the rows left, the failing rows are
 isolated by bisection and rejected as ``model-error``; when more than
 :data:`MAX_MODEL_ERROR_ROWS` rows fail that way the batch fails as a whole, so a feature
@@ -56,7 +56,7 @@ class Scored:
     """A scored batch: the output as written, the conformed input of the scored rows, every
     raw output row and the mask of rows outside the output bounds (before any were dropped).
 
-    ``issues`` holds the row issues (:class:`~nbprod.rows.RowIssues`), ``positions`` the input
+    ``issues`` holds the row issues (:class:`~nbprod.core.rows.RowIssues`), ``positions`` the input
     position of each scored row and ``all_inputs`` every input row conformed (rejected rows
     included, values that did not convert as nulls)."""
 

@@ -1,6 +1,6 @@
 """Ed25519 signatures of artifacts: ``nbprod sign`` and the trusted keys that check them.
 
-A signature covers the artifact's digest (:func:`nbprod.manifest.digest`, the SHA-256 of the
+A signature covers the artifact's digest (:func:`nbprod.core.manifest.digest`, the SHA-256 of the
 canonical manifest, which holds every file's SHA-256), so one signature vouches for every byte
 the manifest lists. It lives in ``nbprod.sig`` at the artifact root, the one file outside the
 manifest's list. Keys are PEM files (``openssl genpkey -algorithm ed25519``); messages name a

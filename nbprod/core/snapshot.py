@@ -3,7 +3,7 @@
 A snapshot records what the model was built on: the schema, a mergeable statistical profile
 (the drift reference), a stable content fingerprint, and a bounded sample used for parity replay
 and for reviewers. Personal columns are never stored raw: those declared with ``--pii`` and
-those the detector (:mod:`nbprod.pii`) finds personal by name and content, unless declared
+those the detector (:mod:`nbprod.core.pii`) finds personal by name and content, unless declared
 ``--not-pii``. The sample holds keyed hashes of their values (the key is random and discarded,
 so equal values stay equal inside one artifact and cannot be looked up), and the profile and
 schema hold only their counts.

@@ -2,7 +2,7 @@
 
 A staging directory is ``.PREFIX.XXXXXXXX.nbprod-tmp`` in the directory of the final path (so
 the final move is a rename on one file system). It holds a marker file,
-:data:`nbprod.manifest.STAGING_MARKER`, that its owner keeps locked (``flock``) for as long as it
+:data:`nbprod.core.manifest.STAGING_MARKER`, that its owner keeps locked (``flock``) for as long as it
 lives. The lock goes when the owner dies, even by ``kill -9``, so :func:`remove_stale` can tell
 a directory whose owner is gone from one still in use and remove only the first kind. The
 marker also makes verification refuse a staging directory as an artifact.

@@ -3,14 +3,14 @@
 :func:`verify` is what ``nbprod.load``, ``nbprod score``, ``nbprod verify``, ``nbprod register``
 and ``nbprod retrain`` run before any of an artifact's code or notebook runs:
 
-1. :func:`nbprod.manifest.verify`: every file listed, hashed and confined (no symlink, no path
+1. :func:`nbprod.core.manifest.verify`: every file listed, hashed and confined (no symlink, no path
    outside, no unlisted file).
 2. A registry pin, when the artifact came from ``models:/NAME/N``: the manifest's digest must
    equal the ``nbprod.digest`` tag recorded by ``nbprod register``.
 3. A signature, when trusted keys are configured (``trusted_keys=``, ``--trusted-key``,
    ``NBPROD_TRUSTED_KEYS``): ``nbprod.sig`` must sign the manifest's digest with one of them.
 4. The trusted-types policy: an unauthenticated manifest may only ask skops to trust types in
-   :func:`nbprod.model_store.allowed_unsigned`.
+   :func:`nbprod.core.model_store.allowed_unsigned`.
 
 The manifest is *authentic* when a trusted key signed it or the registry pinned it.
 """

@@ -10,7 +10,7 @@ Input and labels are read with the training snapshot's schema, so text columns s
 such as ``00042`` come back in the output exactly as they came in. Paths to write are checked
 before any work, so a run that fails writes nothing.
 
-Every row is validated (:mod:`nbprod.rows`): rejected rows are left out of the predictions,
+Every row is validated (:mod:`nbprod.core.rows`): rejected rows are left out of the predictions,
 and every rejection and flag goes to the issues file (``issues_path``; by default
 ``<output stem>.issues<ext>`` beside the output), written on every scored run, header only when
 the batch is clean. The ``input:rows`` check warns on any rejection and fails when the rejected
@@ -310,7 +310,7 @@ def check_max_rejected(value: Any) -> float:
 def resolve_issues_path(output_path: str | None, issues_path: str | None) -> Path | None:
     """Where the issues file goes: ``issues_path``, else beside the output as
     ``<output stem>.issues<ext>``; None when there is neither (nothing is written). Where it
-    may go is :func:`nbprod.usage.check_outputs`'s rule, as for every output."""
+    may go is :func:`nbprod.jobs.usage.check_outputs`'s rule, as for every output."""
     from ..core.dataio import file_format
     from ..core.rows import default_issues_path
 

@@ -16,7 +16,7 @@ same bins (``drift.profiles`` of the summary). The statistics are those the run 
 
 This module is the pure-Python core: :class:`Explorer` answers questions and renders static
 HTML. Displayed in a notebook it becomes an interactive panel when widgets are available; that
-face lives in :mod:`nbprod.widgets`.
+face lives in :mod:`nbprod.jupyter.widgets`.
 """
 
 from __future__ import annotations

@@ -4,15 +4,16 @@ The extension never reads nbprod's English. Once its line is parsed, whatever ``
 package`` ends with, it displays one bundle under :data:`PACKAGE_MIME` whose ``outcome`` says
 what happened:
 
-- ``"packaged"``: :meth:`nbprod.package.PackageResult.to_json` (the artifact written);
+- ``"packaged"``: :meth:`nbprod.capture.package.PackageResult.to_json` (the artifact written);
 - ``"refused"``: nbprod would not package (a failed check without ``--force``, an existing PATH
   without ``--overwrite``, a missing capture, ``--register`` with ``--no-mlflow``); the magic
   then raises ``UsageError``;
 - ``"error"``: something unexpected broke packaging; the exception then propagates (traceback).
 
-Before it runs the magic, the extension asks the kernel for :data:`PACKAGE_VERSION` (an IPython
-user expression), so a kernel whose nbprod speaks another version is named as such before
-anything is written. This module imports nothing heavy: that question must stay cheap.
+Before it runs the magic, the extension asks the kernel for ``PACKAGE_VERSION`` (an IPython
+user expression on ``nbprod.frontend``, which hands on :mod:`nbprod.capture.contract`), so a
+kernel whose nbprod speaks another version is named as such before anything is written. This
+module imports nothing heavy.
 """
 
 from __future__ import annotations

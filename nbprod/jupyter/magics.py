@@ -1,4 +1,4 @@
-"""The ``%nbprod`` / ``%%nbprod`` magics: a thin skin over :class:`nbprod.capture.Session`.
+"""The ``%nbprod`` / ``%%nbprod`` magics: a thin skin over :class:`nbprod.capture.session.Session`.
 
 Options go on the magic line, code in the cell body. Every mistake in what the user typed is an
 IPython ``UsageError``: one clear line, no traceback, a "did you mean" where one fits.
@@ -202,7 +202,7 @@ class NbprodMagics(Magics):
 
     @property
     def session(self) -> Any:
-        """The :class:`~nbprod.capture.Session` behind this shell's magics (made on first use)."""
+        """The :class:`~nbprod.capture.session.Session` behind this shell's magics (made on first use)."""
         if self._session is None:
             from ..capture.session import Session
 

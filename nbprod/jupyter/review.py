@@ -36,7 +36,7 @@ Personal data: input columns the artifact hides (declared ``--pii`` or found per
 queue reads: the feedback file needs them to relabel the training rows.
 
 This module is the pure-Python core; displayed in a notebook, a queue becomes an interactive
-panel when widgets are available (:mod:`nbprod.widgets`).
+panel when widgets are available (:mod:`nbprod.jupyter.widgets`).
 """
 
 from __future__ import annotations

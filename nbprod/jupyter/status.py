@@ -75,7 +75,7 @@ TABS = ("Capture", "Checks", "Data", "Drift")
 
 
 class StatusView:
-    """The content of ``%nbprod status`` in four sections, built from :class:`nbprod.status.Status`
+    """The content of ``%nbprod status`` in four sections, built from :class:`nbprod.jupyter.status.Status`
     and the snapshots; displays as static HTML (with Status's own bundle entries)."""
 
     def __init__(self, session: Any) -> None:

@@ -3,7 +3,7 @@
 They compare the batch with the training snapshot's profile recorded at packaging (no reference
 data is re-read): null rates, categories never seen in training, numeric values outside the
 training range, and outputs outside the declared bounds. Each returns a
-:class:`~nbprod.results.CheckResult`, shown in the report and written to the summary JSON.
+:class:`~nbprod.core.results.CheckResult`, shown in the report and written to the summary JSON.
 """
 
 from __future__ import annotations
