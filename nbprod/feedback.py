@@ -2,8 +2,8 @@
 layered layout call it (artifacts carry such notebooks, and ``nbprod retrain`` runs them).
 
 Reviewers' feedback lives in :mod:`nbprod.lifecycle.feedback`; new notebooks call
-``nbprod.apply_feedback``. ``docs/architecture.md`` lists the compatibility modules and the rule
-for removing them.
+``nbprod.apply_feedback``. ``docs/artifact-format.md``
+(compatibility) lists the compatibility modules and how long they stay.
 """
 
 from __future__ import annotations

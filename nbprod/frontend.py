@@ -4,7 +4,8 @@ Before it runs ``%nbprod package``, the extension evaluates the user expression
 ``__import__('nbprod.frontend', fromlist=['PACKAGE_VERSION']).PACKAGE_VERSION`` in the kernel
 (``extension/src/kernel.ts``, ``PROBE``), and extensions already installed keep asking it. The
 package bundle lives in :mod:`nbprod.capture.contract` and :mod:`nbprod.jupyter.frontend`.
-``docs/architecture.md`` lists the compatibility modules and the rule for removing them.
+``docs/artifact-format.md`` (compatibility) lists the compatibility modules and when one may
+go.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 Their ``MLmodel`` names ``loader_module: nbprod.mlflow_flavor``; MLflow imports this module and
 calls ``_load_pyfunc``. Artifacts packaged since name ``nbprod`` itself. The flavour lives in
-:mod:`nbprod.tracking.flavor`; ``docs/architecture.md`` lists the compatibility modules and the
-rule for removing them.
+:mod:`nbprod.tracking.flavor`; ``docs/artifact-format.md``
+(compatibility) lists the compatibility modules and how long they stay.
 """
 
 from __future__ import annotations

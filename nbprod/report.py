@@ -5,8 +5,8 @@ Their ``score.ipynb`` runs ``import nbprod.report as report`` and ``report.verdi
 ``report.checks_table(run)``, ``report.drift_table(run)``, ``report.drift_plots(run)``,
 ``report.predictions(run)``, ``report.performance(run)``, ``report.history(run)`` and
 ``report.details(run)``. The views live in :mod:`nbprod.jupyter.report`; notebooks packaged
-since call ``nbprod.scoring_job`` and ``job.show(section)``. ``docs/architecture.md`` lists the
-compatibility modules and the rule for removing them.
+since call ``nbprod.scoring_job`` and ``job.show(section)``. ``docs/artifact-format.md``
+(compatibility) lists the compatibility modules and how long they stay.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 Their ``score.ipynb`` runs ``import nbprod.run``, ``run = nbprod.run.execute(...)`` and
 ``run.raise_if_alert(...)``. The scoring run lives in :mod:`nbprod.jobs.run`; notebooks packaged
-since call ``nbprod.scoring_job``. ``docs/architecture.md`` lists the compatibility modules and
-the rule for removing them.
+since call ``nbprod.scoring_job``. ``docs/artifact-format.md``
+(compatibility) lists the compatibility modules and how long they stay.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ MLflow is imported only inside these modules' functions, and only when used: a s
 does not log, or a capture session that does not package to MLflow, never imports it.
 
 :class:`RunLogger` is named here too because every scoring notebook packaged before the layered
-layout runs ``from nbprod.tracking import RunLogger`` (see ``docs/architecture.md``,
+layout runs ``from nbprod.tracking import RunLogger`` (see ``docs/artifact-format.md``,
 compatibility).
 """
 
