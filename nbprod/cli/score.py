@@ -131,11 +131,11 @@ def verified_artifact(target: str, trusted_keys: list[str] | None) -> tuple[Path
         import atexit
         import shutil
 
-        from ..tracking.registry import download_pinned
+        from ..tracking.resolve import local_copy
 
         dst = tempfile.mkdtemp(prefix="nbprod-registry-")
         atexit.register(shutil.rmtree, dst, True)
-        root, pin = download_pinned(str(target), dst=dst)
+        root, pin = local_copy(str(target), dst=dst)
     else:
         root = Path(target).absolute()
     check = verify(root, trusted_keys=trusted_keys, pin=pin)
