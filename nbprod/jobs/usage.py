@@ -6,7 +6,7 @@ refuses, as :class:`~nbprod.exceptions.NbprodUsageError` (exit 2 in the CLI), an
 one of the inputs (also through symlinks, hard links or relative paths), an output inside the
 artifact, two outputs that are the same file, an output that is a directory, and an output
 whose directory is missing, not a directory or not writable. The CLI and
-:func:`nbprod.run.execute` both call it, so the rules are the same for ``nbprod score`` and
+:func:`nbprod.jobs.run.execute` both call it, so the rules are the same for ``nbprod score`` and
 papermill.
 """
 

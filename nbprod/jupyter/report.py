@@ -1,6 +1,6 @@
 """The scoring report: verdict first, then evidence and plots.
 
-Each function takes a :class:`~nbprod.run.ScoringRun` and returns something the notebook
+Each function takes a :class:`~nbprod.jobs.run.ScoringRun` and returns something the notebook
 displays: HTML objects (with a plain-text form for terminals; plots are inline SVG), so the
 report survives papermill, nbconvert and HTML export with the code hidden.
 """

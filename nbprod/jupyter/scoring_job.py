@@ -19,6 +19,7 @@ unknown sections show a short note, so the batch is still scored and reported.
 
 from __future__ import annotations
 
+import html
 import warnings
 from typing import Any
 
@@ -62,7 +63,7 @@ class ScoringJob:
             known = ", ".join(SECTIONS)
             text = (f"This nbprod ({__version__}) has no report section {section!r} (it knows "
                     f"{known}); a newer nbprod wrote this notebook. Upgrade nbprod to see it.")
-            return Html(f"<p><i>{_escape(text)}</i></p>", text)
+            return Html(f"<p><i>{html.escape(text)}</i></p>", text)
         from . import report
 
         return getattr(report, view)(self.run)
@@ -111,9 +112,3 @@ def scoring_job(*, input_path: str | None = None, output_path: str | None = None
             logger.close()
         raise
     return ScoringJob(run)
-
-
-def _escape(text: str) -> str:
-    import html
-
-    return html.escape(text)
