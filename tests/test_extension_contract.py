@@ -22,8 +22,8 @@ import pytest
 from IPython.core.error import UsageError
 from IPython.utils.capture import capture_output
 
+from nbprod.capture.contract import PACKAGE_MIME, PACKAGE_VERSION
 from nbprod.jupyter.display import CHECK_MIME
-from nbprod.jupyter.frontend import PACKAGE_MIME, PACKAGE_VERSION
 from nbprod.jupyter.status import STATUS_MIME
 
 ROOT = Path(__file__).resolve().parents[1]
