@@ -1,7 +1,8 @@
 # nbprod developer commands. Two are all a newcomer needs:
 #   make demo   - create .venv, install, run the whole journey on the quickstart notebook
 #   make test   - create .venv if needed, install test needs (and Debian's chromium for the
-#                 browser tests), run the whole suite: the extension's unit tests (jest), then pytest
+#                 browser tests), run the whole suite: the extension's unit tests (jest), the
+#                 layers contract (lint-imports, pyproject.toml), then pytest
 # Installing builds the JupyterLab extension (extension/ -> nbprod/labextension) with Node.js:
 # pip runs the jupyter-builder hook of pyproject.toml, which runs `jlpm install` against the
 # committed extension/yarn.lock (immutable: a lockfile that needs changing is an error) and the
@@ -60,6 +61,7 @@ demo: install
 	@echo "  MLflow store    sqlite:///$(CURDIR)/$(DEMO)/mlflow.db  (mlflow ui --backend-store-uri ...)"
 
 test: browser install test-extension
+	$(BIN)/lint-imports --no-logo
 	$(BIN)/python -m pytest -q
 
 # the extension's unit tests: jest on its pure TypeScript (extension/src/__tests__). install's
@@ -71,10 +73,11 @@ test-extension: install
 
 lint: install
 	$(BIN)/ruff check nbprod tests bench
+	$(BIN)/lint-imports --no-logo
 
 bench: install
 	$(BIN)/python bench/scoring_overhead.py
 
 clean:
-	rm -rf $(DEMO) .pytest_cache test-output extension/lib extension/tsconfig.tsbuildinfo \
+	rm -rf $(DEMO) .pytest_cache .import_linter_cache test-output extension/lib extension/tsconfig.tsbuildinfo \
 		nbprod/labextension

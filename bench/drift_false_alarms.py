@@ -38,7 +38,7 @@ def frame(n: int, seed: int) -> pd.DataFrame:
 
 
 def run(reference: dict, n: int, seeds: int) -> dict:
-    from nbprod import drift as dr
+    from nbprod.monitoring import drift as dr
 
     per_column: Counter[str] = Counter()
     per_reason: Counter[str] = Counter()
@@ -77,7 +77,7 @@ def main() -> None:
     parser.add_argument("--reference", type=int, default=20_000, help="reference rows")
     args = parser.parse_args()
 
-    from nbprod.profile import frame_profile
+    from nbprod.core.profile import frame_profile
 
     reference = frame_profile(frame(args.reference, seed=1))
     print(

@@ -37,7 +37,7 @@ def frame(n: int, seed: int, shift: float = 0.0) -> pd.DataFrame:
 
 
 def nbprod_drift(reference: dict, batch: pd.DataFrame) -> dict:
-    from nbprod import drift as dr
+    from nbprod.monitoring import drift as dr
 
     cols = dr.compare(reference, dr.frame_batch_profile(batch, reference))
     return dr.dataset_verdict(cols, None)
@@ -66,7 +66,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
 
-    from nbprod.profile import frame_profile
+    from nbprod.core.profile import frame_profile
 
     ref_df = frame(args.reference, seed=1)
     t = time.perf_counter()

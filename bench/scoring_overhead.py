@@ -45,7 +45,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import nbprod  # noqa: E402
-from nbprod.artifact import Artifact  # noqa: E402
+from nbprod.core.artifact import Artifact  # noqa: E402
 
 TARGET_RATIO = 1.15
 NOISY_SPREAD = 1.25  # slowest/fastest repetition of one call above which wall time is noise

@@ -10,7 +10,9 @@ In Python::
     art = nbprod.load("artifacts/churn")
     predictions = art.score(df)
 
-Importing nbprod is cheap: pandas, scikit-learn, MLflow and papermill load when used.
+The names below are nbprod's public entry points; they do not move when the modules behind them
+do (``docs/architecture.md``). Importing nbprod is cheap: pandas, scikit-learn, MLflow and
+papermill load when used.
 """
 
 from __future__ import annotations
@@ -20,31 +22,41 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__
 
 if TYPE_CHECKING:
-    from .artifact import Artifact, load, verify
-    from .capture import Session
-    from .explore import explore
-    from .review import review
+    from .capture.session import Session
+    from .core.artifact import Artifact, verify
+    from .jupyter.explore import explore
+    from .jupyter.review import review
+    from .jupyter.scoring_job import scoring_job
+    from .lifecycle.feedback import apply as apply_feedback
+    from .tracking.resolve import load
+    from .tracking.runs import history_of as history
 
 __all__ = [
     "Artifact",
+    "apply_feedback",
     "explore",
     "history",
     "load",
     "load_ipython_extension",
     "review",
+    "scoring_job",
     "Session",
     "verify",
     "__version__",
 ]
 
+# public name -> (module under nbprod, attribute), imported on first use
 _LAZY = {
-    "Artifact": ("artifact", "Artifact"),
-    "load": ("artifact", "load"),
-    "verify": ("artifact", "verify"),
-    "Session": ("capture", "Session"),
-    "explore": ("explore", "explore"),
-    "review": ("review", "review"),
-    "history": ("tracking", "history_of"),
+    "Artifact": ("core.artifact", "Artifact"),
+    "load": ("tracking.resolve", "load"),
+    "verify": ("core.artifact", "verify"),
+    "Session": ("capture.session", "Session"),
+    "explore": ("jupyter.explore", "explore"),
+    "review": ("jupyter.review", "review"),
+    "scoring_job": ("jupyter.scoring_job", "scoring_job"),  # what every score.ipynb calls
+    "history": ("tracking.runs", "history_of"),
+    "apply_feedback": ("lifecycle.feedback", "apply"),  # what training notebooks call
+    "_load_pyfunc": ("tracking.flavor", "load_pyfunc"),  # MLflow's: MLmodel names nbprod
 }
 
 
@@ -61,7 +73,7 @@ def __getattr__(name: str) -> Any:
 
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext nbprod``: register the ``%nbprod`` line and cell magics."""
-    from .magics import NbprodMagics
+    from .jupyter.magics import NbprodMagics
 
     ipython.register_magics(NbprodMagics(ipython))
 

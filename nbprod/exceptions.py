@@ -53,6 +53,53 @@ class IntegrityError(NbprodError, ValueError):
         return (type(self), (str(self), self.path))
 
 
+class FeatureError(NbprodError, RuntimeError):
+    """The captured feature function failed or returned something the model cannot use."""
+
+
+class OutputBoundsError(NbprodError, ValueError):
+    """Outputs broke the declared sanity bounds under the ``fail`` policy; nothing is written."""
+
+
+class ModelFailure(Exception):
+    """The feature function or the model raised on a set of rows (internal to scoring).
+
+    Scoring isolates the rows that fail alone and rejects them (rule ``model-error``), or turns
+    the failure into a :class:`FeatureError`; it never reaches a caller. ``where`` says which
+    step raised, ``exc`` is what it raised.
+    """
+
+    def __init__(self, where: str, exc: BaseException) -> None:
+        super().__init__(where)
+        self.where = where
+        self.exc = exc
+
+
+class MonitoringAlert(NbprodError, RuntimeError):
+    """Raised at the end of a scoring notebook run with ``raise_on_alert=True`` when a monitoring
+    check failed, so schedulers that only watch papermill's exit code notice. The predictions
+    and the report were written before it was raised."""
+
+
+class NotebookError(NbprodError, RuntimeError):
+    """A cell of a notebook nbprod executed (a scoring or a training notebook) raised.
+
+    ``ename`` and ``evalue`` are the cell's exception name and message, ``cell_index`` the
+    failing cell's index (papermill marks that cell in the executed notebook).
+    """
+
+    def __init__(self, message: str, *, ename: str | None = None, evalue: str | None = None,
+                 cell_index: int | None = None) -> None:
+        super().__init__(message)
+        self.ename = ename
+        self.evalue = evalue
+        self.cell_index = cell_index
+
+    def __reduce__(self):
+        return (_rebuild_notebook_error, (type(self), str(self), self.ename, self.evalue,
+                                          self.cell_index))
+
+
 class PackagingError(NbprodError, RuntimeError):
     """Packaging could not produce a trustworthy artifact (nothing was written)."""
 
@@ -70,6 +117,18 @@ class ChecksFailedError(PackagingError):
 
     def __reduce__(self):
         return (type(self), (str(self), self.failed))
+
+
+class RetrainError(NbprodError, RuntimeError):
+    """Retraining produced no new artifact (the executed notebook says why)."""
+
+
+class RegistryError(NbprodError, RuntimeError):
+    """A registry operation was refused or could not be completed."""
+
+
+class TrackingStoreError(NbprodError, RuntimeError):
+    """The MLflow tracking store cannot be opened or used (the message says what to do)."""
 
 
 class RowError(SchemaError):
@@ -102,6 +161,14 @@ class RowsRejectedError(SchemaError):
 
     def __reduce__(self):
         return (_rebuild_rows_rejected, (type(self), str(self), self.column, self.rule))
+
+
+class PersonalDataWarning(UserWarning):
+    """A column that looks personal was not declared: nbprod hides it as if it were."""
+
+
+def _rebuild_notebook_error(cls, message, ename, evalue, cell_index):
+    return cls(message, ename=ename, evalue=evalue, cell_index=cell_index)
 
 
 def _rebuild_row_error(cls, message, column, row, rule, value):

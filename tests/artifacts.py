@@ -86,7 +86,7 @@ class Packaged:
 
     path: Path
     session: Any  # nbprod.Session: the live feature function and model
-    result: Any  # nbprod.package.PackageResult
+    result: Any  # nbprod.capture.package.PackageResult
     batch: pd.DataFrame  # raw rows never seen in training, without the target
     labels: pd.DataFrame  # the batch's target (and id column when there is one)
 
@@ -191,7 +191,7 @@ def _directory(d: Path, batch: pd.DataFrame) -> Path:
 @dataclass(frozen=True)
 class BadInput:
     make: Any  # (directory, batch) -> path of the input file
-    error: type  # what nbprod.run.execute raises
+    error: type  # what nbprod.jobs.run.execute raises
     needle: str  # what the message must say
     kernel: bool = True  # whether `nbprod score` gets as far as running the notebook
 

@@ -13,8 +13,8 @@ import pytest
 
 import nbprod
 from nbprod import cli
-from nbprod import run as nbrun
 from nbprod.exceptions import InputError, IntegrityError, NbprodUsageError, RowError, SchemaError
+from nbprod.jobs import run as nbrun
 
 from .artifacts import ARTIFACT_FILES, BAD_INPUTS, copy_artifact, write_csv
 
@@ -110,7 +110,7 @@ def test_contents_are_the_captured_code_and_a_loadable_mlflow_model(cancer_art):
     assert "import numpy as np" in source and "def cancer_features(df):" in source
     assert "pytest" not in source  # only what the function needs travels with it
     mlmodel = (root / "MLmodel").read_text()
-    assert "loader_module: nbprod.mlflow_flavor" in mlmodel
+    assert "loader_module: nbprod\n" in mlmodel
     assert "python_env.yaml" in mlmodel
     reqs = (root / "requirements.txt").read_text().splitlines()
     assert f"scikit-learn=={version('scikit-learn')}" in reqs

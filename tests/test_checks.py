@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from IPython.core.error import UsageError
 
-from nbprod.display import CHECK_MIME
+from nbprod.jupyter.display import CHECK_MIME
 
 from .conftest import run
 
@@ -145,7 +145,7 @@ def test_model_no_better_than_dummy_fails_baseline(shell, cancer):
 def test_results_display_as_json_bundle_and_html(shell, cancer):
     train, valid = _cancer(cancer)
     _setup(shell, train, valid, LOGREG)
-    from nbprod.display import ResultsView
+    from nbprod.jupyter.display import ResultsView
 
     view = ResultsView(_session(shell).check("metric", metric="roc_auc", min=0.9))
     bundle = view._repr_mimebundle_()
@@ -189,7 +189,7 @@ def test_bounds_are_derived_and_enforced_by_policy(shell, diabetes, in_tmp):
 
     run(shell, "%nbprod check bounds --max 250 --policy fail")
     run(shell, "%nbprod package art2 --no-mlflow")
-    from nbprod.scoring import OutputBoundsError
+    from nbprod.exceptions import OutputBoundsError
 
     with pytest.raises(OutputBoundsError, match=r"3 prediction\(s\) break the output bounds .*rows \[0, 1, 2\]"):
         nbprod.load(in_tmp / "art2").score(new)
@@ -263,7 +263,7 @@ def test_checks_needing_valid_say_so(shell, cancer):
 
 
 def test_scoring_run_counts_out_of_bounds_and_shows_the_override(shell, diabetes, in_tmp):
-    import nbprod.run
+    from nbprod.jobs import run as nbrun
 
     model = ("from sklearn.linear_model import Ridge\n"
              "model = Ridge().fit(train.drop(columns=['target', 'patient']), train['target'])\n")
@@ -281,7 +281,7 @@ def test_scoring_run_counts_out_of_bounds_and_shows_the_override(shell, diabetes
     new.loc[new.index[:2], "bmi"] = 3.0
     new.loc[new.index[5], "age"] = 0.2  # outside the training range (max about 0.11)
     new.to_csv("batch.csv", index=False)
-    result = nbprod.run.execute(input_path="batch.csv", output_path="out.csv",
+    result = nbrun.execute(input_path="batch.csv", output_path="out.csv",
                                 artifact_path="art", summary_path="summary.json")
     summary = json.loads((in_tmp / "summary.json").read_text())
     checks = {c["name"]: c for c in summary["checks"]}
@@ -291,6 +291,8 @@ def test_scoring_run_counts_out_of_bounds_and_shows_the_override(shell, diabetes
     assert checks["input:out-of-range"]["details"]["columns"]["age"]["above"] == 1
     assert summary["status"] == "alert"
     assert summary["artifact"]["override"]["checks"] == ["metric:r2"]
-    assert "Packaged past failed checks" in result.verdict()._repr_html_()
+    from nbprod.jupyter.report import verdict
+
+    assert "Packaged past failed checks" in verdict(result)._repr_html_()
     out = __import__("pandas").read_csv(in_tmp / "out.csv")
     assert out["out_of_bounds"].sum() == 2 and len(out) == 40

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nbprod import drift as dr
-from nbprod.profile import frame_profile
+from nbprod.core.profile import frame_profile
+from nbprod.monitoring import drift as dr
 
 CATS = list("abcdefgh")
 P = [0.3, 0.2, 0.15, 0.1, 0.1, 0.07, 0.05, 0.03]
@@ -101,7 +101,7 @@ def test_importance_weights_the_dataset_verdict(reference):
 
 @pytest.mark.parametrize("seed", range(5))
 def test_fast_binning_equals_searchsorted(seed):
-    from nbprod.profile import bin_index
+    from nbprod.core.profile import bin_index
 
     rng = np.random.default_rng(seed)
     ref = rng.gamma(1.0 + seed, 2.0, 20_000)

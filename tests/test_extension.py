@@ -99,10 +99,10 @@ def test_labextension_is_installed_and_enabled() -> None:
 def test_bundles_carry_json_for_lab_and_html_for_other_frontends(tmp_path: Path) -> None:
     from nbconvert import HTMLExporter
 
-    from nbprod.display import CHECK_MIME, ResultsView
-    from nbprod.package import PACKAGE_MIME, PackageResult
-    from nbprod.results import CheckResult
-    from nbprod.status import STATUS_MIME, Status
+    from nbprod.capture.package import PACKAGE_MIME, PackageResult
+    from nbprod.core.results import CheckResult
+    from nbprod.jupyter.display import CHECK_MIME, ResultsView
+    from nbprod.jupyter.status import STATUS_MIME, Status
 
     results = [CheckResult("metric:roc_auc", "metric", "pass", "ROC AUC 0.99 meets >= 0.95", 0.99,
                            {"min": 0.95}),

@@ -22,9 +22,9 @@ import pytest
 from IPython.core.error import UsageError
 from IPython.utils.capture import capture_output
 
-from nbprod.display import CHECK_MIME
-from nbprod.frontend import PACKAGE_MIME, PACKAGE_VERSION
-from nbprod.status import STATUS_MIME
+from nbprod.capture.contract import PACKAGE_MIME, PACKAGE_VERSION
+from nbprod.jupyter.display import CHECK_MIME
+from nbprod.jupyter.status import STATUS_MIME
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "extension" / "src" / "__tests__" / "fixtures"

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from IPython.core.error import UsageError
 
+from nbprod.core.feature_code import capture
 from nbprod.exceptions import CaptureError
-from nbprod.feature_code import capture
 
 from .conftest import run
 

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 import nbprod
-import nbprod.run
 from nbprod.exceptions import InputError
+from nbprod.jobs import run as nbrun
 
 
 def _data(n: int, seed: int, start: int = 0) -> pd.DataFrame:
@@ -54,14 +54,14 @@ def _strict(text: str) -> dict:
 
 
 def _score(art: Path, tmp: Path, labels: pd.DataFrame, fmt: str = "parquet",
-           batch: pd.DataFrame = BATCH) -> tuple[nbprod.run.ScoringRun, dict]:
+           batch: pd.DataFrame = BATCH) -> tuple[nbrun.ScoringRun, dict]:
     inputs, lab = tmp / "in.csv", tmp / f"labels.{fmt}"
     batch.drop(columns=["y"]).to_csv(inputs, index=False)
     if fmt == "csv":
         labels.to_csv(lab, index=False)
     else:
         labels.to_parquet(lab, index=False)
-    run = nbprod.run.execute(input_path=str(inputs), output_path=str(tmp / "out.csv"),
+    run = nbrun.execute(input_path=str(inputs), output_path=str(tmp / "out.csv"),
                              labels_path=str(lab), artifact_path=str(art),
                              summary_path=str(tmp / "s.json"), log_to_mlflow=False)
     return run, _strict((tmp / "s.json").read_text())
@@ -167,7 +167,7 @@ def test_regression_labels_inf_and_nan(diabetes_art, tmp_path):
     inputs = tmp_path / "in.csv"
     diabetes_art.batch.to_csv(inputs, index=False)
     labels.to_parquet(tmp_path / "labels.parquet")
-    run = nbprod.run.execute(input_path=str(inputs), output_path=str(tmp_path / "o.csv"),
+    run = nbrun.execute(input_path=str(inputs), output_path=str(tmp_path / "o.csv"),
                              labels_path=str(tmp_path / "labels.parquet"),
                              artifact_path=str(diabetes_art.path),
                              summary_path=str(tmp_path / "s.json"), log_to_mlflow=False)
@@ -185,7 +185,7 @@ def test_an_undefined_metric_is_a_warning_never_nan(diabetes_art, tmp_path):
     inputs = tmp_path / "in.csv"
     diabetes_art.batch.iloc[:1].to_csv(inputs, index=False)
     one.to_csv(tmp_path / "labels.csv", index=False)
-    nbprod.run.execute(input_path=str(inputs), output_path=str(tmp_path / "o.csv"),
+    nbrun.execute(input_path=str(inputs), output_path=str(tmp_path / "o.csv"),
                        labels_path=str(tmp_path / "labels.csv"), artifact_path=str(diabetes_art.path),
                        summary_path=str(tmp_path / "s.json"), log_to_mlflow=False)
     text = (tmp_path / "s.json").read_text()
@@ -205,9 +205,9 @@ def test_every_json_file_of_an_artifact_is_strict(art):
 def test_write_json_writes_null_for_non_finite_numbers(tmp_path):
     from decimal import Decimal
 
-    from nbprod._json import dumps
+    from nbprod.core.files import dumps
 
-    nbprod.run.write_json({"a": float("nan"), "b": [np.float32("inf"), 1.5], "c": np.int64(3)},
+    nbrun.write_json({"a": float("nan"), "b": [np.float32("inf"), 1.5], "c": np.int64(3)},
                           tmp_path / "x.json")
     assert _strict((tmp_path / "x.json").read_text()) == {"a": None, "b": [None, 1.5], "c": 3}
     with pytest.raises(ValueError, match="not JSON compliant"):  # one that slips through

@@ -118,7 +118,7 @@ def test_the_loop(world, monkeypatch, mlflow_store):
     assert promote.returncode == 0, promote.stderr
     assert client.get_model_version_by_alias("cancer", "champion").version == v2_version
     assert client.get_model_version_by_alias("cancer", "previous").version == v1_version
-    from nbprod.registry import promotions
+    from nbprod.tracking.registry import promotions
 
     history = promotions("cancer")
     assert history[-1]["by"] == "ana" and history[-1]["reason"] == "new concept"
@@ -210,14 +210,14 @@ def test_failing_gate_and_failed_challenger(after_the_loop):
 
 def test_reviewers_feedback_feeds_retraining(after_the_loop):
     """Minders relabel rows in the review queue; `nbprod retrain --feedback` trains on them."""
-    import nbprod.run
+    from nbprod.jobs import run as nbrun
 
     tmp = after_the_loop
     data = _new_world(7)
     data.to_csv(tmp / "reviewed.csv", index=False)
     data.drop(columns=["target"]).to_csv(tmp / "reviewed.inputs.csv", index=False)
     data[["patient_id", "target"]].to_csv(tmp / "reviewed.labels.csv", index=False)
-    run = nbprod.run.execute(input_path="reviewed.inputs.csv", output_path=None,
+    run = nbrun.execute(input_path="reviewed.inputs.csv", output_path=None,
                              labels_path="reviewed.labels.csv", artifact_path=str(tmp / "v1"),
                              log_to_mlflow=False)
     queue = nbprod.review(run, feedback=tmp / "fb.parquet", reviewer="ana")

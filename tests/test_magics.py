@@ -7,6 +7,8 @@ import json
 import pytest
 from IPython.core.error import UsageError
 
+from nbprod.jupyter.status import Status
+
 from .conftest import run
 from .keys import keypair
 
@@ -86,10 +88,10 @@ def test_full_capture_and_package(shell, cancer, in_tmp, capsys):
 
 def test_status_lists_captures(shell, cancer, capsys):
     _prepare(shell, cancer)
-    text = repr(session(shell).status())
+    text = repr(Status(session(shell)))
     assert "train snapshot: 400 rows x 30 input columns" in text
     assert "features() captured as source" in text
-    html = session(shell).status()._repr_html_()
+    html = Status(session(shell))._repr_html_()
     assert "<table>" in html and "cancer" in html
     run(shell, "%nbprod status")  # displays without error
 

@@ -1,4 +1,4 @@
-"""Many runs on one MLflow store, and a store that fails (``nbprod.mlflow_store``).
+"""Many runs on one MLflow store, and a store that fails (``nbprod.tracking.store``).
 
 Real processes on a real SQLite store: eight scoring runs started at the same moment on a store
 that does not exist yet (MLflow's own migrations race there without nbprod's lock), then
@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 
 from nbprod import cli
-from nbprod import run as nbrun
+from nbprod.jobs import run as nbrun
 
 from .artifacts import write_csv
 from .test_cli import _console_script, _one_line
@@ -30,12 +30,12 @@ RUNS = 8
 SCORE = """
 import sys, time
 from pathlib import Path
-import nbprod.run
+from nbprod.jobs import run as nbrun
 here = Path(sys.argv[1])
 (here / f"ready{sys.argv[2]}").touch()
 while not (here / "go").exists():  # all eight start at once
     time.sleep(0.005)
-run = nbprod.run.execute(input_path=str(here / "in.csv"), output_path=str(here / f"p{sys.argv[2]}.csv"),
+run = nbrun.execute(input_path=str(here / "in.csv"), output_path=str(here / f"p{sys.argv[2]}.csv"),
                          artifact_path=sys.argv[3])
 print(run.tracking.get("run_id") or run.tracking)
 """

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 import nbprod
-import nbprod.run
+from nbprod.jobs import run as nbrun
 
 
 def _data(n: int, seed: int, shift: float = 0.0, flip: float = 0.0) -> pd.DataFrame:
@@ -72,7 +72,7 @@ def _batch(tmp_path: Path, name: str, df: pd.DataFrame) -> tuple[str, str]:
 
 def test_unchanged_batch_is_ok(artifact, tmp_path):
     inputs, labels = _batch(tmp_path, "same", _data(2000, 10))
-    run = nbprod.run.execute(input_path=inputs, output_path=str(tmp_path / "p.csv"),
+    run = nbrun.execute(input_path=inputs, output_path=str(tmp_path / "p.csv"),
                              artifact_path=str(artifact), labels_path=labels, log_to_mlflow=False)
     s = run.summary()
     assert s["status"] == "ok", [c for c in s["checks"] if c["status"] != "pass"]
@@ -84,7 +84,7 @@ def test_unchanged_batch_is_ok(artifact, tmp_path):
 
 def test_drifted_batch_with_degraded_labels_alerts_and_recommends_retraining(artifact, tmp_path):
     inputs, labels = _batch(tmp_path, "bad", _data(2000, 11, shift=1.0, flip=0.35))
-    run = nbprod.run.execute(input_path=inputs, output_path=str(tmp_path / "p.csv"),
+    run = nbrun.execute(input_path=inputs, output_path=str(tmp_path / "p.csv"),
                              artifact_path=str(artifact), labels_path=labels,
                              summary_path=str(tmp_path / "s.json"), log_to_mlflow=False)
     s = json.loads((tmp_path / "s.json").read_text())
@@ -97,16 +97,18 @@ def test_drifted_batch_with_degraded_labels_alerts_and_recommends_retraining(art
     assert s["retrain"]["recommended"] is True
     assert any("performance:roc_auc" in r for r in s["retrain"]["reasons"])
     assert s["drift"]["predictions"]["drifted"] is True
-    assert "Retraining is recommended" in run.verdict()._repr_html_()
+    from nbprod.jupyter.report import verdict
+
+    assert "Retraining is recommended" in verdict(run)._repr_html_()
 
 
 def test_drift_only_retrain_needs_persistence_and_history_accumulates(artifact, tmp_path, mlflow_store):
-    from nbprod.tracking import history
+    from nbprod.tracking.runs import history
 
     decisions = []
     for i in range(3):
         inputs, _ = _batch(tmp_path, f"d{i}", _data(1500, 20 + i, shift=1.0))
-        run = nbprod.run.execute(input_path=inputs, output_path=str(tmp_path / f"p{i}.csv"),
+        run = nbrun.execute(input_path=inputs, output_path=str(tmp_path / f"p{i}.csv"),
                                  artifact_path=str(artifact), drift_runs=3)
         assert run.tracking and run.tracking["run_id"], run.tracking
         decisions.append((run.retrain["recommended"], run.retrain["consecutive_drift_runs"]))
@@ -121,7 +123,7 @@ def test_drift_only_retrain_needs_persistence_and_history_accumulates(artifact, 
 
     # a clean run breaks the streak
     inputs, _ = _batch(tmp_path, "clean", _data(1500, 30))
-    run = nbprod.run.execute(input_path=inputs, output_path=str(tmp_path / "pc.csv"),
+    run = nbrun.execute(input_path=inputs, output_path=str(tmp_path / "pc.csv"),
                              artifact_path=str(artifact))
     assert run.retrain["consecutive_drift_runs"] == 0 and not run.retrain["recommended"]
 
@@ -142,7 +144,7 @@ def test_cli_exit_3_html_report_and_history(artifact, tmp_path):
 
     page = html.read_text()
     assert not re.search(r"https?://", page)  # self-contained: nothing to fetch
-    assert "nbprod.run.execute(" not in page and "report.drift_table(run)" not in page  # code hidden
+    assert "nbprod.scoring_job(" not in page and 'job.show("drift")' not in page  # code hidden
     assert page.count("<svg") >= 2 and "<rect" in page  # figures embedded as inline SVG
     assert "Verdict:" in page and page.index("Verdict:") < page.index("Data drift")
     assert html.stat().st_size < 3_000_000
@@ -180,7 +182,7 @@ def test_unreachable_tracking_store_costs_no_predictions(artifact, tmp_path, mon
     out, summary = tmp_path / "p.csv", tmp_path / "s.json"
     old = os.umask(0o022)
     try:
-        run = nbprod.run.execute(input_path=inputs, output_path=str(out), summary_path=str(summary),
+        run = nbrun.execute(input_path=inputs, output_path=str(out), summary_path=str(summary),
                                  artifact_path=str(artifact))
     finally:
         os.umask(old)

@@ -10,8 +10,8 @@ import pytest
 from IPython.core.error import UsageError
 
 import nbprod
+from nbprod.core.results import CheckResult
 from nbprod.exceptions import ChecksFailedError, PackagingError, ParityError
-from nbprod.results import CheckResult
 
 from .conftest import run
 

@@ -142,7 +142,7 @@ def test_raise_on_alert_fails_the_run_after_writing(cancer_art, tmp_path):
 
 
 def test_quickstart_notebook_end_to_end(tmp_path):
-    from nbprod import run as nbrun
+    from nbprod.jobs import run as nbrun
 
     work = tmp_path / "demo"
     work.mkdir()

@@ -20,9 +20,8 @@ from stdnum import iban as stdnum_iban
 from stdnum import luhn
 
 import nbprod
-from nbprod import pii
-from nbprod.exceptions import CaptureError
-from nbprod.pii import PersonalDataWarning
+from nbprod.core import pii
+from nbprod.exceptions import CaptureError, PersonalDataWarning
 
 from .conftest import run
 
@@ -264,8 +263,8 @@ def test_magic_flags(shell, capsys):
 
 
 def test_schema_errors_never_quote_a_personal_value():
+    from nbprod.core.schema import Schema, conform
     from nbprod.exceptions import SchemaError
-    from nbprod.schema import Schema, conform
 
     rng = np.random.default_rng(2)
     df = pd.DataFrame({"card": [int(_card(rng, spaced=False)) for _ in range(50)],

@@ -39,7 +39,7 @@ def test_pyfunc_accepts_column_lists_like_a_serving_payload(cancer_art, pyfunc_c
 
 def test_pyfunc_metadata_points_at_the_nbprod_loader(pyfunc_cancer):
     flavor = pyfunc_cancer.metadata.flavors["python_function"]
-    assert flavor["loader_module"] == "nbprod.mlflow_flavor"
+    assert flavor["loader_module"] == "nbprod"
     assert flavor["env"]["virtualenv"] == "python_env.yaml"
 
 

@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 
 import nbprod
-from nbprod import registry
-from nbprod.compare import compare
-from nbprod.registry import RegistryError
+from nbprod.exceptions import RegistryError
+from nbprod.lifecycle.compare import compare
+from nbprod.tracking import registry
 
 NAME = "registry-rules"
 

@@ -44,7 +44,7 @@ def test_report_renders_with_code_hidden_and_figures_visible(cancer_art, tmp_pat
     # no line of the notebook's code shows
     assert page.locator(".jp-CodeCell").count() > 5
     assert page.locator(".jp-CodeCell .jp-InputArea, .jp-InputArea-editor").count() == 0
-    for code_line in ("nbprod.run.execute(", "report.drift_table(run)", "input_path ="):
+    for code_line in ("nbprod.scoring_job(", 'job.show("drift")', "input_path ="):
         assert code_line not in text
 
     # figures visible: the drift plots are drawn at a readable size

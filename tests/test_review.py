@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 import nbprod
-import nbprod.run
 from nbprod.exceptions import InputError, NbprodUsageError
-from nbprod.review import Decision, append_feedback, read_feedback
+from nbprod.jobs import run as nbrun
+from nbprod.jupyter.review import Decision, append_feedback, read_feedback
 
 
 def churn(n: int, seed: int, shift: float = 0.0, flip: float = 0.0) -> pd.DataFrame:
@@ -92,7 +92,7 @@ def score(art: Path, tmp: Path, name: str, df: pd.DataFrame, target: str, **opti
     inputs, labels = tmp / f"{name}.csv", tmp / f"{name}.labels.csv"
     df.drop(columns=[target]).to_csv(inputs, index=False)
     df[["customer", target]].to_csv(labels, index=False)
-    return nbprod.run.execute(input_path=str(inputs), output_path=str(tmp / f"{name}.pred.csv"),
+    return nbrun.execute(input_path=str(inputs), output_path=str(tmp / f"{name}.pred.csv"),
                               artifact_path=str(art), labels_path=str(labels),
                               summary_path=str(tmp / f"{name}.summary.json"), log_to_mlflow=False,
                               **options)
@@ -242,7 +242,7 @@ def test_review_needs_something_to_review():
     with pytest.raises(NbprodUsageError, match="predictions= with artifact="):
         nbprod.review()
     with pytest.raises(NbprodUsageError, match="min_confidence"):
-        from nbprod.review import select
+        from nbprod.jupyter.review import select
 
         select(pd.DataFrame({"prediction": [1]}), task="classification", classes=[0, 1],
                ids=pd.Series(["a"]), min_confidence=2)
@@ -278,7 +278,7 @@ def test_text_ids_keep_their_leading_zeros_from_the_files(classifier, tmp_path):
 
 
 def test_feedback_relabels_training_rows_by_id_latest_decision_first(tmp_path):
-    from nbprod import feedback
+    from nbprod.lifecycle import feedback
 
     fb = tmp_path / "fb.parquet"
     pd.DataFrame({

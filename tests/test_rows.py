@@ -11,9 +11,15 @@ import pandas as pd
 import pytest
 
 import nbprod
-from nbprod import rows
-from nbprod.exceptions import NbprodUsageError, RowError, RowsRejectedError, SchemaError
-from nbprod.scoring import MAX_MODEL_ERROR_ROWS, FeatureError
+from nbprod.core import rows
+from nbprod.core.scoring import MAX_MODEL_ERROR_ROWS
+from nbprod.exceptions import (
+    FeatureError,
+    NbprodUsageError,
+    RowError,
+    RowsRejectedError,
+    SchemaError,
+)
 
 from .artifacts import kinds_features, kinds_frame
 
@@ -123,8 +129,8 @@ def test_values_are_cut_and_control_characters_escaped(kinds, kinds_art):
 
 def test_personal_data_columns_never_echo_their_values():
     """A PII column keeps its counts only in the profile, and its values out of the issues."""
-    from nbprod.profile import frame_profile
-    from nbprod.schema import Schema, conform_rows
+    from nbprod.core.profile import frame_profile
+    from nbprod.core.schema import Schema, conform_rows
 
     rng = np.random.default_rng(0)
     train = pd.DataFrame({"income": rng.normal(5e4, 1e4, 200), "age": rng.integers(18, 90, 200)})
@@ -145,7 +151,7 @@ def test_personal_data_columns_never_echo_their_values():
 
 
 def test_chunks_merge_into_the_issues_of_the_whole(kinds, kinds_art):
-    from nbprod.schema import conform_rows
+    from nbprod.core.schema import conform_rows
 
     bad = corrupt(corrupt(kinds_art.batch, "usage", "x", row=10), "plan", "gold", row=200)
     scorer = kinds.scorer
@@ -275,7 +281,7 @@ def _hgb_session():
 
 
 def test_a_model_that_takes_nan_and_unseen_categories_gets_no_warning():
-    from nbprod.package import apply_row_rules
+    from nbprod.capture.row_rules import apply_row_rules
 
     s = _hgb_session()
     live = s.live_scorer()
@@ -368,7 +374,7 @@ def test_a_model_that_overflows_on_a_row_rejects_that_row():
     from sklearn.compose import TransformedTargetRegressor
     from sklearn.linear_model import LinearRegression
 
-    from nbprod.package import apply_row_rules
+    from nbprod.capture.row_rules import apply_row_rules
 
     data = kinds_frame(300, 7)[["account", "usage"]]
     data = data.assign(spend=np.exp(data["usage"] / 10))
@@ -397,13 +403,13 @@ def test_a_model_that_overflows_on_a_row_rejects_that_row():
 # -- files, summary and the review queue -----------------------------------------------------
 def test_execute_writes_issues_and_counts_and_the_review_queue_shows_flagged_rows(kinds_art,
                                                                                    tmp_path):
-    import nbprod.run
+    from nbprod.jobs import run as nbrun
 
     bad = corrupt(kinds_art.batch, "usage", "abc", row=1)
     bad = corrupt(bad, "tenure", 100, row=4)  # flagged
     bad = corrupt(bad, "plan", "gold", row=6)
     bad.to_csv(tmp_path / "in.csv", index=False)
-    run = nbprod.run.execute(input_path=str(tmp_path / "in.csv"),
+    run = nbrun.execute(input_path=str(tmp_path / "in.csv"),
                              output_path=str(tmp_path / "preds.parquet"),
                              summary_path=str(tmp_path / "s.json"),
                              artifact_path=str(kinds_art.path), log_to_mlflow=False)
@@ -421,11 +427,11 @@ def test_execute_writes_issues_and_counts_and_the_review_queue_shows_flagged_row
     preds = pd.read_parquet(tmp_path / "preds.parquet")
     assert preds["account"].tolist() == bad["account"].drop(index=[1, 6]).tolist()
     # the report lists the first issues
-    from nbprod import report
+    from nbprod.jupyter import report
 
     html = report.checks_table(run).html
     assert "Row issues" in html and "gold" in html
-    assert "248 of 250 rows" in run.verdict().text
+    assert "248 of 250 rows" in report.verdict(run).text
 
     # the queue from the files alone: flagged inputs, mapped to the right rows
     q = nbprod.review(predictions=tmp_path / "preds.parquet", artifact=kinds_art.path,
@@ -443,10 +449,10 @@ def test_execute_writes_issues_and_counts_and_the_review_queue_shows_flagged_row
 
 
 def test_a_clean_run_writes_a_header_only_issues_file(kinds_art, tmp_path):
-    import nbprod.run
+    from nbprod.jobs import run as nbrun
 
     kinds_art.batch.iloc[:40].to_csv(tmp_path / "in.csv", index=False)
-    run = nbprod.run.execute(input_path=str(tmp_path / "in.csv"),
+    run = nbrun.execute(input_path=str(tmp_path / "in.csv"),
                              output_path=str(tmp_path / "p.csv.gz"),
                              artifact_path=str(kinds_art.path), log_to_mlflow=False)
     text = pd.read_csv(tmp_path / "p.issues.csv.gz")
@@ -458,15 +464,15 @@ def test_a_clean_run_writes_a_header_only_issues_file(kinds_art, tmp_path):
 
 
 def test_max_rejected_turns_rejections_into_an_alert(kinds_art, tmp_path):
-    import nbprod.run
     from nbprod.cli import EXIT_ALERT, EXIT_OK, EXIT_USAGE, exit_code
+    from nbprod.jobs import run as nbrun
 
     bad = kinds_art.batch.copy()
     bad.loc[:4, "account"] = None  # 5 of 250: 2%
     bad.to_csv(tmp_path / "in.csv", index=False)
 
     def go(**options):
-        return nbprod.run.execute(input_path=str(tmp_path / "in.csv"),
+        return nbrun.execute(input_path=str(tmp_path / "in.csv"),
                                   output_path=str(tmp_path / "p.csv"),
                                   artifact_path=str(kinds_art.path), log_to_mlflow=False, **options)
 
@@ -485,8 +491,8 @@ def test_max_rejected_turns_rejections_into_an_alert(kinds_art, tmp_path):
 
 def test_id_and_category_rules_on_other_dtypes():
     """Integer ids (the sort-based uniqueness proof), float ids with NaN, categorical inputs."""
-    from nbprod.profile import frame_profile
-    from nbprod.schema import Schema, conform_rows
+    from nbprod.core.profile import frame_profile
+    from nbprod.core.schema import Schema, conform_rows
 
     train = pd.DataFrame({"size": pd.Categorical(["s", "m", "l"] * 20), "n": np.arange(60.0)})
     schema, profile = Schema.infer(train), frame_profile(train)
@@ -510,7 +516,7 @@ def test_id_and_category_rules_on_other_dtypes():
 
 
 def test_compare_leaves_out_the_rows_a_model_rejects(kinds_art, tmp_path):
-    from nbprod.compare import compare
+    from nbprod.lifecycle.compare import compare
 
     bad = corrupt(kinds_art.batch, "plan", "gold", row=5)
     bad.to_csv(tmp_path / "data.csv", index=False)

@@ -4,7 +4,7 @@ kind (``kinds_art``).
 Each case corrupts a fresh batch (per column kind: NaN, +/-inf, 1e308, text in a number, blank,
 an unseen category, a null or repeated id, a sign never seen, out of range, a bad bool or date,
 a whole column of the wrong type, a missing column, an empty, header-only, garbage or misnamed
-file...) at varying positions and counts, runs it in-process through ``nbprod.run.execute`` and
+file...) at varying positions and counts, runs it in-process through ``nbprod.jobs.run.execute`` and
 maps the outcome to the exit code with the CLI's own :func:`nbprod.cli.exit_code`. For each case:
 the exit code; only NbprodError subclasses escape; an error names the column or the file and
 leaves no file behind; a scored run keeps every clean row's prediction, and lists every
@@ -27,8 +27,8 @@ import pandas as pd
 import pytest
 
 from nbprod import cli
-from nbprod import run as nbrun
 from nbprod.exceptions import NbprodError
+from nbprod.jobs import run as nbrun
 
 from .artifacts import ROOT, kinds_frame
 

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from nbprod.core.schema import Schema, conform
 from nbprod.exceptions import SchemaError
-from nbprod.schema import Schema, conform
 
 TRAIN = pd.DataFrame(
     {
@@ -96,7 +96,7 @@ def test_numeric_categories_from_text():
 
 
 def test_csv_text_columns_keep_their_values_and_numbers_their_nulls(tmp_path):
-    from nbprod.dataio import read_frame
+    from nbprod.core.dataio import read_frame
 
     path = tmp_path / "in.csv"
     path.write_text("zip,country,x\n01234,NA,1.5\n,null,NA\n98765,US,\n")

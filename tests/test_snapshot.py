@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from nbprod.core.profile import bin_counts, numeric_profile
+from nbprod.core.snapshot import Snapshot, fingerprint
 from nbprod.exceptions import CaptureError
-from nbprod.profile import bin_counts, numeric_profile
-from nbprod.snapshot import Snapshot, fingerprint
 
 
 def test_schema_records_pandas3_strings_nulls_and_categories(mixed):

@@ -23,9 +23,9 @@ import pytest
 
 import nbprod
 from nbprod import cli
-from nbprod._staging import StagingDir, remove_stale
+from nbprod.core.manifest import STAGING_MARKER
+from nbprod.core.staging import StagingDir, remove_stale
 from nbprod.exceptions import IntegrityError
-from nbprod.manifest import STAGING_MARKER
 
 from .artifacts import ROOT, copy_artifact, package_cancer, write_csv
 from .test_cli import _console_script
@@ -97,7 +97,7 @@ package_cancer(pd.read_parquet(sys.argv[2]), Path(sys.argv[3]))
 
 def _package_moments() -> dict[str, Event]:
     seen = {"replay": False}
-    replaying = _child_running("nbprod._replay")
+    replaying = _child_running("nbprod.capture.replay")
 
     def during_replay(me: psutil.Process) -> bool:
         return replaying(me)
@@ -149,7 +149,7 @@ def test_a_marked_directory_is_no_artifact(cancer_art, tmp_path, capsys):
 HOLD = """
 import sys
 from pathlib import Path
-from nbprod._staging import StagingDir
+from nbprod.core.staging import StagingDir
 d = StagingDir.create(Path(sys.argv[1]), "x")
 print(d.path, flush=True)
 sys.stdin.readline()

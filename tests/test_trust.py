@@ -21,7 +21,8 @@ import pandas as pd
 import pytest
 
 import nbprod
-from nbprod import cli, signing
+from nbprod import cli
+from nbprod.core import signing
 from nbprod.exceptions import IntegrityError, NbprodUsageError, PackagingError
 
 from .artifacts import ARTIFACT_FILES, copy_artifact, write_csv
@@ -451,7 +452,7 @@ def _spline_session(diabetes, name: str):
 @pytest.fixture(scope="module")
 def spline(diabetes, keys, tmp_path_factory, mlflow_store):
     """A signed artifact whose model needs scipy's BSpline (not allowlisted), registered."""
-    from nbprod import registry
+    from nbprod.tracking import registry
 
     s = _spline_session(diabetes, "trust-spline")
     path = tmp_path_factory.mktemp("spline") / "art"
@@ -505,7 +506,7 @@ def test_score_a_registry_uri_hands_the_pin_to_its_kernel(spline, diabetes, tmp_
 def _registered_copy(uri: str) -> Path:
     import mlflow
 
-    from nbprod.registry import ARTIFACT_DIR, version_of
+    from nbprod.tracking.registry import ARTIFACT_DIR, version_of
 
     _, _, v = version_of(uri)
     source = mlflow.MlflowClient().get_run(v.run_id).info.artifact_uri
@@ -543,7 +544,7 @@ def test_a_registered_copy_changed_after_registration_is_refused(spline, diabete
 
 def test_a_signature_renewed_after_registration_joins_the_registered_copy(spline, keys):
     """Key rotation: re-sign with the new key, register again (same version), load with it."""
-    from nbprod import registry
+    from nbprod.tracking import registry
 
     path, _, reg = spline
     try:
@@ -560,8 +561,8 @@ def test_a_signature_renewed_after_registration_joins_the_registered_copy(spline
 
 
 def test_register_refuses_an_artifact_changed_since_it_was_logged(cancer_art, tmp_path):
-    from nbprod import registry
-    from nbprod.registry import RegistryError
+    from nbprod.exceptions import RegistryError
+    from nbprod.tracking import registry
 
     root = copy_artifact(cancer_art, tmp_path / "art")  # its packaging run is in MLflow
     m = _manifest(root)

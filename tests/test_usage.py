@@ -1,4 +1,4 @@
-"""Paths and flags of a scoring run, refused before any work (``nbprod.usage``).
+"""Paths and flags of a scoring run, refused before any work (``nbprod.jobs.usage``).
 
 Every refusal here is a usage error: exit 2, one line naming the flag and the path as the user
 typed it, and nothing written (no output, no staging directory, no temporary file). Most cases
@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 
 from nbprod import cli
-from nbprod import run as nbrun
+from nbprod.core.text import quote
 from nbprod.exceptions import NbprodUsageError
-from nbprod.usage import check_outputs, quote, whole_number
+from nbprod.jobs import run as nbrun
+from nbprod.jobs.usage import check_outputs, whole_number
 
 from .artifacts import write_csv
 from .test_cli import _console_script, _one_line
@@ -145,7 +146,7 @@ def test_long_values_are_cut_in_messages(cancer_art, batch_dir, capsys):
     assert len(line) < 500 and "..." in line and "p.csv" in line
 
 
-# -- the same rules for papermill (nbprod.run.execute) ----------------------------------------
+# -- the same rules for papermill (nbprod.jobs.run.execute) ----------------------------------------
 def test_execute_applies_the_same_rules(cancer_art, batch_dir):
     common = {"input_path": "in.csv", "artifact_path": str(cancer_art.path),
               "log_to_mlflow": False}

@@ -3,15 +3,16 @@
  * and pure readers that turn what arrived into typed values or say, in words a user can act on,
  * why they cannot. No JupyterLab imports here, so this is unit-tested as is.
  *
- * The shapes mirror the Python side: nbprod/display.py (check), nbprod/status.py (status),
- * nbprod/package.py and nbprod/frontend.py (package). Every bundle carries `version`.
+ * The shapes mirror the Python side: nbprod/jupyter/display.py (check), nbprod/jupyter/status.py
+ * (status), nbprod/capture/package.py and nbprod/jupyter/frontend.py (package). Every bundle
+ * carries `version`.
  */
 
-/** Check results of one `%nbprod check ...` (nbprod.display.ResultsView). */
+/** Check results of one `%nbprod check ...` (nbprod.jupyter.display.ResultsView). */
 export const CHECK_MIME = 'application/vnd.nbprod.check+json';
-/** `%nbprod status`: what is captured and which checks passed (nbprod.status.Status). */
+/** `%nbprod status`: what is captured and which checks passed (nbprod.jupyter.status.Status). */
 export const STATUS_MIME = 'application/vnd.nbprod.status+json';
-/** `%nbprod package PATH`: the artifact written, or why none was (nbprod.frontend). */
+/** `%nbprod package PATH`: the artifact written, or why none was (nbprod.capture.contract). */
 export const PACKAGE_MIME = 'application/vnd.nbprod.package+json';
 
 /** The version of the check and status bundles this extension draws. */
@@ -24,7 +25,7 @@ export const BUNDLE_VERSION = 1;
 export const PACKAGE_VERSION = 2;
 const PACKAGE_VERSIONS_READ: ReadonlyArray<number> = [1, 2];
 
-/** The status of one check, as nbprod.results.CheckResult has it. */
+/** The status of one check, as nbprod.core.results.CheckResult has it. */
 export type CheckStatus = 'pass' | 'warn' | 'fail' | 'skip';
 
 const CHECK_STATUSES: ReadonlyArray<string> = ['pass', 'warn', 'fail', 'skip'];
@@ -46,7 +47,7 @@ export const MAGIC_KINDS: ReadonlyArray<MagicKind> = [
   'status'
 ];
 
-/** One check result, as carried by the bundles (nbprod.results.CheckResult.to_dict). */
+/** One check result, as carried by the bundles (nbprod.core.results.CheckResult.to_dict). */
 export interface ICheckResult {
   name: string;
   kind: string;
@@ -72,7 +73,7 @@ export interface IStatusBundle {
   checks: ICheckResult[];
 }
 
-/** `%nbprod package` wrote an artifact (nbprod.package.PackageResult.to_json). */
+/** `%nbprod package` wrote an artifact (nbprod.capture.package.PackageResult.to_json). */
 export interface IPackageBundle {
   version: number;
   outcome: 'packaged';
@@ -93,7 +94,7 @@ export interface IPackageBundle {
   signed_by?: string | null;
 }
 
-/** `%nbprod package` wrote nothing (nbprod.frontend.PackageRefusal.to_json). */
+/** `%nbprod package` wrote nothing (nbprod.jupyter.frontend.PackageRefusal.to_json). */
 export interface IPackageRefusal {
   version: number;
   /** `refused`: nbprod said no (the cell raised UsageError); `error`: an unexpected exception. */

@@ -30,7 +30,7 @@ const ORDER: { [status in CheckStatus]: number } = {
   fail: 3
 };
 
-/** The most severe of `statuses` (`skip` when there are none), as nbprod.results.worst. */
+/** The most severe of `statuses` (`skip` when there are none), as nbprod.core.results.worst. */
 export function worst(statuses: Iterable<CheckStatus>): CheckStatus {
   let out: CheckStatus = 'skip';
   for (const s of statuses) {

@@ -1,6 +1,6 @@
 """Checks that gate packaging and keep watching after it.
 
-Every check returns :class:`~nbprod.results.CheckResult` objects (pass / warn / fail / skip,
+Every check returns :class:`~nbprod.core.results.CheckResult` objects (pass / warn / fail / skip,
 the measured values, the threshold, a message a person understands). Model checks (``overfit``,
 ``metric``, ``cv``, ``baseline``) evaluate the captured feature function and model on the
 captured snapshots; ``data`` looks at the snapshots themselves; ``bounds`` declares sanity limits

@@ -1,4 +1,4 @@
-"""Sanity bounds on outputs: declared in the notebook, enforced on every scoring run.
+"""``%nbprod check bounds``: declaring sanity bounds on outputs, enforced on every scoring run.
 
 A bounds spec is plain JSON stored in the manifest::
 
@@ -8,7 +8,8 @@ Regression outputs must lie in [min, max]; classifier outputs must be one of ``c
 probabilities in [0, 1] summing to 1. Sides the user does not give are derived from the
 reference predictions (train and valid), widened by ``margin`` times their range. The policy
 says what scoring does with a violating row: ``flag`` keeps it and marks it in an
-``out_of_bounds`` column, ``drop`` removes it, ``fail`` refuses the whole batch.
+``out_of_bounds`` column, ``drop`` removes it, ``fail`` refuses the whole batch. Which rows
+break a spec, and how a spec reads in a message, is :mod:`nbprod.core.bounds`.
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..core.bounds import describe, violations
+from ..core.results import CheckResult
 from ..exceptions import NbprodUsageError
-from ..results import CheckResult
-from ._context import evaluation, fmt, number
+from .context import evaluation, number
 
 POLICIES = ("flag", "drop", "fail")
-PROBA_TOLERANCE = 1e-6
 
 
 def bounds(session: Any, *, min: Any = None, max: Any = None, classes: Any = None,
@@ -76,7 +77,7 @@ def bounds(session: Any, *, min: Any = None, max: Any = None, classes: Any = Non
             spec["derived"].append("classes")
     bad = violations(outputs, spec)
     n_bad = int(bad.sum())
-    where = _describe(spec)
+    where = describe(spec)
     if n_bad and policy == "fail":
         # the model's own training and validation answers would be refused batch by batch
         text = (f"{n_bad} of {len(outputs)} reference predictions fall outside {where}, and "
@@ -92,34 +93,6 @@ def bounds(session: Any, *, min: Any = None, max: Any = None, classes: Any = Non
         status = "pass"
     return CheckResult(name="bounds", kind="bounds", status=status, message=text, value=n_bad,
                        threshold=where, details={"spec": spec})
-
-
-def violations(outputs: pd.DataFrame, spec: dict[str, Any]) -> np.ndarray:
-    """A boolean mask of the output rows outside the bounds."""
-    bad = np.zeros(len(outputs), dtype=bool)
-    pred = outputs["prediction"]
-    if spec.get("classes") is not None:
-        allowed = {str(c) for c in spec["classes"]}
-        bad |= ~pred.astype("object").map(str).isin(allowed).to_numpy()
-        proba_cols = [c for c in outputs.columns if c.startswith("proba_")]
-        if proba_cols:
-            p = outputs[proba_cols].to_numpy(dtype="float64")
-            bad |= ((p < -PROBA_TOLERANCE) | (p > 1 + PROBA_TOLERANCE) | np.isnan(p)).any(axis=1)
-            bad |= np.abs(p.sum(axis=1) - 1.0) > 1e-4
-        return bad
-    values = pred.to_numpy(dtype="float64")
-    bad |= np.isnan(values)
-    if spec.get("min") is not None:
-        bad |= values < spec["min"]
-    if spec.get("max") is not None:
-        bad |= values > spec["max"]
-    return bad
-
-
-def _describe(spec: dict[str, Any]) -> str:
-    if spec.get("classes") is not None:
-        return "classes {" + ", ".join(map(str, spec["classes"])) + "} with valid probabilities"
-    return f"[{fmt(spec['min'])}, {fmt(spec['max'])}]"
 
 
 def _plain(v: Any) -> Any:

@@ -7,9 +7,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..results import CheckResult
-from ..snapshot import row_hashes
-from ._context import fmt, number
+from ..core.results import CheckResult, fmt
+from ..core.snapshot import row_hashes
+from .context import number
 
 LEAKAGE_ROWS = 50_000
 

@@ -6,10 +6,10 @@ from typing import Any
 
 import numpy as np
 
+from ..core.metrics import Metric, resolve
+from ..core.results import CheckResult, fmt
 from ..exceptions import NbprodUsageError
-from ..metrics import Metric, resolve
-from ..results import CheckResult
-from ._context import evaluation, fmt, metric_range, number
+from .context import evaluation, metric_range, number
 
 
 def _metric(session: Any, name: str, check: str) -> Metric:

@@ -1,0 +1,98 @@
+"""Where an artifact comes from: its name, who packaged it, the notebook, git, the environment,
+and the pinned requirements MLflow restores.
+"""
+
+from __future__ import annotations
+
+import getpass
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from .._version import __version__
+
+KEY_PACKAGES = ("pandas", "numpy", "scikit-learn", "scipy", "skops", "pyarrow", "mlflow",
+                "papermill", "nbformat")
+
+
+def default_name(session) -> str:
+    if session.notebook_path:
+        return Path(session.notebook_path).stem
+    return "model"
+
+
+def user_name() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "unknown"
+
+
+def provenance(session) -> dict[str, Any]:
+    where = Path(session.notebook_path).parent if session.notebook_path else Path.cwd()
+    return {
+        "notebook": session.notebook_path,
+        "working_directory": str(Path.cwd()),
+        "user": user_name(),
+        "cells": session.cells,
+        "git": _git(where),
+    }
+
+
+def _git(where: Path) -> dict[str, Any] | None:
+    def git(*args: str) -> str | None:
+        try:
+            proc = subprocess.run(["git", "-C", str(where), *args], capture_output=True,
+                                  text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return proc.stdout.strip() if proc.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if not commit:
+        return None
+    return {"commit": commit, "dirty": bool(git("status", "--porcelain")),
+            "branch": git("rev-parse", "--abbrev-ref", "HEAD")}
+
+
+def distribution_version(dist: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return None
+
+
+def environment() -> dict[str, Any]:
+    import platform
+
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "nbprod": __version__,
+        "packages": {d: distribution_version(d) for d in KEY_PACKAGES},
+    }
+
+
+def requirements(feature_source: str, model: Any) -> list[str]:
+    """Pinned pip requirements: nbprod's scoring stack plus what the features and model import."""
+    import ast
+    from importlib.metadata import packages_distributions
+
+    dists = {"nbprod", "scikit-learn", "pandas", "numpy", "scipy", "skops", "pyarrow"}
+    top_level = {type(model).__module__.split(".")[0]}
+    for node in ast.walk(ast.parse(feature_source)):
+        if isinstance(node, ast.Import):
+            top_level |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            top_level.add(node.module.split(".")[0])
+    mapping = packages_distributions()
+    for mod in top_level:
+        dists.update(mapping.get(mod, []))
+    reqs = []
+    for d in sorted(dists, key=str.lower):
+        v = __version__ if d == "nbprod" else distribution_version(d)
+        if v:
+            reqs.append(f"{d}=={v}")
+    return reqs

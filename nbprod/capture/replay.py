@@ -1,0 +1,107 @@
+"""The parity replay: the packaged artifact, loaded in a fresh Python process, must score the
+snapshot sample exactly as the notebook does.
+
+:func:`replay` (the packaging side) writes the sample into a staging directory beside the
+artifact and runs ``python -m nbprod.capture.replay ARTIFACT SAMPLE.pkl OUT.pkl [PUB.pem]``;
+:func:`main` (the fresh process) loads the artifact as ``nbprod.load`` would and scores the
+sample there, so nothing from the notebook's memory can leak into the result.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..core.staging import StagingDir
+from ..exceptions import ParityError
+
+REPLAY_TIMEOUT_S = 600
+
+
+def replay(root: Path, sample: pd.DataFrame, signer: Any = None) -> pd.DataFrame:
+    """Load the artifact at ``root`` in a fresh Python process and score ``sample`` there.
+
+    The replay trusts exactly the signer's public key (none when unsigned), whatever
+    ``NBPROD_TRUSTED_KEYS`` says: it checks parity, and the signature it just made.
+    """
+    from ..core.signing import ENV
+    from ..core.trust import AUTHENTIC_ENV
+
+    # the sample goes to a staging directory beside the artifact, not to /tmp: removed on the
+    # way out, and by the next package if this process is killed
+    scratch = StagingDir.create(root.parent, "nbprod-replay")
+    try:
+        tmp = scratch.path
+        src = Path(tmp) / "sample.pkl"
+        dst = Path(tmp) / "scored.pkl"
+        with open(src, "wb") as fh:
+            pickle.dump(sample, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        keys = []
+        if signer is not None:
+            from ..core.signing import public_pem
+
+            keys = [str(Path(tmp) / "signer.pub.pem")]
+            Path(keys[0]).write_bytes(public_pem(signer))
+        env = {k: v for k, v in os.environ.items() if k not in (ENV, AUTHENTIC_ENV)}
+        proc = subprocess.run(
+            [sys.executable, "-m", "nbprod.capture.replay", str(root), str(src), str(dst), *keys],
+            capture_output=True, text=True, timeout=REPLAY_TIMEOUT_S, env=env,
+        )
+        if proc.returncode != 0:
+            lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+            last = lines[-1] if lines else f"exit code {proc.returncode}"
+            raise ParityError(
+                "Parity replay failed: the artifact could not score its snapshot sample in a "
+                f"fresh process: {last}"
+            )
+        with open(dst, "rb") as fh:
+            return pickle.load(fh)
+    finally:
+        scratch.remove()
+
+
+def main(argv: list[str]) -> int:
+    root, src, dst, *keys = argv  # keys: the signer's public key when packaging signs
+    art = load_staging(root, keys)
+    with open(src, "rb") as fh:
+        sample = pickle.load(fh)
+    scored = art.scorer.score_detailed(sample, apply_policy=False).parity_frame()
+    with open(dst, "wb") as fh:
+        pickle.dump(scored, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    return 0
+
+
+def load_staging(root: str, keys: list[str]):
+    """Load the artifact that packaging is assembling at ``root``, as ``nbprod.load`` would,
+    except that its staging marker is allowed: ``nbprod.core.manifest.staging_problem`` makes
+    every other loader refuse it until this replay has passed. ``keys``: the signer's public
+    key when packaging signs."""
+    from pathlib import Path
+
+    from ..core import manifest as mf
+    from ..core import trust
+    from ..core.artifact import Artifact
+
+    path = Path(root)
+    if mf.staging_problem(path) is None:
+        raise mf.IntegrityError(f"{root} is not a packaging staging directory.")
+    check = trust.verify(path, trusted_keys=keys or None, staging=True)
+    check.raise_for_problems()
+    assert check.manifest is not None
+    art = Artifact(path, check.manifest, check)
+    art.scorer  # noqa: B018 - deserialize now, after verification, as nbprod.load does
+    return art
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except Exception as exc:  # one line for the packaging process to quote
+        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,62 @@
+"""HTML for every view nbprod shows: tables, status badges, and displayable HTML with a text twin.
+
+The capture results, the scoring report, the comparison report and the notebook panels all
+build their HTML from these, so a table or a badge looks the same wherever it appears. Plain
+HTML without scripts or external resources: it survives papermill, nbconvert and HTML export.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from typing import Any
+
+_COLOURS = {"pass": "#1a7f37", "warn": "#9a6700", "fail": "#cf222e", "skip": "#57606a",
+            "ok": "#1a7f37", "alert": "#cf222e", "error": "#cf222e"}
+
+
+def badge(status: str) -> str:
+    """A coloured status label (pass, warn, fail, skip; ok, alert, error) as inline HTML."""
+    colour = _COLOURS.get(status, "#57606a")
+    return (f'<span class="nbprod-badge nbprod-{html.escape(status)}" style="background:{colour};'
+            f'color:white;border-radius:4px;padding:1px 7px;font-weight:600;font-size:90%">'
+            f"{html.escape(status.upper())}</span>")
+
+
+@dataclass
+class Html:
+    """Something a notebook displays as HTML, with a plain-text form for terminals and logs."""
+
+    html: str
+    text: str
+
+    def _repr_html_(self) -> str:
+        return self.html
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def table(rows: list[dict[str, Any]], columns: list[str], raw: tuple[str, ...] = ("status",)) -> str:
+    """An HTML table of ``rows`` (dicts) in ``columns``; cells are escaped text, except the
+    ``raw`` columns, which hold HTML already (a status badge)."""
+    head = "".join(f"<th style='text-align:left'>{html.escape(c)}</th>" for c in columns)
+    body = []
+    for r in rows:
+        cells = []
+        for c in columns:
+            v = r.get(c, "")
+            cells.append(f"<td>{v if c in raw else html.escape(cell_text(v))}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def cell_text(v: Any) -> str:
+    """A value as a table cell shows it: yes/no, 4 significant digits, empty for None."""
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if v is None:
+        return ""
+    return str(v)

@@ -1,0 +1,56 @@
+"""How check results show in a notebook: compact HTML plus a JSON bundle for frontends.
+
+The JSON travels under ``application/vnd.nbprod.check+json`` (the nbprod JupyterLab extension
+renders it); classic Notebook, VS Code and nbconvert fall back to the HTML in the same bundle.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from ..core.results import CheckResult, worst
+from ..core.tables import badge
+
+CHECK_MIME = "application/vnd.nbprod.check+json"
+def _value(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, dict):
+        return ", ".join(f"{k} {_value(x)}" for k, x in v.items() if x is not None)
+    return "" if v is None else str(v)
+
+
+class ResultsView:
+    """A list of check results, displayable as a MIME bundle."""
+
+    def __init__(self, results: list[CheckResult], title: str = "nbprod checks") -> None:
+        self.results = results
+        self.title = title
+
+    @property
+    def status(self) -> str:
+        return worst([r.status for r in self.results])
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": 1, "status": self.status, "results": [r.to_dict() for r in self.results]}
+
+    def html(self) -> str:
+        rows = "".join(
+            f"<tr><td>{badge(r.status)}</td><td><code>{html.escape(r.name)}</code></td>"
+            f"<td>{html.escape(r.message)}</td><td>{html.escape(_value(r.value))}</td>"
+            f"<td>{html.escape(_value(r.threshold))}</td></tr>"
+            for r in self.results
+        )
+        return (f'<div class="nbprod-checks"><b>{html.escape(self.title)}</b> {badge(self.status)}'
+                "<table><thead><tr><th>status</th><th>check</th><th>result</th><th>value</th>"
+                f"<th>threshold</th></tr></thead><tbody>{rows}</tbody></table></div>")
+
+    def text(self) -> str:
+        return "\n".join(f"{r.status.upper():<5} {r.name}: {r.message}" for r in self.results)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        return {CHECK_MIME: self.to_json(), "text/html": self.html(), "text/plain": self.text()}
+
+    def __repr__(self) -> str:
+        return self.text()

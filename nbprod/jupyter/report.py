@@ -1,0 +1,321 @@
+"""The scoring report: verdict first, then evidence and plots.
+
+Each function takes a :class:`~nbprod.jobs.run.ScoringRun` and returns something the notebook
+displays: HTML objects (with a plain-text form for terminals; plots are inline SVG), so the
+report survives papermill, nbconvert and HTML export with the code hidden.
+"""
+
+from __future__ import annotations
+
+import html
+from datetime import UTC, datetime
+from typing import Any
+
+from ..core.tables import Html, badge, cell_text, table
+
+MAX_DRIFT_ROWS = 30
+PLOT_COLUMNS = 4
+
+
+_PLAIN = {
+    "ok": "The model scored this batch and every check passed.",
+    "warn": "The model scored this batch; some checks raised warnings worth a look.",
+    "alert": "The model scored this batch, but a monitoring check failed: look before trusting it.",
+}
+
+
+def verdict(run) -> Html:
+    s = run.summary()
+    status = s["status"]
+    art = s["artifact"]
+    lines = [f"<h2>Verdict: {badge(status)}</h2>", f"<p>{html.escape(_PLAIN[status])}</p>"]
+    text = [f"Verdict: {status.upper()} - {_PLAIN[status]}"]
+    flagged = [c for c in s["checks"] if c["status"] in ("fail", "warn")]
+    if flagged:
+        lines.append("<ul>")
+        for c in sorted(flagged, key=lambda c: c["status"] != "fail"):
+            lines.append(f"<li>{badge(c['status'])} <b>{html.escape(c['name'])}</b>: "
+                         f"{html.escape(c['message'])}</li>")
+            text.append(f"  {c['status'].upper()} {c['name']}: {c['message']}")
+        lines.append("</ul>")
+    retrain = s.get("retrain") or {}
+    if retrain.get("recommended"):
+        reasons = "".join(f"<li>{html.escape(r)}</li>" for r in retrain["reasons"])
+        lines.append(f"<p><b>Retraining is recommended.</b></p><ul>{reasons}</ul>")
+        if retrain.get("command"):
+            lines.append(f"<p>Retrain with: <code>{html.escape(retrain['command'])}</code></p>")
+        text.append("Retraining is recommended: " + "; ".join(retrain["reasons"]))
+    elif retrain:
+        note = retrain.get("note") or "no performance problem and no persistent drift"
+        lines.append(f"<p>Retraining is not needed now ({html.escape(note)}).</p>")
+        text.append(f"Retraining is not needed now ({note}).")
+    override = art.get("override")
+    if override:
+        lines.append(
+            f"<p>{badge('warn')} <b>Packaged past failed checks</b> by "
+            f"{html.escape(str(override['by']))} at {html.escape(str(override['at']))}: "
+            f"{html.escape(', '.join(override['checks']))}.</p>")
+        text.append(f"OVERRIDE: packaged past failed checks {', '.join(override['checks'])} "
+                    f"by {override['by']}.")
+    out = s["output"] or "(not written)"
+    rows_in = s.get("rows_in", s["rows"])
+    counted = f"{s['rows']:,} rows" if rows_in == s["rows"] else f"{s['rows']:,} of {rows_in:,} rows"
+    lines.append(
+        f"<p>{counted} from <code>{html.escape(s['input'])}</code> scored by "
+        f"<b>{html.escape(art['name'])}</b> ({art['task']}) into <code>{html.escape(out)}</code>.</p>")
+    text.append(f"{counted} scored into {out}.")
+    if s.get("rejected") or s.get("flagged"):
+        where = f" Issues in {s['issues_path']}." if s.get("issues_path") else ""
+        said = (f"{s.get('rejected', 0):,} row(s) rejected (not scored), {s.get('flagged', 0):,} "
+                f"flagged (scored, outside what the model saw).{where}")
+        lines.append(f"<p>{html.escape(said)}</p>")
+        text.append(said)
+    return Html("\n".join(lines), "\n".join(text))
+
+
+def checks_table(run, kinds: tuple[str, ...] = ("input", "output", "tracking")) -> Html:
+    rows = [{"status": badge(c.status), "check": c.name, "result": c.message}
+            for c in run.checks if c.kind in kinds]
+    text = "\n".join(f"{c.status.upper():<5} {c.name}: {c.message}" for c in run.checks if c.kind in kinds)
+    issues = row_issues(run)
+    return Html("<h3>Input and output checks</h3>" + table(rows, ["status", "check", "result"])
+                + issues.html, text + ("\n" + issues.text if issues.text else ""))
+
+
+ISSUE_FIELDS = ["row", "column", "value", "rule", "action", "detail"]
+
+
+def row_issues(run) -> Html:
+    """The first rejected and flagged rows (``input:rows`` details); empty when there are none."""
+    check = next((c for c in run.checks if c.name == "input:rows"), None)
+    first = (check.details or {}).get("first") if check else None
+    if not first:
+        return Html("", "")
+    ident = [k for k in first[0] if k not in ISSUE_FIELDS]
+    columns = ["row", *ident, *ISSUE_FIELDS[1:]]
+    total = check.details.get("issues", len(first))
+    where = check.details.get("issues_path")
+    more = f" The first {len(first)} of {total:,} are shown." if total > len(first) else ""
+    file_note = f" The issues file is <code>{html.escape(where)}</code>." if where else ""
+    head = (f"<h4>Row issues</h4><p>Rejected rows were not scored; flagged rows were scored "
+            f"but lie outside what the model saw.{more}{file_note}</p>")
+    text = "Row issues: " + "; ".join(
+        f"row {r['row']} {r['column'] or '(model)'} {r['rule']} ({r['action']})" for r in first[:10])
+    return Html(head + table(first, columns), text)
+
+
+def drift_table(run) -> Html:
+    d = run.drift
+    ds = d["dataset"]
+    cols = sorted(d["columns"].items(), key=lambda kv: -kv[1]["score"])
+    rows = []
+    for name, c in cols[:MAX_DRIFT_ROWS]:
+        rows.append({
+            "column": name,
+            "importance": c.get("importance"),
+            "status": badge("fail" if c["drifted"] else "pass"),
+            "why": ", ".join(c["reasons"]),
+            "PSI (threshold)": _pair(c.get("psi"), c.get("psi_threshold")),
+            "Wasserstein/σ (threshold)": _pair(c.get("wasserstein"), c.get("wasserstein_threshold")),
+            "null rate Δ": c.get("null_rate_change"),
+            "new categories": c.get("new_share"),
+            "KS p (info)": c.get("ks_pvalue"),
+        })
+    more = f"<p>{len(cols) - MAX_DRIFT_ROWS} more columns in the summary JSON.</p>" if len(cols) > MAX_DRIFT_ROWS else ""
+    state = "fail" if ds["drifted"] else ("warn" if ds["drifted_columns"] else "pass")
+    head = (f"<h3>Data drift {badge(state)}</h3>"
+            f"<p>{len(ds['drifted_columns'])} of {len(cols)} input columns drifted; "
+            f"importance-weighted share {ds['weighted_share']:.0%} (alarm at {ds['threshold']:.0%}). "
+            f"Rule: {html.escape(ds['rule'])}. A column drifts when a statistic exceeds both its "
+            f"minimum effect size and its noise level at this batch size; p-values are shown for "
+            f"information only.</p>")
+    columns = ["column", "importance", "status", "why", "PSI (threshold)",
+               "Wasserstein/σ (threshold)", "null rate Δ", "new categories", "KS p (info)"]
+    text = (f"Data drift: {len(ds['drifted_columns'])} of {len(cols)} columns drifted "
+            f"(weighted share {ds['weighted_share']:.0%}): {', '.join(ds['drifted_columns'])}")
+    return Html(head + table(rows, columns) + more, text)
+
+
+def _pair(v: float | None, t: float | None) -> str:
+    return "" if v is None else f"{v:.3g} ({t:.3g})"
+
+
+def drift_plots(run, top: int = PLOT_COLUMNS) -> Any:
+    """Reference versus current distributions of the most drifted columns, as inline SVG."""
+    d = run.drift
+    ranked = [c for c, _ in sorted(d["columns"].items(), key=lambda kv: -kv[1]["score"])]
+    drifted = [c for c in ranked if d["columns"][c]["drifted"]]
+    chosen = (drifted + [c for c in ranked if c not in drifted])[:top]
+    profile = run.artifact.snapshot("train")["profile"]
+    from ..monitoring.drift import batch_profile
+
+    panels = []
+    for col in chosen:
+        ref = profile[col]
+        if ref.get("hidden") or col not in run.scored.inputs.columns:
+            continue
+        cur = batch_profile(run.scored.inputs[col], ref)
+        bars = distribution_bars(ref, cur)
+        if bars:
+            panels.append((col, d["columns"][col]["drifted"], *bars))
+    if not panels:
+        return Html("<p>No column to plot.</p>", "No column to plot.")
+    return _svg_panels(panels)
+
+
+def distribution_bars(ref: dict[str, Any], cur: dict[str, Any]) -> tuple[list[str], list[float], list[float]] | None:
+    """(labels, reference shares, current shares) of a column's binned profiles, grouped for a
+    bar chart (at most 20 numeric groups or 12 categories); None when there is nothing to draw."""
+    import numpy as np
+
+    if ref["type"] == "numeric" and "counts" in ref and "counts" in cur:
+        rc = np.asarray(ref["counts"], dtype=float)
+        cc = np.asarray(cur["counts"], dtype=float)
+        if cc.sum() == 0:
+            return None
+        groups = np.array_split(np.arange(rc.size), min(20, rc.size))
+        cuts = [ref["min"]] + list(ref["cuts"]) + [ref["max"]]
+        labels = [f"{cuts[g[0]]:.3g}" for g in groups]
+        return (labels, [rc[g].sum() / rc.sum() for g in groups],
+                [cc[g].sum() / cc.sum() for g in groups])
+    if ref["type"] == "categorical" and "frequencies" in ref and "frequencies" in cur:
+        m = sum(ref["frequencies"].values()) + ref.get("other_count", 0)
+        n = sum(cur["frequencies"].values())
+        if n == 0:
+            return None
+        keys = list(ref["frequencies"])[:12]
+        extra = [k for k in ("__new__", "__other__") if cur["frequencies"].get(k)]
+        labels = keys + extra
+        return (labels, [ref["frequencies"].get(k, 0) / m for k in labels],
+                [cur["frequencies"].get(k, 0) / n for k in labels])
+    return None
+
+
+def _svg_panels(panels: list[tuple]) -> Html:
+    """Grouped bar charts as inline SVG: a static image that survives papermill and HTML export,
+    drawn without importing a plotting library on the scoring path."""
+    figures = [_svg_bars(*panel) for panel in panels]
+    body = "".join(f'<div style="display:inline-block;margin:0 12px 8px 0">{f}</div>' for f in figures)
+    legend = ('<p style="font-size:85%"><span style="color:#8c959f">&#9632;</span> reference (train) '
+              '<span style="color:#0969da">&#9632;</span> this batch '
+              '<span style="color:#cf222e">&#9632;</span> this batch, drifted column</p>')
+    return Html(f'<div class="nbprod-drift-plots">{body}{legend}</div>',
+                "Reference vs current distributions: " + ", ".join(p[0] for p in panels))
+
+
+def _svg_bars(col: str, drifted: bool, labels: list[str], ref: list[float], cur: list[float]) -> str:
+    width, height, pad, top = 300, 170, 28, 22
+    n = max(len(labels), 1)
+    peak = max(max(ref, default=0), max(cur, default=0)) or 1.0
+    slot = (width - 2 * pad) / n
+    bar = slot * 0.4
+    scale = (height - top - pad) / peak
+    colour = "#cf222e" if drifted else "#0969da"
+    parts = [f'<svg width="{width}" height="{height}" '
+             f'role="img" aria-label="{html.escape(col)}">',
+             f'<text x="{width / 2}" y="14" text-anchor="middle" font-size="12" '
+             f'font-family="sans-serif">{html.escape(col)}{" (drifted)" if drifted else ""}</text>',
+             f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" '
+             'stroke="#57606a" stroke-width="1"/>']
+    for i, (r, c) in enumerate(zip(ref, cur, strict=True)):
+        x = pad + i * slot + slot * 0.1
+        for value, dx, fill in ((r, 0.0, "#8c959f"), (c, bar, colour)):
+            h = value * scale
+            parts.append(f'<rect x="{x + dx:.1f}" y="{height - pad - h:.1f}" width="{bar:.1f}" '
+                         f'height="{h:.1f}" fill="{fill}"><title>{html.escape(str(labels[i]))}: '
+                         f'{value:.3f}</title></rect>')
+    step = max(1, n // 5)
+    for i in range(0, n, step):
+        x = pad + i * slot + slot / 2
+        parts.append(f'<text x="{x:.1f}" y="{height - pad + 12}" text-anchor="middle" font-size="9" '
+                     f'font-family="sans-serif">{html.escape(str(labels[i])[:9])}</text>')
+    parts.append(f'<text x="4" y="{top + 8}" font-size="9" font-family="sans-serif">{peak:.2f}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def predictions(run) -> Html:
+    p = run.drift["predictions"]
+    rows = [{"output": name, "status": badge("warn" if c["drifted"] else "pass"),
+             "PSI (threshold)": _pair(c.get("psi"), c.get("psi_threshold")),
+             "Wasserstein/σ (threshold)": _pair(c.get("wasserstein"), c.get("wasserstein_threshold"))}
+            for name, c in p["columns"].items()]
+    summary = run.summary()["prediction"]
+    dist = ", ".join(f"{k}: {cell_text(v)}" for k, v in summary.get("class_counts", summary).items())
+    text = f"Prediction drift: {'yes' if p['drifted'] else 'no'}; {dist}"
+    out = (f"<h3>Predictions</h3><p>{html.escape(dist)}. Compared with the model's outputs on the "
+           f"{p['reference']} snapshot:</p>" + table(rows, ["output", "status", "PSI (threshold)",
+                                                            "Wasserstein/σ (threshold)"]))
+    feats = run.drift.get("features")
+    if feats is not None:
+        out += (f"<p>Model-input features drifted: {html.escape(', '.join(feats['drifted'][:20]) or 'none')}"
+                f" (of {len(feats['columns'])}).</p>")
+    return Html(out, text)
+
+
+def performance(run) -> Html:
+    perf = run.performance
+    if not perf:
+        return Html("<h3>Performance</h3><p>No labels for this batch (pass <code>labels_path</code> "
+                    "when they arrive).</p>", "Performance: no labels for this batch.")
+    checks = {c.name: c for c in run.checks if c.kind == "performance"}
+    rows = []
+    for name, m in perf["metrics"].items():
+        c = checks.get(f"performance:{name}")
+        rows.append({"metric": name, "status": badge(c.status) if c else "",
+                     "this batch": m.get("value"), "validation": m.get("validation"),
+                     "decay": m.get("decay"), "tolerated decay": m.get("tolerance"),
+                     "minimum": m.get("min"), "maximum": m.get("max"), "note": m.get("error")})
+    text = "Performance: " + ", ".join(f"{k} {cell_text(v.get('value'))}" for k, v in perf["metrics"].items())
+    labels = next((c for c in run.checks if c.name == "labels"), None)
+    note = ""
+    if labels is not None:
+        note = f"<p>{badge(labels.status)} Labels: {html.escape(labels.message)}</p>"
+        text += f"\nLabels: {labels.status.upper()} {labels.message}"
+    return Html(f"<h3>Performance ({perf['labelled_rows']:,} labelled rows)</h3>" + note
+                + table(rows, ["metric", "status", "this batch", "validation", "decay",
+                               "tolerated decay", "minimum", "maximum", "note"]), text)
+
+
+def history(run) -> Any:
+    past = list(reversed(run.history))  # oldest first
+    current = {"start_time": None, "status": run.status, "rows": len(run.predictions),
+               "drift_share": run.drift["dataset"]["weighted_share"],
+               "performance": {k: v.get("value") for k, v in (run.performance or {}).get("metrics", {}).items()}}
+    series = past + [current]
+    if len(series) < 2:
+        return Html("<h3>History</h3><p>First monitored run of this artifact.</p>",
+                    "History: first monitored run of this artifact.")
+    rows = []
+    for h in series[-12:]:
+        when = (datetime.fromtimestamp(h["start_time"] / 1000, UTC).strftime("%Y-%m-%d %H:%M")
+                if h["start_time"] else "this run")
+        rows.append({"run": when, "status": badge(_status(h["status"])), "rows": h.get("rows"),
+                     "drift share": h.get("drift_share"),
+                     **{k: v for k, v in (h.get("performance") or {}).items()}})
+    metric_cols = sorted({k for h in series for k in (h.get("performance") or {})})
+    out = ("<h3>History</h3>" + table(rows, ["run", "status", "rows", "drift share", *metric_cols]))
+    text = "History: " + " -> ".join(f"{cell_text(h.get('drift_share'))}" for h in series[-12:])
+    return Html(out, text)
+
+
+def _status(s: str | None) -> str:
+    return s or "skip"
+
+
+def details(run) -> Html:
+    s = run.summary()
+    art = s["artifact"]
+    rows = [
+        {"field": "artifact", "value": f"{art['name']} at {art['path']}"},
+        {"field": "artifact id", "value": art["artifact_id"]},
+        {"field": "digest", "value": art["digest"][:16]},
+        {"field": "timings (s)", "value": ", ".join(f"{k}={v}" for k, v in s["timings"].items())},
+    ]
+    tr = s.get("tracking") or {}
+    if tr.get("run_id"):
+        rows.append({"field": "MLflow run", "value": f"{tr['run_id']} in {tr['experiment']} ({tr['tracking_uri']})"})
+    elif tr.get("error"):
+        rows.append({"field": "MLflow", "value": tr["error"]})
+    return Html("<h3>Details</h3>" + table(rows, ["field", "value"]),
+                "; ".join(f"{r['field']}: {r['value']}" for r in rows))

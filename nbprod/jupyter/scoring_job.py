@@ -1,0 +1,114 @@
+"""The one call every scoring notebook makes: ``nbprod.scoring_job(...)``.
+
+A ``score.ipynb`` that nbprod packages runs, after its ``parameters`` cell::
+
+    import nbprod
+
+    job = nbprod.scoring_job(input_path=input_path, output_path=output_path, ...,
+                             name="churn", packaged_at="/models/churn", artifact_id="3f2a...")
+    job.show("verdict")
+
+then one cell per report section (``job.show("checks")``, ``job.show("drift")``, ...) and
+``job.raise_if_alert(raise_on_alert)``. ``nbprod.scoring_job`` is public and will not move, so
+nbprod's modules can be rearranged without touching the notebooks of artifacts in the field.
+
+Forward compatibility: a notebook written by a newer nbprod may pass parameters, or name report
+sections, that this nbprod does not know. Unknown parameters are ignored with a warning and
+unknown sections show a short note, so the batch is still scored and reported.
+"""
+
+from __future__ import annotations
+
+import html
+import warnings
+from typing import Any
+
+from .._version import __version__
+from ..core.tables import Html
+
+# section name -> the view in nbprod.jupyter.report that draws it, in report order
+SECTIONS = {
+    "verdict": "verdict",
+    "checks": "checks_table",
+    "drift": "drift_table",
+    "drift-plots": "drift_plots",
+    "predictions": "predictions",
+    "performance": "performance",
+    "history": "history",
+    "details": "details",
+}
+
+
+class ScoringJob:
+    """A finished scoring run (:class:`~nbprod.jobs.run.ScoringRun`) and its report, section by
+    section."""
+
+    def __init__(self, run: Any) -> None:
+        self.run = run
+
+    @property
+    def status(self) -> str:
+        """``ok``, ``warn`` or ``alert``: the worst of the run's checks."""
+        return self.run.status
+
+    def summary(self) -> dict[str, Any]:
+        """The run as the summary JSON has it."""
+        return self.run.summary()
+
+    def show(self, section: str) -> Any:
+        """One section of the report (see :data:`SECTIONS`), to display as a cell's output; a
+        section this nbprod does not know shows a short note instead of failing the notebook."""
+        view = SECTIONS.get(section)
+        if view is None:
+            known = ", ".join(SECTIONS)
+            text = (f"This nbprod ({__version__}) has no report section {section!r} (it knows "
+                    f"{known}); a newer nbprod wrote this notebook. Upgrade nbprod to see it.")
+            return Html(f"<p><i>{html.escape(text)}</i></p>", text)
+        from . import report
+
+        return getattr(report, view)(self.run)
+
+    def raise_if_alert(self, enabled: bool = True) -> None:
+        """Fail the notebook run when a monitoring check failed (``raise_on_alert``), after the
+        predictions and the report were written."""
+        self.run.raise_if_alert(enabled)
+
+    def __repr__(self) -> str:
+        return f"<nbprod scoring job: {self.run.artifact.name!r}, status {self.status}>"
+
+
+def scoring_job(*, input_path: str | None = None, output_path: str | None = None,
+                labels_path: str | None = None, summary_path: str | None = None,
+                artifact_path: str | None = None, drift_runs: int = 3, log_to_mlflow: bool = True,
+                issues_path: str | None = None, max_rejected: float | None = None,
+                name: str | None = None, packaged_at: str | None = None,
+                artifact_id: str | None = None, **unknown: Any) -> ScoringJob:
+    """Score ``input_path`` with the artifact and return the job, whose :meth:`ScoringJob.show`
+    draws the report. The parameters are the scoring notebook's (see ``docs/scheduling.md``);
+    ``name``, ``packaged_at`` and ``artifact_id`` are written into the notebook at packaging, so
+    that it finds its artifact and starts MLflow logging at once. Errors are those of
+    :func:`nbprod.jobs.run.execute`: nothing is written when the batch cannot be scored."""
+    if unknown:
+        warnings.warn(
+            f"nbprod {__version__} does not know the scoring parameter(s) "
+            f"{', '.join(sorted(unknown))}: ignored (a newer nbprod wrote this notebook; "
+            "upgrade nbprod to use them).", stacklevel=2)
+    logger = None
+    if log_to_mlflow and name and artifact_id:
+        # MLflow starts in a helper process now, in parallel with loading and scoring
+        from ..tracking.runs import RunLogger
+
+        logger = RunLogger(name, artifact_id)
+    try:
+        from ..jobs.run import DEFAULT_MAX_REJECTED, execute
+
+        run = execute(input_path=input_path, output_path=output_path, labels_path=labels_path,
+                      summary_path=summary_path, artifact_path=artifact_path,
+                      packaged_at=packaged_at, artifact_id=artifact_id, drift_runs=drift_runs,
+                      log_to_mlflow=log_to_mlflow, logger=logger, issues_path=issues_path,
+                      max_rejected=DEFAULT_MAX_REJECTED if max_rejected is None else max_rejected)
+    except BaseException:
+        if logger is not None:
+            logger.close()
+        raise
+    return ScoringJob(run)
