@@ -3,8 +3,9 @@
 It holds what scoring runs compare against, computed once from the snapshots so that scoring
 never re-reads them: the profile of the model's outputs on the validation snapshot (prediction
 drift), the profile of the model-input features on the training snapshot (feature drift), and
-the validation value of every metric the checks named (performance decay). Feature columns
-that carry personal data (a hidden input passed through, or its values) keep counts only.
+the validation value of every metric the checks named (performance decay), and what the depth
+statistics need (:func:`depth`: joint drift, performance estimated without labels). Feature
+columns that carry personal data (a hidden input passed through, or its values) keep counts only.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def build(session: Any) -> dict[str, Any]:
             thresholds.setdefault(name, {}).update(c.threshold)
         elif c.kind == "overfit":  # the allowed train/valid gap also bounds later decay
             thresholds.setdefault(name, {})["max_decay"] = c.threshold
-    return {
+    reference = {
         "outputs": {"snapshot": "valid" if on_valid else "train", "rows": len(outputs),
                     "profile": frame_profile(outputs)},
         "features": ({"snapshot": "train", "profile": frame_profile(feats, hidden=set(carried)),
@@ -68,3 +69,19 @@ def build(session: Any) -> dict[str, Any]:
         "metrics": {"snapshot": "valid" if on_valid else "train", "rows": len(y_ref),
                     "values": metrics, "thresholds": thresholds},
     }
+    reference.update(depth(session, outputs if on_valid else None, y_ref if on_valid else None))
+    return reference
+
+
+def depth(session: Any, outputs: pd.DataFrame | None, y: Any) -> dict[str, Any]:
+    """``multivariate`` (joint drift over the numeric raw inputs of the training snapshot, less
+    personal-data columns) and ``estimation`` (performance without labels, calibrated on the
+    validation outputs): :func:`nbprod.monitoring.depth.build_reference`."""
+    from ..monitoring.depth import build_reference
+    from ..monitoring.joint import numeric_columns
+
+    cap = session.require_model()
+    raw = session.live_scorer().prepare(session.train.data)
+    columns = numeric_columns(raw, exclude=set(session.train.pii))
+    classes = list(getattr(cap.model, "classes_", [])) if cap.task == "classification" else None
+    return build_reference(raw, columns, outputs, y, cap.task, classes)

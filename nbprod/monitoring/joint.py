@@ -69,7 +69,7 @@ def build(frame: pd.DataFrame, columns: list[str], *, variance: float = EXPLAINE
     complete = np.isfinite(X).all(axis=1)
     sd = X[complete].std(axis=0) if complete.any() else np.zeros(len(columns))
     keep = sd > 0
-    columns = [c for c, k in zip(columns, keep) if k]
+    columns = [c for c, k in zip(columns, keep, strict=True) if k]
     complete = np.isfinite(X[:, keep]).all(axis=1)  # a gap in a constant column costs no row
     Xc = X[complete][:, keep]
     need = max(MIN_TRAIN_ROWS, 10 * len(columns))
@@ -152,8 +152,8 @@ def partial(frame: pd.DataFrame, ref: dict[str, Any]) -> dict[str, Any]:
 def merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     """The partial of two chunks of one batch: counts add (exactly)."""
     return {"rows": a["rows"] + b["rows"], "rows_incomplete": a["rows_incomplete"] + b["rows_incomplete"],
-            "counts": [x + y for x, y in zip(a["counts"], b["counts"])],
-            "residual_sq": [x + y for x, y in zip(a["residual_sq"], b["residual_sq"])]}
+            "counts": [x + y for x, y in zip(a["counts"], b["counts"], strict=True)],
+            "residual_sq": [x + y for x, y in zip(a["residual_sq"], b["residual_sq"], strict=True)]}
 
 
 # -- the decision -------------------------------------------------------------------------------
@@ -228,7 +228,7 @@ def _contributions(ref: dict[str, Any], part: dict[str, Any]) -> dict[str, float
     total = rise.sum()
     if total <= 0:
         return {c: 0.0 for c in cols}
-    return {c: round(float(r / total), 4) for c, r in zip(cols, rise)}
+    return {c: round(float(r / total), 4) for c, r in zip(cols, rise, strict=True)}
 
 
 def bin_values(prof: dict[str, Any]) -> np.ndarray:

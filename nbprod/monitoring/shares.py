@@ -45,7 +45,7 @@ def category_shares(names: list[str], ref_counts: np.ndarray, cur_counts: np.nda
     if m <= 0 or n <= 0:
         return {}
     common = ref_counts / m >= rare_share
-    groups = {name: (float(a), float(b)) for name, a, b, c in zip(names, ref_counts, cur_counts, common) if c}
+    groups = {name: (float(a), float(b)) for name, a, b, c in zip(names, ref_counts, cur_counts, common, strict=True) if c}
     rest = (float(ref_counts[~common].sum() + spill_ref), float(cur_counts[~common].sum() + spill_cur))
     if rest[0] or rest[1]:
         groups[POOLED] = rest
