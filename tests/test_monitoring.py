@@ -125,6 +125,14 @@ def test_joint_drift_and_estimated_performance_in_the_summary(artifact, tmp_path
     assert checks["estimated:performance"]["message"].startswith("estimated ROC AUC")
     ref = json.loads((artifact / "reference.json").read_text())
     assert ref["estimation"]["calibration"]["kind"] in ("none", "sigmoid", "isotonic")
+    from nbprod.jupyter.report import performance
+    from nbprod.tracking.runs import run_metrics
+
+    shown = performance(run)  # estimated beside realised
+    assert "Estimated performance (1,000 rows" in shown.html and "realised" in shown.html
+    logged = run_metrics(s)
+    assert logged["estimated.roc_auc"] == auc["value"] and logged["estimated.roc_auc.lower"] == auc["lower"]
+    assert logged["drift.multivariate.drifted"] == 0.0
 
 
 def test_drift_only_retrain_needs_persistence_and_history_accumulates(artifact, tmp_path, mlflow_store):
