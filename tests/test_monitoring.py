@@ -100,6 +100,8 @@ def test_drifted_batch_with_degraded_labels_alerts_and_recommends_retraining(art
     channel = s["drift"]["columns"]["channel"]  # phone 20% -> 70%: a category share moved
     assert any(c.startswith("phone: 19.3% -> ") for c in channel["share_changes"])
     assert any(r.startswith("category share (") for r in channel["reasons"])
+    dataset = next(c for c in s["checks"] if c["name"] == "drift:dataset")
+    assert "channel (web: 49.8% -> " in dataset["message"]  # in the verdict's words
     from nbprod.jupyter.report import verdict
 
     assert "Retraining is recommended" in verdict(run)._repr_html_()

@@ -133,6 +133,13 @@ def drift_table(run) -> Html:
                "Wasserstein/σ (threshold)", "null rate Δ", "new categories", "KS p (info)"]
     text = (f"Data drift: {len(ds['drifted_columns'])} of {len(cols)} columns drifted "
             f"(weighted share {ds['weighted_share']:.0%}): {', '.join(ds['drifted_columns'])}")
+    mv = d.get("multivariate")
+    if mv:  # joint drift over the numeric inputs (monitoring.joint)
+        state = "fail" if mv["drifted"] else ("pass" if mv["statistic"] is not None else "skip")
+        head += (f"<p>{badge(state)} <b>Joint drift</b> over {len(mv['columns'])} numeric columns "
+                 f"(PCA reconstruction error, {mv['components'] or 0} components): "
+                 f"{html.escape(mv['reason'])}.</p>")
+        text += f"\nJoint drift: {mv['reason']}"
     return Html(head + table(rows, columns) + more, text)
 
 
