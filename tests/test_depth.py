@@ -196,6 +196,14 @@ def test_regressor_error_estimated_from_the_validation_residuals():
     assert abs(est.metrics["mae"].value - mae) / mae < 0.1
     assert est.metrics["mae"].lower <= mae <= est.metrics["mae"].upper
     assert est.method.startswith("DLE") and not est.dropped
+    # chunks: integer counts add exactly, the distance sums of out-of-range predictions to 1e-12
+    halves = [estimation.partial(pred.iloc[:400], ref), estimation.partial(pred.iloc[400:], ref)]
+    merged = estimation.merge(*halves)
+    assert merged["counts"] == estimation.partial(pred, ref)["counts"]
+    assert estimation.finalize(ref, merged).metrics["mae"].value == pytest.approx(est.metrics["mae"].value, rel=1e-12)
+    # beyond the validation range the expected error keeps growing with the distance
+    far = pd.DataFrame({"prediction": pred["prediction"] * 3})
+    assert estimation.finalize(ref, estimation.partial(far, ref)).metrics["mae"].value > 1.5 * mae
     few = estimation.build_regressor(model.predict(X[:50]), y[:50])
     assert "at least 200 validation rows" in few["skipped"]
 

@@ -17,9 +17,12 @@ each draw with a calibration map refitted on a bootstrap resample of the validat
 the assumption holds, it covers the realised value about 95% of the time.
 
 **Regressors: direct loss estimation (DLE).** At packaging the validation rows are grouped by
-prediction (about 100 rows a group, 4 to 20 groups) and each group keeps its mean absolute and
-squared residual: a model of the error given the prediction. At scoring the batch's integer
-counts per group give the expected MAE and RMSE, and R² from Var(y) ~ Var(prediction) + E r².
+prediction (about 100 rows a group, 4 to 20 groups); each group's mean absolute and root mean
+squared residual, placed at its mean prediction and joined linearly, growing linearly beyond the
+outer groups (never falling), is a model of the error given the prediction, evaluated on 1,000
+fixed prediction bins. At scoring the batch's integer counts per bin (and, for predictions beyond
+the outer groups, their count and distance sums) give the expected MAE and RMSE, and R² from
+Var(y) ~ Var(prediction) + E r².
 The interval widens the sampling error by the estimator's own cross-fitted error at packaging.
 It is blind to concept drift and tends to under-estimate the error of rows outside the training
 range (measured 10-15% low).
@@ -167,33 +170,81 @@ def build_regressor(prediction: Any, y: Any, *, seed: int = 0) -> dict[str, Any]
         return out
     r = yv - p
     groups = int(min(20, max(4, len(p) // 100)))
-    cuts = cut_points(p, groups)
-    bins = bin_index(p, cuts)
-    k = cuts.size + 1
-    count = np.bincount(bins, minlength=k)
-    abs_error = np.bincount(bins, np.abs(r), minlength=k) / np.maximum(count, 1)
-    sq_error = np.bincount(bins, r ** 2, minlength=k) / np.maximum(count, 1)
-    # the estimator's own error: each fold estimated from groups fitted on the other folds
+    error = ErrorModel.fit(p, r, groups)
+    # the estimator's own error: each fold estimated by a model fitted on the other folds
     fold = np.random.default_rng(seed).integers(0, FOLDS, len(p))
-    rel = {"mae": [], "rmse": []}
+    rel: dict[str, list[float]] = {"mae": [], "rmse": []}
     for f in range(FOLDS):
         fit, held = fold != f, fold == f
-        c = np.bincount(bins[fit], minlength=k)
-        g1 = np.bincount(bins[fit], np.abs(r[fit]), minlength=k) / np.maximum(c, 1)
-        g2 = np.bincount(bins[fit], r[fit] ** 2, minlength=k) / np.maximum(c, 1)
+        g = ErrorModel.fit(p[fit], r[fit], groups)
         mae, rmse = np.mean(np.abs(r[held])), math.sqrt(np.mean(r[held] ** 2))
-        rel["mae"].append((np.mean(g1[bins[held]]) - mae) / mae if mae > 0 else 0.0)
-        rel["rmse"].append((math.sqrt(np.mean(g2[bins[held]])) - rmse) / rmse if rmse > 0 else 0.0)
+        rel["mae"].append((np.mean(g.absolute(p[held])) - mae) / mae if mae > 0 else 0.0)
+        rel["rmse"].append((math.sqrt(np.mean(g.squared(p[held]))) - rmse) / rmse if rmse > 0 else 0.0)
+    cuts = cut_points(p, SCORE_BINS)
+    bins = bin_index(p, cuts)
+    count = np.bincount(bins, minlength=cuts.size + 1)
+    reps = np.bincount(bins, p, minlength=cuts.size + 1) / np.maximum(count, 1)
     mse = float(np.mean(r ** 2))
     out.update(
-        cuts=cuts.tolist(), rows=int(len(p)), group_rows=count.tolist(), abs_error=abs_error.tolist(),
-        sq_error=sq_error.tolist(), centre=float(p.mean()),
+        cuts=cuts.tolist(), abs_error=error.absolute(reps).tolist(), sq_error=error.squared(reps).tolist(),
+        tails=error.tails(float(p.min()), float(p.max())), groups=groups,
+        rows=int(len(p)), centre=float(p.mean()),
         relative_error={m: float(math.sqrt(np.mean(np.square(v)))) for m, v in rel.items()},
         kurtosis=float(np.mean(r ** 4) / mse ** 2) if mse > 0 else 3.0,
         validation={"mae": float(np.mean(np.abs(r))), "rmse": math.sqrt(mse),
                     "r2": float(1 - mse / np.var(yv)) if np.var(yv) > 0 else None},
     )
     return out
+
+
+@dataclass
+class ErrorModel:
+    """The expected absolute and squared residual given the prediction: group means placed at
+    each group's mean prediction, linear between them, and beyond the ends growing linearly
+    (the root of the squared one too) with the slope of the two outer groups, never falling."""
+
+    centre: np.ndarray
+    abs_mean: np.ndarray
+    root_sq: np.ndarray
+
+    @classmethod
+    def fit(cls, p: np.ndarray, r: np.ndarray, groups: int) -> ErrorModel:
+        g = bin_index(p, cut_points(p, groups))
+        count = np.bincount(g)
+        have = count > 0
+        mean = lambda v: (np.bincount(g, v) / np.maximum(count, 1))[have]  # noqa: E731
+        return cls(mean(p), mean(np.abs(r)), np.sqrt(mean(r ** 2)))
+
+    def _slopes(self, v: np.ndarray) -> tuple[float, float]:
+        if v.size < 2:
+            return 0.0, 0.0
+        c = self.centre
+        low = (v[0] - v[1]) / (c[1] - c[0]) if c[1] > c[0] else 0.0
+        high = (v[-1] - v[-2]) / (c[-1] - c[-2]) if c[-1] > c[-2] else 0.0
+        return max(low, 0.0), max(high, 0.0)
+
+    def _at(self, v: np.ndarray, p: np.ndarray) -> np.ndarray:
+        low, high = self._slopes(v)
+        c = self.centre
+        out = np.interp(p, c, v)
+        out = np.where(p > c[-1], v[-1] + high * (p - c[-1]), out)
+        return np.where(p < c[0], v[0] + low * (c[0] - p), out)
+
+    def absolute(self, p: np.ndarray) -> np.ndarray:
+        return self._at(self.abs_mean, p)
+
+    def squared(self, p: np.ndarray) -> np.ndarray:
+        return self._at(self.root_sq, p) ** 2
+
+    def tails(self, low: float, high: float) -> dict[str, Any]:
+        """What the estimate needs for predictions beyond the validation range [low, high] (the
+        bins count them at the range's end): per end, the root squared error there and the
+        outward slopes (absolute; root of squared)."""
+        ends = np.array([low, high])
+        return {"range": [float(low), float(high)],
+                "absolute": {"slope": list(self._slopes(self.abs_mean))},
+                "root_squared": {"value": np.sqrt(self.squared(ends)).tolist(),
+                                 "slope": list(self._slopes(self.root_sq))}}
 
 
 # -- scoring: partial, merge -------------------------------------------------------------------
@@ -213,10 +264,17 @@ def partial(outputs: pd.DataFrame, ref: dict[str, Any]) -> dict[str, Any]:
                 "predicted_negative": bin_counts(s[ok][~positive], cuts).tolist()}
     p = outputs["prediction"].to_numpy(dtype="float64")
     ok = np.isfinite(p)
-    d = p[ok] - ref["centre"]
-    return {"rows": int(ok.sum()), "rows_left_out": int((~ok).sum()),
-            "counts": bin_counts(p[ok], np.asarray(ref["cuts"])).tolist(),
-            "sum": float(d.sum()), "sum_sq": float(d @ d)}
+    p = p[ok]
+    d = p - ref["centre"]
+    out = {"rows": int(ok.sum()), "rows_left_out": int((~ok).sum()),
+           "counts": bin_counts(p, np.asarray(ref["cuts"])).tolist(),
+           "sum": float(d.sum()), "sum_sq": float(d @ d)}
+    if "tails" in ref:  # predictions beyond the validation range: how far (count, sums)
+        low, high = ref["tails"]["range"]
+        for side, beyond in (("below", np.clip(low - p, 0, None)), ("above", np.clip(p - high, 0, None))):
+            e = beyond[beyond > 0]
+            out[side] = [int(e.size), float(e.sum()), float(e @ e)]
+    return out
 
 
 def merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
@@ -384,6 +442,13 @@ def _dle(ref: dict[str, Any], part: dict[str, Any]) -> EstimatedPerformance:
         return est
     g1, g2 = np.asarray(ref["abs_error"]), np.asarray(ref["sq_error"])
     mae, mse = float(c @ g1 / n), float(c @ g2 / n)
+    if "tails" in ref:  # beyond the validation range, the error grows with the distance
+        t = ref["tails"]
+        for i, side in ((0, "below"), (1, "above")):
+            _, e1, e2 = part[side]
+            a, k = t["root_squared"]["value"][i], t["root_squared"]["slope"][i]
+            mae += t["absolute"]["slope"][i] * e1 / n
+            mse += (2 * a * k * e1 + k * k * e2) / n  # (a + k e)^2 - a^2, the bins count a^2
     rmse = math.sqrt(mse)
     rel = ref["relative_error"]
     half_mae = 1.96 * math.sqrt(max(float(c @ (g2 - g1 ** 2)), 0.0)) / n + rel["mae"] * mae
