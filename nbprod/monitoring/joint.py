@@ -45,6 +45,7 @@ FOLDS = 5
 MIN_EFFECT = 0.15  # reference standard deviations of the per-row error
 MIN_BATCH_ROWS = 30  # fewer complete rows: not judged
 MIN_TRAIN_ROWS = 200  # and at least 10 per column
+MAX_FIT_ROWS = 100_000  # larger training snapshots are sampled for the fit and the profile
 
 
 # -- packaging -----------------------------------------------------------------------------------
@@ -81,6 +82,8 @@ def build(frame: pd.DataFrame, columns: list[str], *, variance: float = EXPLAINE
         out["skipped"] = (f"needs at least {need} complete training rows for {len(columns)} numeric "
                           f"columns; the training snapshot has {len(Xc)}")
         return out
+    if len(Xc) > MAX_FIT_ROWS:  # a seeded sample keeps packaging fast on large snapshots
+        Xc = Xc[np.sort(np.random.default_rng(seed).choice(len(Xc), MAX_FIT_ROWS, replace=False))]
     mean = Xc.mean(axis=0)
     scale = Xc.std(axis=0)
     Z = (Xc - mean) / scale
