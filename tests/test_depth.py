@@ -222,4 +222,30 @@ def test_statistics_absent_from_an_old_reference_and_skipped_with_their_reason()
     (check,) = depth.depth_checks(out)
     assert check.status == "skip"
     three = pd.DataFrame({"prediction": ["a"] * 200, "proba_a": 0.5, "proba_b": 0.3, "proba_c": 0.2})
-    assert "binary classifiers only" in estimation.build_classifier(three, ["a"] * 200, ["a", "b", "c"])["skipped"]
+    rare = ["a"] * 150 + ["b"] * 47 + ["c"] * 3
+    assert "3 of class 'c'" in estimation.build_classifier(three, rare, ["a", "b", "c"])["skipped"]
+
+
+def test_multiclass_accuracy_and_macro_auc_estimated():
+    from sklearn.datasets import make_classification
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+
+    X, y = make_classification(n_samples=9000, n_features=10, n_informative=6, n_classes=4,
+                               n_clusters_per_class=1, flip_y=0.05, random_state=0)
+    model = LogisticRegression(max_iter=1000).fit(X[:5000], y[:5000])
+
+    def frame(rows):
+        proba = model.predict_proba(rows)
+        return pd.DataFrame({"prediction": model.predict(rows),
+                             **{f"proba_{c}": proba[:, j] for j, c in enumerate(model.classes_)}})
+
+    ref = estimation.build_classifier(frame(X[5000:7000]), y[5000:7000], list(model.classes_))
+    assert ref["classes"] == [0, 1, 2, 3] and len(ref["per_class"]) == 4
+    batch = frame(X[7000:8000])
+    est = estimation.finalize(ref, estimation.partial(batch, ref))
+    proba = batch[[f"proba_{c}" for c in model.classes_]].to_numpy()
+    assert abs(est.metrics["roc_auc_ovr"].value - roc_auc_score(y[7000:8000], proba, multi_class="ovr")) < 0.05
+    assert abs(est.metrics["accuracy"].value - np.mean(batch["prediction"] == y[7000:8000])) < 0.05
+    halves = estimation.merge(estimation.partial(batch.iloc[:300], ref), estimation.partial(batch.iloc[300:], ref))
+    assert halves == estimation.partial(batch, ref)

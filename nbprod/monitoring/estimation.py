@@ -34,6 +34,7 @@ Each estimator has the same shape as the other monitoring statistics: ``build_*`
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -57,10 +58,10 @@ ASSUMPTION = ("the relation between inputs and target is unchanged (no concept d
 CBPE_METHOD = "CBPE: expected value from probabilities calibrated on the validation snapshot"
 DLE_METHOD = ("DLE: expected loss from the mean absolute and squared residual, by prediction, "
               "on the validation snapshot")
-LABELS = {"roc_auc": "ROC AUC", "accuracy": "accuracy", "f1": "F1", "mae": "MAE", "rmse": "RMSE",
+LABELS = {"roc_auc": "ROC AUC", "roc_auc_ovr": "ROC AUC (one-vs-rest)", "accuracy": "accuracy", "f1": "F1", "mae": "MAE", "rmse": "RMSE",
           "r2": "R²"}
 LOSSES = ("mae", "rmse")
-SCORERS = {"roc_auc": "roc_auc", "accuracy": "accuracy", "f1": "f1",
+SCORERS = {"roc_auc": "roc_auc", "roc_auc_ovr": "roc_auc_ovr", "accuracy": "accuracy", "f1": "f1",
            "neg_mean_absolute_error": "mae", "neg_root_mean_squared_error": "rmse", "r2": "r2"}
 
 
@@ -110,28 +111,52 @@ def choose_calibration(s: np.ndarray, y: np.ndarray, seed: int = 0) -> tuple[str
 # -- packaging -------------------------------------------------------------------------------
 def build_classifier(outputs: pd.DataFrame, y: Any, classes: list[Any], *,
                      calibration: str = "auto", seed: int = 0) -> dict[str, Any]:
-    """The CBPE reference from the model's outputs on the validation snapshot and its labels."""
+    """The CBPE reference from the model's outputs on the validation snapshot and its labels.
+
+    Binary: the positive class's score (the second class, as scikit-learn orders them).
+    Multiclass: each class's score one-vs-rest, calibrated on its own (``per_class``)."""
     from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 
     from ..core.scoring import proba_column
 
     out: dict[str, Any] = {"method": "cbpe", "task": "classification"}
-    if len(classes) != 2:
-        out["skipped"] = (f"estimated for binary classifiers only; this model has {len(classes)} "
-                          "classes")
+    if len(classes) < 2:
+        out["skipped"] = f"needs at least 2 classes; this model has {len(classes)}"
         return out
-    positive = classes[1]
-    s = outputs[proba_column(positive)].to_numpy(dtype="float64")
+    S = np.column_stack([outputs[proba_column(c)].to_numpy(dtype="float64") for c in classes])
     yv = np.asarray(y)
-    keep = np.isfinite(s) & pd.notna(yv)
-    s, yv = s[keep], yv[keep]
-    y1 = (yv == positive).astype("int64")
-    pred = (outputs["prediction"].to_numpy()[keep] == positive)
-    if len(s) < MIN_VALID_ROWS or min(y1.sum(), len(y1) - y1.sum()) < MIN_CLASS_ROWS:
+    keep = np.isfinite(S).all(axis=1) & pd.notna(yv)
+    S, yv = S[keep], yv[keep]
+    pred = outputs["prediction"].to_numpy()[keep]
+    shown = classes[1:] if len(classes) == 2 else classes
+    fewest = min(shown, key=lambda c: int((yv == c).sum()))
+    n_fewest = int((yv == fewest).sum())
+    if len(yv) < MIN_VALID_ROWS or n_fewest < MIN_CLASS_ROWS or len(yv) - n_fewest < MIN_CLASS_ROWS:
         out["skipped"] = (f"needs at least {MIN_VALID_ROWS} validation rows with {MIN_CLASS_ROWS} of "
-                          f"each class; the validation snapshot has {len(s)} rows, "
-                          f"{int(y1.sum())} of class {str(positive)[:40]!r}")
+                          f"each class; the validation snapshot has {len(yv)} rows, {n_fewest} of "
+                          f"class {str(fewest)[:40]!r}")
         return out
+    plain = [c.item() if isinstance(c, np.generic) else c for c in classes]
+    if len(classes) == 2:
+        y1 = (yv == classes[1]).astype("int64")
+        pred1 = pred == classes[1]
+        out.update(positive_class=plain[1], **_score_reference(S[:, 1], y1, calibration, seed),
+                   rows=int(len(yv)), seed=seed,
+                   validation={"roc_auc": float(roc_auc_score(y1, S[:, 1])),
+                               "accuracy": float(accuracy_score(y1, pred1)),
+                               "f1": float(f1_score(y1, pred1.astype("int64")))})
+        return out
+    per_class = [_score_reference(S[:, j], (yv == c).astype("int64"), calibration, seed)
+                 for j, c in enumerate(classes)]
+    aucs = [roc_auc_score((yv == c).astype("int64"), S[:, j]) for j, c in enumerate(classes)]
+    out.update(classes=plain, per_class=per_class, rows=int(len(yv)), seed=seed,
+               validation={"roc_auc_ovr": float(np.mean(aucs)),
+                           "accuracy": float(np.mean(pred == yv))})
+    return out
+
+
+def _score_reference(s: np.ndarray, y1: np.ndarray, calibration: str, seed: int) -> dict[str, Any]:
+    """One score's calibration map and its 1,000 bins (with the validation rows' counts)."""
     if calibration == "auto":
         kind, brier = choose_calibration(s, y1, seed)
     else:
@@ -143,18 +168,10 @@ def build_classifier(outputs: pd.DataFrame, y: Any, classes: list[Any], *,
     total = np.bincount(bins, weights=s, minlength=k)
     bounds = np.concatenate([[s.min()], cuts, [s.max()]])
     middle = (bounds[:-1] + bounds[1:]) / 2
-    scores = np.where(count > 0, total / np.maximum(count, 1), middle)
-    out.update(
-        positive_class=positive.item() if isinstance(positive, np.generic) else positive,
-        calibration=fit_calibration(kind, s, y1), calibration_choice=brier, cuts=cuts.tolist(),
-        scores=scores.tolist(), valid_counts=count.tolist(),
-        valid_positives=np.bincount(bins, weights=y1, minlength=k).astype("int64").tolist(),
-        rows=int(len(s)), seed=seed,
-        validation={"roc_auc": float(roc_auc_score(y1, s)),
-                    "accuracy": float(accuracy_score(y1, pred)),
-                    "f1": float(f1_score(y1, pred.astype("int64")))},
-    )
-    return out
+    return {"calibration": fit_calibration(kind, s, y1), "calibration_choice": brier,
+            "cuts": cuts.tolist(), "scores": np.where(count > 0, total / np.maximum(count, 1), middle).tolist(),
+            "valid_counts": count.tolist(),
+            "valid_positives": np.bincount(bins, weights=y1, minlength=k).astype("int64").tolist()}
 
 
 def build_regressor(prediction: Any, y: Any, *, seed: int = 0) -> dict[str, Any]:
@@ -255,13 +272,18 @@ def partial(outputs: pd.DataFrame, ref: dict[str, Any]) -> dict[str, Any]:
     if ref["task"] == "classification":
         from ..core.scoring import proba_column
 
-        s = outputs[proba_column(ref["positive_class"])].to_numpy(dtype="float64")
-        ok = np.isfinite(s)
-        positive = (outputs["prediction"].to_numpy() == ref["positive_class"])[ok]
-        cuts = np.asarray(ref["cuts"])
-        return {"rows": int(ok.sum()), "rows_left_out": int((~ok).sum()),
-                "predicted_positive": bin_counts(s[ok][positive], cuts).tolist(),
-                "predicted_negative": bin_counts(s[ok][~positive], cuts).tolist()}
+        classes = ref["classes"] if "per_class" in ref else [ref["positive_class"]]
+        scores = [outputs[proba_column(c)].to_numpy(dtype="float64") for c in classes]
+        ok = np.logical_and.reduce([np.isfinite(v) for v in scores])
+        pred = outputs["prediction"].to_numpy()[ok]
+        parts = []
+        for c, v, r in zip(classes, scores, ref.get("per_class", [ref]), strict=True):
+            positive = pred == c
+            cuts = np.asarray(r["cuts"])
+            parts.append({"predicted_positive": bin_counts(v[ok][positive], cuts).tolist(),
+                          "predicted_negative": bin_counts(v[ok][~positive], cuts).tolist()})
+        out = {"rows": int(ok.sum()), "rows_left_out": int((~ok).sum())}
+        return {**out, "per_class": parts} if "per_class" in ref else {**out, **parts[0]}
     p = outputs["prediction"].to_numpy(dtype="float64")
     ok = np.isfinite(p)
     p = p[ok]
@@ -277,9 +299,13 @@ def partial(outputs: pd.DataFrame, ref: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    """The partial of two chunks of one batch: counts and sums add."""
-    return {k: ([x + y for x, y in zip(v, b[k], strict=True)] if isinstance(v, list) else v + b[k]) for k, v in a.items()}
+def merge(a: Any, b: Any) -> Any:
+    """The partial of two chunks of one batch: counts and sums add, item by item."""
+    if isinstance(a, dict):
+        return {k: merge(v, b[k]) for k, v in a.items()}
+    if isinstance(a, list):
+        return [merge(x, y) for x, y in zip(a, b, strict=True)]
+    return a + b
 
 
 # -- the estimate -------------------------------------------------------------------------------
@@ -315,7 +341,10 @@ def finalize(ref: dict[str, Any], part: dict[str, Any],
              tolerances: dict[str, float] | None = None) -> EstimatedPerformance:
     """The estimate of a batch from its merged partial. ``tolerances`` per metric (absolute, in
     the metric's units) default to 5% of the validation value."""
-    est = _cbpe(ref, part) if ref["task"] == "classification" else _dle(ref, part)
+    if ref["task"] != "classification":
+        est = _dle(ref, part)
+    else:
+        est = _cbpe_multiclass(ref, part) if "per_class" in ref else _cbpe(ref, part)
     if not est.metrics:
         return est
     dropped = []
@@ -429,7 +458,48 @@ def _draws(ref: dict[str, Any], scores: np.ndarray, pos: np.ndarray,
         below = np.cumsum(negatives, axis=1) - negatives
         num = np.sum(positives * below, axis=1) + 0.5 * np.sum(positives * negatives, axis=1)
         auc = num / (positives.sum(axis=1) * negatives.sum(axis=1))
-    return {"roc_auc": auc, "accuracy": accuracy, "f1": f1}
+    return {"roc_auc": auc, "accuracy": accuracy, "f1": f1, "tp": tp}
+
+
+def _cbpe_multiclass(ref: dict[str, Any], part: dict[str, Any]) -> EstimatedPerformance:
+    """Macro one-vs-rest ROC AUC (the mean over classes of each class's expected AUC) and the
+    expected accuracy (each row's calibrated probability of its predicted class)."""
+    kinds = sorted({r["calibration"]["kind"] for r in ref["per_class"]})
+    est = EstimatedPerformance(method=CBPE_METHOD + " (each class one-vs-rest)",
+                               assumption=ASSUMPTION + "; the calibration of the probabilities "
+                               "holds under an input shift", rows=int(part["rows"]),
+                               calibration="/".join(kinds))
+    n = float(part["rows"])
+    if n < 1:
+        est.reason = "not estimated: no row with finite scores"
+        return est
+    aucs, tps, draws_auc, draws_tp = [], [], [], []
+    for r, p_ in zip(ref["per_class"], part["per_class"], strict=True):
+        pos = np.asarray(p_["predicted_positive"], dtype="float64")
+        neg = np.asarray(p_["predicted_negative"], dtype="float64")
+        scores = np.asarray(r["scores"])
+        p = calibrate(r["calibration"], scores)
+        aucs.append(_expected(p, pos, neg)["roc_auc"])
+        tps.append(float(pos @ p))
+        d = _draws({**r, "seed": ref.get("seed", 0) + len(aucs)}, scores, pos, neg)
+        draws_auc.append(d["roc_auc"])
+        draws_tp.append(d["tp"])
+    values = {"roc_auc_ovr": float(np.nanmean(aucs)), "accuracy": sum(tps) / n}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a class absent from the batch
+        draws = {"roc_auc_ovr": np.nanmean(np.stack(draws_auc), axis=0),
+                 "accuracy": np.sum(np.stack(draws_tp), axis=0) / n}
+    method = {"roc_auc_ovr": "mean over classes of the expected one-vs-rest ROC AUC",
+              "accuracy": "expected share of correct predictions"}
+    for name, value in values.items():
+        lo, hi = (np.nanquantile(draws[name], [0.025, 0.975]) if np.isfinite(draws[name]).any()
+                  else (np.nan, np.nan))
+        est.metrics[name] = EstimatedMetric(
+            value=_num(value), lower=_num(min(lo, value)), upper=_num(max(hi, value)),
+            validation=ref["validation"].get(name), tolerance=None, decay=None, dropped=False,
+            method=method[name] + "; 95% interval of the realised value (label draws x "
+                                  "calibration bootstrap)")
+    return est
 
 
 def _dle(ref: dict[str, Any], part: dict[str, Any]) -> EstimatedPerformance:
