@@ -166,3 +166,25 @@ def test_cli_explain_end_to_end(kinds_art, tmp_path):
 
     assert main(["explain", str(kinds_art.path), str(src), "-o", str(out), "--ids", "X1"]) == 2
     assert main(["explain", str(kinds_art.path), str(src), "-o", str(src)]) == 2  # never the input
+
+
+def test_explanation_drift_names_the_input_the_model_leans_on_more(kinds_art, tmp_path):
+    from nbprod.jobs import run as nbrun
+
+    art = nbprod.load(kinds_art.path)
+    ref = art.reference["explanations"]
+    assert ref["method"] == "linear" and ref["snapshot"] == "valid" and ref["rows"] == 200
+    assert set(ref["mean_abs"]) == {"usage", "tenure", "plan", "region", "active", "days"}
+
+    def drift_of(batch: pd.DataFrame, name: str) -> dict:
+        src = write_csv(batch, tmp_path / f"{name}.csv")
+        run = nbrun.execute(input_path=str(src), output_path=str(tmp_path / f"{name}.out.csv"),
+                            artifact_path=str(kinds_art.path), log_to_mlflow=False)
+        return run.summary()["drift"]["explanations"]
+
+    same = drift_of(kinds_art.batch, "same")
+    assert same["shifted"] == [] and same["method"] == "linear"
+    heavy = kinds_art.batch.assign(usage=kinds_art.batch["usage"] * 4)
+    moved = drift_of(heavy, "heavy")
+    assert moved["shifted"][0] == "usage" and moved["features"]["usage"]["ratio"] >= 2
+    assert "usage" in moved["message"]

@@ -279,7 +279,7 @@ def _write_contents(root: Path, session, *, name: str, artifact_id: str, final_p
     from .privacy import guard_model
     from .reference import REFERENCE_FILE, build
 
-    reference = build(session)
+    reference = build(session, root)
     guard_model(root / "model.skops", session, (reference["features"] or {}).get("pii") or {})
     (root / REFERENCE_FILE).write_text(dumps(reference, indent=1, default=_plain),
                                        encoding="utf-8")

@@ -31,7 +31,9 @@ def metric_names(session: Any) -> list[str]:
     return names
 
 
-def build(session: Any) -> dict[str, Any]:
+def build(session: Any, root: Any = None) -> dict[str, Any]:
+    """The reference; with ``root`` (the artifact being written, its snapshot samples already
+    there) also the explanation reference (:func:`explanations`)."""
     from ..checks.context import evaluation
     from ..core.metrics import resolve
 
@@ -61,6 +63,7 @@ def build(session: Any) -> dict[str, Any]:
         elif c.kind == "overfit":  # the allowed train/valid gap also bounds later decay
             thresholds.setdefault(name, {})["max_decay"] = c.threshold
     return {
+        **({"explanations": explanations(session, root, carried)} if root is not None else {}),
         "outputs": {"snapshot": "valid" if on_valid else "train", "rows": len(outputs),
                     "profile": frame_profile(outputs)},
         "features": ({"snapshot": "train", "profile": frame_profile(feats, hidden=set(carried)),
@@ -68,3 +71,18 @@ def build(session: Any) -> dict[str, Any]:
         "metrics": {"snapshot": "valid" if on_valid else "train", "rows": len(y_ref),
                     "values": metrics, "thresholds": thresholds},
     }
+
+
+def explanations(session: Any, root: Any, carried: dict[str, str]) -> dict[str, Any]:
+    """Mean absolute contribution per model input on validation rows (training rows when there
+    is no validation snapshot), measured from the background the artifact's explanations use
+    (the stored sample of that snapshot): what explanation drift compares a batch with."""
+    from pathlib import Path
+
+    from ..monitoring.explanations import reference
+
+    snap = session.valid or session.train
+    background = pd.read_parquet(Path(root) / f"snapshots/{snap.role}.sample.parquet")
+    rows = snap.data.drop(columns=[c for c in (snap.target,) if c in snap.data.columns])
+    return reference(session.live_scorer(), rows, background, snapshot=snap.role,
+                     carried=set(carried))
