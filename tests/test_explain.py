@@ -188,3 +188,21 @@ def test_explanation_drift_names_the_input_the_model_leans_on_more(kinds_art, tm
     moved = drift_of(heavy, "heavy")
     assert moved["shifted"][0] == "usage" and moved["features"]["usage"]["ratio"] >= 2
     assert "usage" in moved["message"]
+
+
+def test_packaging_report_shows_partial_dependence_of_the_inputs_leaned_on_most(kinds_art):
+    art = nbprod.load(kinds_art.path)
+    pd_ref = art.reference["partial_dependence"]
+    mean_abs = art.reference["explanations"]["mean_abs"]
+    top3 = sorted(mean_abs, key=lambda n: -mean_abs[n])[:3]
+    assert list(pd_ref["features"]) == top3 and pd_ref["response"] == "probability of class high"
+    # each grid value: the model's mean probability with that input set so in every valid row
+    model = kinds_art.session.model_capture.model
+    valid = kinds_features(kinds_art.session.valid.data)
+    name = top3[0]
+    entry = pd_ref["features"][name]
+    for value, average in list(zip(entry["grid"], entry["average"], strict=True))[:3]:
+        proba = model.predict_proba(valid.assign(**{name: value}))[:, 0]
+        assert average == pytest.approx(proba.mean(), rel=1e-9)
+    shown = kinds_art.result._repr_html_()
+    assert "Partial dependence" in shown and shown.count("<svg") == 3

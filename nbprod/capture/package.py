@@ -65,7 +65,8 @@ class PackageResult:
         for c in self.manifest.get("checks", []):
             if c.get("kind") == ROW_RULES_KIND and c.get("status") == "warn":
                 rows.append({"field": f"warning {c['name']}", "value": c["message"]})
-        return f"<b>nbprod: packaged {self.manifest['name']!r}</b>" + table(rows, ["field", "value"])
+        return (f"<b>nbprod: packaged {self.manifest['name']!r}</b>" + table(rows, ["field", "value"])
+                + _dependence_html(self.path))
 
     def __repr__(self) -> str:
         mlf = f"; MLflow run {self.mlflow['run_id']}" if self.mlflow else ""
@@ -210,6 +211,19 @@ def package(
                  "mlflow_s": t4 - t3, "total_s": time.perf_counter() - t0},  # + importance
         signed_by=signed_by,
     )
+
+
+def _dependence_html(root: Path) -> str:
+    """The partial dependence charts stored in the artifact's reference (issue 15)."""
+    import json
+
+    from .dependence import html
+
+    try:
+        reference = json.loads((root / "reference.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ""
+    return html(reference.get("partial_dependence"))
 
 
 def _sign_or_check_types(staging: Path, manifest: dict[str, Any], signer: Any) -> str | None:

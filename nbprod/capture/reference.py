@@ -62,8 +62,12 @@ def build(session: Any, root: Any = None) -> dict[str, Any]:
             thresholds.setdefault(name, {}).update(c.threshold)
         elif c.kind == "overfit":  # the allowed train/valid gap also bounds later decay
             thresholds.setdefault(name, {})["max_decay"] = c.threshold
+    extra: dict[str, Any] = {}
+    if root is not None:
+        extra["explanations"] = explanations(session, root, carried)
+        extra["partial_dependence"] = dependence(session, ev, extra["explanations"], carried)
     return {
-        **({"explanations": explanations(session, root, carried)} if root is not None else {}),
+        **extra,
         "outputs": {"snapshot": "valid" if on_valid else "train", "rows": len(outputs),
                     "profile": frame_profile(outputs)},
         "features": ({"snapshot": "train", "profile": frame_profile(feats, hidden=set(carried)),
@@ -86,3 +90,18 @@ def explanations(session: Any, root: Any, carried: dict[str, str]) -> dict[str, 
     rows = snap.data.drop(columns=[c for c in (snap.target,) if c in snap.data.columns])
     return reference(session.live_scorer(), rows, background, snapshot=snap.role,
                      carried=set(carried))
+
+
+def dependence(session: Any, ev: Any, explained: dict[str, Any],
+               carried: dict[str, str]) -> dict[str, Any] | None:
+    """Partial dependence of the inputs the model leans on most (:mod:`nbprod.capture.dependence`)."""
+    from .dependence import compute
+
+    mean_abs = explained.get("mean_abs")
+    if not mean_abs:
+        return None
+    ranked = sorted(mean_abs, key=lambda n: -mean_abs[n])
+    cap = session.require_model()
+    features = ev.X_valid if ev.X_valid is not None else ev.X_train
+    hidden = set(carried) | set(session.train.pii)
+    return compute(cap.model, cap.task, features, ranked, hidden=hidden)
