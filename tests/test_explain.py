@@ -155,7 +155,7 @@ def test_cli_explain_end_to_end(kinds_art, tmp_path):
                           capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "explained 3 of 4 rows" in proc.stdout and "logit scale" in proc.stdout
-    assert "row 1 (plan unseen-category)" in proc.stdout
+    assert "1 row was rejected as in scoring, not explained: row 1 (plan unseen-category)" in proc.stdout
     frame = pd.read_csv(out, dtype={"account": "str"})
     assert sorted(frame["row"].unique()) == [0, 2, 3]
     t = frame.groupby("row").agg(b=("base_value", "first"), c=("contribution", "sum"),

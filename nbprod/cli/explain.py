@@ -55,7 +55,8 @@ def run_explain(args: argparse.Namespace) -> int:
         shown = ", ".join(f"row {int(r.row)} ({_where(r.column)} {r.rule})"
                           for r in rejected.drop_duplicates("row").head(5).itertuples())
         more = result.rejected - min(result.rejected, 5)
-        print(f"nbprod: {result.rejected:,} rows rejected as in scoring, not explained: {shown}"
+        rows = "row was" if result.rejected == 1 else "rows were"
+        print(f"nbprod: {result.rejected:,} {rows} rejected as in scoring, not explained: {shown}"
               f"{f' and {more} more' if more else ''}")
     return EXIT_OK
 
