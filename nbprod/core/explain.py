@@ -273,7 +273,11 @@ def _folded(model: Any, task: str, F: pd.DataFrame, F_bg: pd.DataFrame,
                          "so the model-agnostic method was used.")
             return None
         phi = shapley.fold(phi_z, owner, F.shape[1])
-        if phi is not None and _adds_up(phi, base, g):
+        if phi is None:
+            notes.append("a preprocessing output that no explained or background row varies "
+                         "carries a tree contribution, so the model-agnostic method was used.")
+            return None
+        if _adds_up(phi, base, g):
             return phi, base, "tree"
         notes.append("SHAP's tree contributions did not add up to the model's output here, so "
                      "the model-agnostic method was used.")

@@ -72,9 +72,10 @@ def explanation_drift(art: Any, scored: Any) -> dict[str, Any] | None:
     from ..exceptions import NbprodError
 
     ref = (art.reference or {}).get("explanations")
-    if not ref or "mean_abs" not in ref or scored is None or scored.inputs is None:
+    inputs = getattr(scored, "inputs", None)
+    if not ref or "mean_abs" not in ref or inputs is None or len(inputs) == 0:
         return None
-    rows = sample(scored.inputs.reset_index(drop=True))
+    rows = sample(inputs.reset_index(drop=True))
     if art.id_column:  # the conformed inputs hold no id: any unique one serves
         rows = rows.assign(**{art.id_column: np.arange(len(rows))})
     try:
