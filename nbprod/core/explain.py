@@ -236,17 +236,19 @@ def _folded(model: Any, task: str, F: pd.DataFrame, F_bg: pd.DataFrame,
                 notes.append("a preprocessing output mixes several model inputs, so the "
                              "model-agnostic method was used.")
                 return None
-            Z, Zbg = shapley.dense(pre.transform(to_model(F))), shapley.dense(pre.transform(to_model(F_bg)))
+            given = pre.transform(to_model(F))  # as the final estimator takes it
+            Z, Zbg = shapley.dense(given), shapley.dense(pre.transform(to_model(F_bg)))
         else:
             owner = np.arange(F.shape[1])
-            Z, Zbg = shapley.dense(to_model(F)), shapley.dense(to_model(F_bg))
+            given = to_model(F)
+            Z, Zbg = shapley.dense(given), shapley.dense(to_model(F_bg))
     except (TypeError, ValueError) as exc:
         notes.append(f"the model's inputs are not all numbers after preprocessing ({type(exc).__name__}), "
                      "so the model-agnostic method was used.")
         return None
     linear_ok = method in ("auto", "linear") and shapley.scale_of(model, task) != "probability"
     if linear_ok:
-        phi_z = shapley.linear(est, Z, Zbg, classes, task)
+        phi_z = shapley.linear(est, Z, Zbg, classes, task, given)
         if phi_z is not None:
             phi = shapley.fold(phi_z, owner, F.shape[1])
             if phi is not None:

@@ -125,9 +125,9 @@ def fold(phi_z: np.ndarray, owner: np.ndarray, m: int) -> np.ndarray | None:
 
 # -- the methods ---------------------------------------------------------------------------------
 def linear(est: Any, Z: np.ndarray, Zbg: np.ndarray, classes: np.ndarray | None,
-           task: str) -> np.ndarray | None:
+           task: str, given: Any = None) -> np.ndarray | None:
     """Exact contributions of a model linear in ``Z``; None when ``est`` is not (its output
-    differs from ``Z @ coef_.T + intercept_``)."""
+    on ``given``, ``Z`` as the estimator takes it, differs from ``Z @ coef_.T + intercept_``)."""
     coef = getattr(est, "coef_", None)
     intercept = getattr(est, "intercept_", 0.0)
     if coef is None or getattr(coef, "ndim", 0) not in (1, 2):
@@ -135,7 +135,8 @@ def linear(est: Any, Z: np.ndarray, Zbg: np.ndarray, classes: np.ndarray | None,
     coef = np.atleast_2d(np.asarray(coef, dtype="float64"))
     if coef.shape[1] != Z.shape[1]:
         return None
-    raw = est.decision_function(Z) if task == "classification" else est.predict(Z)
+    given = Z if given is None else given
+    raw = est.decision_function(given) if task == "classification" else est.predict(given)
     raw = np.asarray(raw, dtype="float64").reshape(len(Z), -1)
     mine = Z @ coef.T + np.asarray(intercept, dtype="float64")
     if raw.shape != mine.shape or not np.allclose(raw, mine, rtol=1e-9, atol=1e-9):
