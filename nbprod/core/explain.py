@@ -107,7 +107,9 @@ def pick(df: pd.DataFrame, *, rows: int | None = None, ids: Iterable[Any] | None
                                    "by id; choose them by number (rows=N, --rows N).")
         if id_column not in df.columns:
             raise NbprodUsageError(f"The input has no id column {id_column!r} to choose rows by.")
-        wanted = [str(i) for i in ids]
+        if isinstance(ids, str | bytes) or not isinstance(ids, Iterable):
+            ids = [ids]  # one id
+        wanted = [str(i.item() if hasattr(i, "item") else i) for i in ids]
         if not wanted:
             raise NbprodUsageError("ids is empty; name at least one id.")
         have = df[id_column].astype("object").map(lambda v: str(v.item() if hasattr(v, "item") else v))
