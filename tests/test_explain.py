@@ -104,7 +104,7 @@ def test_tree_model_adds_up_with_shap_and_without_it(monkeypatch):
         fallback = explain(scorer, fresh.iloc[:5], background=train)
     assert fallback.method == "exact" and _adds_up(fallback) < 1e-9
     assert "SHAP is not installed" in fallback.notes[0]
-    with pytest.raises(nbprod.exceptions.ExplainError, match="SHAP is not installed"):
+    with pytest.raises(NbprodUsageError, match=r"SHAP is not installed: pip install 'nbprod\[explain\]'"):
         explain(scorer, fresh.iloc[:2], background=train, method="tree")
 
 

@@ -211,7 +211,8 @@ def _contributions(model: Any, task: str, F: pd.DataFrame, F_bg: pd.DataFrame,
         if found is not None:
             return (*found, notes)
         if method != "auto":
-            raise ExplainError(f"method {method!r} cannot explain this model: {notes[-1]}")
+            raise NbprodUsageError(f"method {method!r} cannot explain this model: {notes[-1]}. "
+                                   "Use method 'auto' (--method auto), which picks one that can.")
     chosen = method if method in ("exact", "sampling") else ("exact" if m <= shapley.MAX_EXACT else "sampling")
     phi, base = shapley.agnostic(model, F, F_bg, classes, task, method=chosen,
                                  permutations=permutations, seed=seed, to_model=to_model)
