@@ -316,6 +316,8 @@ def test_queue_rows_carry_their_largest_contributions(classifier, tmp_path):
     for feature, value in zip(top["feature"], top["value"], strict=True):
         assert f"{feature}={value} " in first["contributions"]
     assert "top contributions" in q.html()
+    panel = q.widget()  # the panel's row details show them too
+    assert panel.rows.value == first["id"] and "top contributions" in panel.detail.value
     # the personal column reaches the model's inputs: its value is never shown
     assert set(mine.frame.loc[mine.frame["feature"] == "email", "value"]) == {"[personal data]"}
     assert "@example.com" not in q.html() and "@example.com" not in mine.frame.to_csv()
