@@ -206,3 +206,24 @@ def test_packaging_report_shows_partial_dependence_of_the_inputs_leaned_on_most(
         assert average == pytest.approx(proba.mean(), rel=1e-9)
     shown = kinds_art.result._repr_html_()
     assert "Partial dependence" in shown and shown.count("<svg") == 3
+
+
+def test_a_pipeline_that_mixes_inputs_is_explained_model_agnostically(diabetes):
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import PolynomialFeatures
+
+    from .artifacts import diabetes_features
+
+    train = diabetes.iloc[:300]
+    s = nbprod.Session("mixed")
+    s.snapshot(train, role="train", target="target")
+    s.features(diabetes_features)
+    model = make_pipeline(PolynomialFeatures(2), Ridge())  # interaction terms: two inputs a column
+    s.model(model.fit(diabetes_features(train.drop(columns=["target"])), train["target"]))
+    with pytest.warns(ExplainWarning, match="mixes several model inputs"):
+        result = explain(s.live_scorer(), diabetes.iloc[400:403].drop(columns=["target"]),
+                         background=train, permutations=4)
+    assert (result.method, result.scale) == ("sampling", "raw output")  # 11 inputs: sampled
+    assert _adds_up(result) < 1e-9 and result.rows == 3
+    assert "row" in result.frame.columns and "class" not in result.frame.columns
