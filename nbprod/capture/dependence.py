@@ -95,13 +95,6 @@ def html(pd_ref: dict[str, Any] | None) -> str:
             + "".join(charts))
 
 
-def text(pd_ref: dict[str, Any] | None) -> str:
-    if not pd_ref or not pd_ref.get("features"):
-        return ""
-    parts = [f"{n} {min(e['average']):.3g}..{max(e['average']):.3g}" for n, e in pd_ref["features"].items()]
-    return f"partial dependence ({pd_ref['response']}): " + ", ".join(parts)
-
-
 def _svg(entry: dict[str, Any], width: int = 180, height: int = 70) -> str:
     ys = np.asarray(entry["average"], dtype="float64")
     n = len(ys)
