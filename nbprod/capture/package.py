@@ -23,10 +23,11 @@ from ..core import model_store
 from ..core.files import dumps
 from ..core.scoring import compare_outputs
 from ..core.staging import SUFFIX, StagingDir, owner_gone, remove_stale, remove_tree
+from ..core.user import user_name
 from ..exceptions import ChecksFailedError, PackagingError, ParityError
 from ..jobs.notebook import scoring_notebook
 from .contract import PACKAGE_MIME, PACKAGE_VERSION  # read by the JupyterLab extension
-from .provenance import default_name, environment, provenance, requirements, user_name
+from .provenance import default_name, environment, provenance, requirements
 from .replay import replay
 from .row_rules import ROW_RULES_KIND, apply_row_rules
 from .training import store_training_notebook

@@ -41,7 +41,6 @@ panel when widgets are available (:mod:`nbprod.jupyter.widgets`).
 
 from __future__ import annotations
 
-import getpass
 import html
 import math
 import os
@@ -320,10 +319,10 @@ class ReviewQueue:
 
 
 def default_reviewer() -> str:
-    try:
-        return os.environ.get("NBPROD_REVIEWER") or getpass.getuser()
-    except Exception:  # no user name in some containers
-        return "unknown"
+    """``NBPROD_REVIEWER``, else the user's login name."""
+    from ..core.user import user_name
+
+    return os.environ.get("NBPROD_REVIEWER") or user_name()
 
 
 # -- the feedback file ---------------------------------------------------------------------------
