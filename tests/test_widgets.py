@@ -16,9 +16,9 @@ import pytest
 from IPython.core.error import UsageError
 
 import nbprod
-from nbprod.jupyter.review import read_feedback
 from nbprod.jupyter.status import TABS, Dashboard
 from nbprod.jupyter.widgets import bundle
+from nbprod.lifecycle.feedback import read as read_feedback
 
 from .conftest import run
 from .test_review import churn, package_classifier, score

@@ -20,16 +20,9 @@ confident, then file order. ``limit`` (default 200) keeps at most that many rows
 mistakes still shows its uncertain rows.
 
 A reviewer accepts a row (the prediction is right: its label is the prediction) or relabels it.
-Every decision is written at once to the feedback file, a Parquet table with one row per id:
-
-``id`` (string: the artifact's id column, or the row number when it declares none), ``label``
-(the class, typed as the model's classes, or a float), ``reviewer``, ``time`` (UTC), ``note``,
-``decision`` (``accept`` | ``relabel``), ``prediction``, ``reasons`` and ``artifact_id``.
-
-A later decision on an id replaces the earlier one: the last decision wins, so the file is the
-current truth that retraining merges (:func:`nbprod.feedback.apply`). Writes are atomic (a
-temporary file renamed over the old one) and serialised by a lock file beside it, so two
-reviewers appending at once lose nothing.
+Every decision is written at once to the feedback file, whose format and writing (one row per
+id, the last decision wins, atomic and locked) belong to :mod:`nbprod.lifecycle.feedback`; it
+is the current truth that retraining merges (``nbprod.apply_feedback``).
 
 Personal data: input columns the artifact hides (declared ``--pii`` or found personal) show as
 ``[personal data]`` beside a row. The ids are the caller's own, as in the predictions file the
@@ -44,20 +37,16 @@ from __future__ import annotations
 import html
 import math
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ..core.files import atomic_path
 from ..exceptions import InputError, NbprodUsageError
+from ..lifecycle import feedback as feedback_file
+from ..lifecycle.feedback import Decision
 
-FEEDBACK_COLUMNS = ("id", "label", "reviewer", "time", "note", "decision", "prediction",
-                    "reasons", "artifact_id")
 REASONS = {  # code -> (rank in the queue, what a reviewer reads)
     "out_of_bounds": (0, "output outside the declared bounds"),
     "large_error": (1, "large error"),
@@ -67,24 +56,6 @@ REASONS = {  # code -> (rank in the queue, what a reviewer reads)
 DEFAULT_FEEDBACK = "feedback.parquet"
 DEFAULT_LIMIT = 200
 SHOWN = 50  # rows in the static HTML table
-
-
-@dataclass(frozen=True)
-class Decision:
-    """One reviewer's verdict on one row."""
-
-    id: str
-    label: Any
-    reviewer: str
-    time: pd.Timestamp
-    note: str
-    decision: str  # accept | relabel
-    prediction: Any
-    reasons: str
-    artifact_id: str | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 # -- which rows ----------------------------------------------------------------------------------
@@ -209,9 +180,11 @@ class ReviewQueue:
         self._position = {str(v): i for i, v in enumerate(ids)}
         self.decided: dict[str, str] = {}  # id -> decision, for the ids of this queue
         if self.feedback.is_file():
-            earlier = read_feedback(self.feedback)
+            earlier = feedback_file.read(self.feedback)
             mine = earlier[earlier["id"].isin(set(items["id"]))]
-            self.decided = dict(zip(mine["id"], mine["decision"], strict=True))
+            # a file of the required columns alone holds labels: relabelled rows
+            kinds = mine["decision"] if "decision" in mine.columns else ["relabel"] * len(mine)
+            self.decided = dict(zip(mine["id"].astype("str"), kinds, strict=True))
 
     def __len__(self) -> int:
         return len(self.items)
@@ -271,7 +244,7 @@ class ReviewQueue:
                      time=pd.Timestamp.now(tz="UTC"), note=note or "", decision=decision,
                      prediction=self.coerce_prediction(self.outputs["prediction"].iloc[i]),
                      reasons=hit.iloc[0] if len(hit) else "", artifact_id=self.artifact_id)
-        append_feedback(self.feedback, [d])
+        feedback_file.append(self.feedback, [d])
         self.decided[key] = decision
         return d
 
@@ -283,7 +256,7 @@ class ReviewQueue:
 
     def decisions(self) -> pd.DataFrame:
         """The feedback file as it is now (every id reviewed, from any queue)."""
-        return read_feedback(self.feedback)
+        return feedback_file.read(self.feedback, missing_ok=True)
 
     # -- display -----------------------------------------------------------------------------
     def html(self) -> str:
@@ -323,73 +296,6 @@ def default_reviewer() -> str:
     from ..core.user import user_name
 
     return os.environ.get("NBPROD_REVIEWER") or user_name()
-
-
-# -- the feedback file ---------------------------------------------------------------------------
-def read_feedback(path: str | Path) -> pd.DataFrame:
-    """The feedback file's rows (an empty table when there is none yet)."""
-    p = Path(path)
-    if not p.exists():
-        return pd.DataFrame(columns=list(FEEDBACK_COLUMNS))
-    try:
-        fb = pd.read_parquet(p)
-    except Exception as exc:
-        raise InputError(f"feedback file {str(p)!r} is not readable as Parquet: {exc}") from None
-    missing = [c for c in ("id", "label", "time") if c not in fb.columns]
-    if missing:
-        raise InputError(f"feedback file {str(p)!r} lacks column {missing[0]!r}.")
-    return fb
-
-
-def _kind(s: pd.Series) -> str:
-    s = s.dropna()
-    if s.empty:
-        return "empty"
-    if pd.api.types.is_bool_dtype(s):
-        return "bool"
-    return "number" if pd.api.types.is_numeric_dtype(s) else "text"
-
-
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Serialise writers of ``path`` with a lock file beside it (POSIX; elsewhere no lock)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        yield
-        return
-    with open(path.with_name(f".{path.name}.lock"), "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def append_feedback(path: str | Path, decisions: list[Decision]) -> pd.DataFrame:
-    """Add ``decisions`` to the feedback file, atomically; the last decision per id wins."""
-    p = Path(path)
-    if not p.parent.is_dir():
-        raise InputError(f"feedback directory {str(p.parent)!r} does not exist.")
-    new = pd.DataFrame([d.to_dict() for d in decisions], columns=list(FEEDBACK_COLUMNS))
-    for col in ("id", "reviewer", "note", "decision", "reasons", "artifact_id"):
-        new[col] = new[col].astype("str")
-    new["time"] = pd.to_datetime(new["time"], utc=True)
-    with _locked(p):
-        old = read_feedback(p) if p.exists() else None
-        if old is not None and not old.empty:
-            was, now = _kind(old["label"]), _kind(new["label"])
-            if "empty" not in (was, now) and was != now:
-                raise NbprodUsageError(
-                    f"feedback file {str(p)!r} holds {was} labels; this model's labels are {now}. "
-                    "Use one feedback file per model.")
-            both = pd.concat([old.astype({"id": "str"}), new], ignore_index=True)
-        else:
-            both = new
-        both = both.drop_duplicates("id", keep="last").reset_index(drop=True)
-        with atomic_path(p) as tmp:
-            both.to_parquet(tmp, index=False)
-    return both
 
 
 # -- building a queue ------------------------------------------------------------------------------
