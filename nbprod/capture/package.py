@@ -20,7 +20,7 @@ import pandas as pd
 
 from ..core import manifest as mf
 from ..core import model_store
-from ..core.files import dumps
+from ..core.files import as_text, dumps, plain
 from ..core.scoring import compare_outputs
 from ..core.staging import SUFFIX, StagingDir, owner_gone, remove_stale, remove_tree
 from ..core.user import user_name
@@ -257,7 +257,7 @@ def _write_contents(root: Path, session, *, name: str, artifact_id: str, final_p
         meta = snap.metadata()
         meta_file = f"snapshots/{role}.json"
         sample_file = f"snapshots/{role}.sample.parquet"
-        (root / meta_file).write_text(dumps(meta, indent=1, default=_plain), encoding="utf-8")
+        (root / meta_file).write_text(dumps(meta, indent=1, default=as_text), encoding="utf-8")
         _write_sample(snap.stored_sample(pii_key), root / sample_file)
         snaps[role] = {
             "file": meta_file,
@@ -282,13 +282,13 @@ def _write_contents(root: Path, session, *, name: str, artifact_id: str, final_p
 
     reference = build(session)
     guard_model(root / "model.skops", session, (reference["features"] or {}).get("pii") or {})
-    (root / REFERENCE_FILE).write_text(dumps(reference, indent=1, default=_plain),
+    (root / REFERENCE_FILE).write_text(dumps(reference, indent=1, default=as_text),
                                        encoding="utf-8")
     write_mlmodel(root, requirements(feats.code.source, cap.model))
 
     classes = None
     if cap.task == "classification":
-        classes = [_plain(c) for c in cap.model.classes_]
+        classes = [plain(c) for c in cap.model.classes_]
     live = session.live_scorer()
     return {
         "format": mf.FORMAT,
@@ -398,11 +398,3 @@ def _remove_left_by_killed_runs(path: Path) -> None:
         remove_stale(path.parent)
     if (path / mf.STAGING_MARKER).exists() and owner_gone(path):
         remove_tree(path)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, pd.Timestamp):
-        return value.isoformat()
-    return str(value)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..exceptions import IntegrityError
+from .files import dumps, jsonable
 
 MANIFEST = "nbprod.json"
 SIGNATURE = "nbprod.sig"  # written by nbprod sign; the one file outside the list
@@ -54,22 +55,8 @@ def file_entries(root: Path) -> dict[str, dict[str, Any]]:
 def write(root: Path, manifest: dict[str, Any]) -> None:
     manifest = dict(manifest)
     manifest["files"] = file_entries(root)
-    from .files import dumps
-
-    text = dumps(manifest, indent=2, sort_keys=False, default=_json_default)
+    text = dumps(manifest, indent=2, sort_keys=False)  # strict; an unknown value is an error
     (root / MANIFEST).write_text(text + "\n", encoding="utf-8")
-
-
-def _json_default(value: Any) -> Any:
-    import numpy as np
-
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 def read(root: Path) -> dict[str, Any]:
@@ -365,5 +352,5 @@ def staging_problem(root: Path) -> str | None:
 
 def digest(manifest: dict[str, Any]) -> str:
     """A fingerprint of the whole artifact: SHA-256 of the canonical manifest."""
-    text = json.dumps(manifest, sort_keys=True, separators=(",", ":"), default=_json_default)
+    text = json.dumps(manifest, sort_keys=True, separators=(",", ":"), default=jsonable)
     return hashlib.sha256(text.encode()).hexdigest()

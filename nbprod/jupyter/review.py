@@ -43,9 +43,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..core.files import plain
 from ..exceptions import InputError, NbprodUsageError
 from ..lifecycle import feedback as feedback_file
 from ..lifecycle.feedback import Decision
+from ..monitoring.performance import label_text
 
 REASONS = {  # code -> (rank in the queue, what a reviewer reads)
     "out_of_bounds": (0, "output outside the declared bounds"),
@@ -141,22 +143,8 @@ def select(outputs: pd.DataFrame, *, task: str, classes: list[Any] | None, ids: 
     return out
 
 
-def label_text(v: Any) -> str:
-    """A label as text, so that 1, 1.0 and "1" compare equal."""
-    v = plain(v)
-    if isinstance(v, float) and v.is_integer():
-        v = int(v)
-    return str(v)
-
-
 def id_text(v: Any) -> str:
     return str(plain(v))
-
-
-def plain(v: Any) -> Any:
-    if isinstance(v, np.generic):
-        return v.item()
-    return v
 
 
 # -- the queue ---------------------------------------------------------------------------------
