@@ -462,24 +462,6 @@ def _statistic_rows(st: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def _edges(ref: dict[str, Any], cur: dict[str, Any] | None) -> list[float]:
-    lo, hi = ref.get("min", 0.0), ref.get("max", 0.0)
-    if cur is not None:
-        lo, hi = min(lo, cur.get("min", lo)), max(hi, cur.get("max", hi))
-    return [lo, *ref["cuts"], hi]
-
-
-def binned_quantiles(counts: list[int], edges: list[float], qs: tuple[float, ...]) -> list[float]:
-    """Quantiles of a binned distribution, interpolating linearly inside each bin."""
-    import numpy as np
-
-    c = np.asarray(counts, dtype="float64")
-    if c.sum() == 0:
-        return [float("nan")] * len(qs)
-    cum = np.concatenate([[0.0], np.cumsum(c) / c.sum()])
-    return [float(np.interp(q, cum, edges)) for q in qs]
-
-
 def _summary_rows(ref: dict[str, Any], cur: dict[str, Any] | None) -> list[dict[str, Any]]:
     def null_rate(p: dict[str, Any] | None) -> str:
         return f"{p['null_count'] / p['count']:.1%}" if p and p.get("count") else ""
@@ -487,9 +469,11 @@ def _summary_rows(ref: dict[str, Any], cur: dict[str, Any] | None) -> list[dict[
     rows = [{"": "rows", "r": ref["count"], "c": cur["count"] if cur else None},
             {"": "null rate", "r": null_rate(ref), "c": null_rate(cur)}]
     if ref["type"] == "numeric" and "cuts" in ref:
+        from ..core.profile import binned_quantiles, edges
+
         qs = (0.1, 0.5, 0.9)
-        rq = binned_quantiles(ref["counts"], _edges(ref, None), qs)
-        cq = binned_quantiles(cur["counts"], _edges(ref, cur), qs) if cur and "counts" in cur else [None] * 3
+        rq = binned_quantiles(ref["counts"], edges(ref), qs)
+        cq = binned_quantiles(cur["counts"], edges(ref, cur), qs) if cur and "counts" in cur else [None] * 3
         rows.append({"": "min", "r": ref.get("min"), "c": cur.get("min") if cur else None})
         for q, r, c in zip(qs, rq, cq, strict=True):
             rows.append({"": f"{'median' if q == 0.5 else f'p{int(q * 100)}'} (binned)", "r": r, "c": c})
