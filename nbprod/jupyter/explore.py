@@ -22,7 +22,6 @@ face lives in :mod:`nbprod.jupyter.widgets`.
 from __future__ import annotations
 
 import ast
-import base64
 import difflib
 import html
 import json
@@ -252,14 +251,17 @@ class Explorer:
         out["distribution"] = _distribution(ref, cur)
         return out
 
-    def plot(self, column: str | tuple[str, str] | None = None) -> bytes | None:
-        """Reference and current distributions as a PNG (None for PII or empty columns)."""
+    def plot(self, column: str | tuple[str, str] | None = None) -> str | None:
+        """Reference and current distributions as an inline SVG image with its colour key
+        (HTML text; None for PII or empty columns)."""
+        from .charts import bars_svg, legend
+
         d = self.details(column)
         if d["distribution"] is None:
             return None
         labels, ref, cur = d["distribution"]
-        return plot_png(d["column"], labels, ref, cur, drifted=bool(d["drifted"]),
-                        reference_label=self.reference_label, current_label=self.current_label)
+        return (bars_svg(d["column"], labels, ref, cur, drifted=bool(d["drifted"]))
+                + legend(self.reference_label, self.current_label))
 
     def column_html(self, column: str | tuple[str, str] | None = None, *, image: bool = True) -> str:
         from ..core.tables import badge, table
@@ -280,10 +282,9 @@ class Explorer:
                 parts.append(table(named, [first, self.reference_label, self.current_label]))
         if d["hidden"]:
             parts.append("<p>PII column: only null counts are kept.</p>")
-        png = self.plot(column) if image else None
-        if png:
-            parts.append(f'<img alt="{html.escape(d["column"])}" src="data:image/png;base64,'
-                         f'{base64.b64encode(png).decode()}"/>')
+        svg = self.plot(column) if image else None
+        if svg:
+            parts.append(svg)
         return "\n".join(parts)
 
     def column_text(self, column: str | tuple[str, str] | None = None) -> str:
@@ -424,20 +425,36 @@ def snapshot_profile(snap: Any) -> dict[str, Any]:
 
 
 def explore(source: Any, *, artifact: str | Path | None = None) -> Explorer:
-    """The drift explorer of a scoring run: a ScoringRun, a summary (dict or JSON path) or an
-    executed report notebook. ``artifact`` overrides where the artifact is (when it moved)."""
+    """The drift explorer of a scoring run: each column's verdict, statistics and distributions.
+
+    Parameters
+    ----------
+    source : ScoringRun, dict, str or Path
+        A scoring run, its summary (dict or JSON path) or its executed report notebook.
+    artifact : str or Path, optional
+        Where the artifact is, when it moved since the run.
+
+    Returns
+    -------
+    Explorer
+        Displayed in a notebook as an interactive panel (or static HTML); ``details(col)``,
+        ``plot(col)`` and ``columns`` read it in code.
+
+    Examples
+    --------
+    >>> ex = nbprod.explore("scored.summary.json")  # doctest: +SKIP
+    >>> ex.columns[:2]  # drifted first  # doctest: +SKIP
+    ['usage', 'plan']
+    """
     return from_record(locate(source, artifact=artifact))
 
 
 # -- rendering helpers -------------------------------------------------------------------------
 def _fmt(v: Any) -> str:
-    if v is None or (isinstance(v, float) and v != v):
-        return ""
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)
+    """A table cell as every nbprod table shows it, empty for a statistic not measured (NaN)."""
+    from ..core.tables import cell_text
+
+    return "" if isinstance(v, float) and v != v else cell_text(v)
 
 
 _STATISTICS = (  # (label, value key, threshold key)
@@ -505,33 +522,3 @@ def _distribution(ref: dict[str, Any], cur: dict[str, Any] | None) -> tuple[list
         return None
     labels, r, c = bars
     return labels, r, (c if cur else None)
-
-
-def plot_png(title: str, labels: list[Any], ref: list[float], cur: list[float] | None, *,
-             drifted: bool = False, reference_label: str = "reference (train)",
-             current_label: str = "this batch") -> bytes:
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    fig, ax = plt.subplots(figsize=(6.0, 3.0))
-    x = np.arange(len(labels))
-    width = 0.4 if cur is not None else 0.8
-    ax.bar(x - (0.2 if cur is not None else 0), ref, width=width, label=reference_label, color="#8c959f")
-    if cur is not None:
-        ax.bar(x + 0.2, cur, width=width, label=current_label, color="#cf222e" if drifted else "#0969da")
-    ax.set_title(f"{title}{' (drifted)' if drifted else ''}", fontsize=10)
-    ax.set_ylabel("share of rows", fontsize=8)
-    step = max(1, len(labels) // 8)
-    ax.set_xticks(x[::step], [str(lbl)[:10] for lbl in labels[::step]], fontsize=7, rotation=30)
-    ax.tick_params(axis="y", labelsize=7)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=72)
-    plt.close(fig)
-    return buf.getvalue()
