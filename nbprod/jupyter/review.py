@@ -301,32 +301,41 @@ def review(source: Any = None, *, predictions: str | Path | pd.DataFrame | None 
     ``labels`` and ``inputs`` (shown beside each row). Explicit files override the source's.
     ``issues`` is the run's issues file (or its table); by default the run's own, or the file
     beside the predictions, when it exists: its flagged rows join the queue.
+
+    The steps: find the run and its artifact (:func:`_locate`), read the batch's outputs and
+    inputs (:func:`_read_batch`), the rows out of bounds (:func:`_out_of_bounds`) and flagged
+    by input checks (:func:`_issue_flags`), the rows' ids, the inputs a reviewer may see
+    (:func:`_shown_inputs`) and the labels (:func:`_labels`), then :func:`select` the rows.
+
+    Parameters
+    ----------
+    source : ScoringRun, dict, str or Path, optional
+        The scoring run, its summary, or its executed report notebook.
+    predictions, artifact, labels, inputs, issues : str, Path or DataFrame, optional
+        The batch's files, when there is no ``source`` or to override its own.
+    feedback : str or Path
+        The feedback file decisions are appended to.
+    reviewer : str, optional
+        Who reviews (default ``NBPROD_REVIEWER``, else the login name).
+    min_confidence, error_quantile, max_error, limit
+        What makes a row worth reviewing, and how many rows at most.
+
+    Returns
+    -------
+    ReviewQueue
+        The rows to review, each with the reasons it was picked.
+
+    Examples
+    --------
+    >>> queue = nbprod.review("batch.summary.json", labels="labels.csv")  # doctest: +SKIP
+    >>> queue.items[["id", "reasons"]].head(1)  # doctest: +SKIP
+         id             reasons
+    0  a-17  ('low_confidence',)
     """
     from ..core.dataio import read_frame
-
-    run = None
-    record = None
-    if source is not None:
-        from .explore import locate
-
-        record = locate(source, artifact=artifact)
-        run = record.run
-    if run is not None:
-        art = run.artifact
-    elif record is not None:
-        from .explore import open_artifact
-
-        art = open_artifact(record)
-    elif artifact is not None:
-        from .explore import RunRecord, open_artifact
-
-        art = open_artifact(RunRecord(None, Path(artifact)))
-    else:
-        raise NbprodUsageError("nbprod.review needs a scoring run, summary or report, or "
-                               "predictions= with artifact=.")
-
     from ..core.schema import Schema
 
+    run, record, art = _locate(source, artifact)
     reading = Schema.from_list(art.snapshot("train")["schema"])  # text ids stay text (00042)
 
     def frame(value: Any, what: str) -> pd.DataFrame | None:
@@ -334,8 +343,49 @@ def review(source: Any = None, *, predictions: str | Path | pd.DataFrame | None 
             return value
         return read_frame(value, reading, what=what)
 
-    oob = None
-    flags = None
+    outputs, inputs_df, oob, flags = _read_batch(run, record, predictions, inputs, issues, frame)
+    oob = _out_of_bounds(outputs, art, oob)
+    if flags is None:
+        flags = _issue_flags(outputs, art, record, predictions, issues)
+    id_column = art.id_column
+    if id_column and id_column in outputs.columns:
+        ids = outputs[id_column].map(id_text)
+    else:
+        ids = pd.Series([str(i) for i in range(len(outputs))])
+    inputs_df = _shown_inputs(inputs_df, outputs, art)
+    y = _labels(art, outputs, run, record, labels, frame)
+    criteria = {"min_confidence": min_confidence, "error_quantile": error_quantile,
+                "max_error": max_error, "limit": limit}
+    items = select(outputs, task=art.task, classes=art.classes, ids=ids, out_of_bounds=oob,
+                   labels=y, input_flags=flags, **criteria)
+    return ReviewQueue(items, outputs=outputs, ids=ids, inputs=inputs_df, labels=y, task=art.task,
+                       classes=art.classes, feedback=feedback, reviewer=reviewer,
+                       artifact_id=art.manifest.get("artifact_id"), criteria=criteria)
+
+
+def _locate(source: Any, artifact: str | Path | None) -> tuple[Any, Any, Any]:
+    """The scoring run (or None), its record (or None) and the artifact to review against."""
+    from .explore import RunRecord, locate, open_artifact
+
+    run = record = None
+    if source is not None:
+        record = locate(source, artifact=artifact)
+        run = record.run
+    if run is not None:
+        return run, record, run.artifact
+    if record is not None:
+        return run, record, open_artifact(record)
+    if artifact is not None:
+        return run, record, open_artifact(RunRecord(None, Path(artifact)))
+    raise NbprodUsageError("nbprod.review needs a scoring run, summary or report, or "
+                           "predictions= with artifact=.")
+
+
+def _read_batch(run: Any, record: Any, predictions: Any, inputs: Any, issues: Any,
+                frame: Any) -> tuple[pd.DataFrame, pd.DataFrame | None, Any, Any]:
+    """The batch's outputs and inputs, with the out-of-bounds mask and the input checks' flags
+    when the run in memory has them (None otherwise)."""
+    oob = flags = None
     if predictions is None and run is not None:
         scored = run.scored
         outputs = scored.all_outputs if scored is not None else run.predictions
@@ -354,47 +404,57 @@ def review(source: Any = None, *, predictions: str | Path | pd.DataFrame | None 
     outputs = outputs.reset_index(drop=True)
     if "prediction" not in outputs.columns:
         raise InputError("the predictions have no 'prediction' column; pass the scoring output file.")
-    if oob is None:
-        if "out_of_bounds" in outputs.columns:
-            oob = outputs["out_of_bounds"].astype("object").map(lambda v: str(v).lower() in ("true", "1")).to_numpy(bool)
-        elif art.manifest.get("bounds"):
-            from ..core.bounds import violations
+    return outputs, inputs_df, oob, flags
 
-            oob = violations(outputs, art.manifest["bounds"])
-    id_column = art.id_column
-    if flags is None:
-        table = issues
-        if table is None:
-            table = _issues_file(predictions, record)
-        if table is not None:
-            rows_in = (record.summary or {}).get("rows_in") if record is not None else None
-            flags = input_flags(outputs, read_issues(table), id_column, rows_in)
-    if id_column and id_column in outputs.columns:
-        ids = outputs[id_column].map(id_text)
-    else:
-        ids = pd.Series([str(i) for i in range(len(outputs))])
-    if inputs_df is not None:
-        inputs_df = _align(inputs_df.reset_index(drop=True), outputs, id_column)
-    if inputs_df is not None:  # personal inputs are not shown to reviewers
-        from ..core.pii import HIDDEN, columns_of
 
-        hidden = [c for c in inputs_df.columns if c in columns_of(art)]
-        if hidden:
-            inputs_df = inputs_df.assign(**{c: HIDDEN for c in hidden})
+def _out_of_bounds(outputs: pd.DataFrame, art: Any, oob: Any) -> Any:
+    """The rows whose outputs are out of bounds: the run's own mask, else the output file's
+    ``out_of_bounds`` column, else the artifact's bounds applied again (None without bounds)."""
+    if oob is not None:
+        return oob
+    if "out_of_bounds" in outputs.columns:
+        return outputs["out_of_bounds"].astype("object").map(lambda v: str(v).lower() in ("true", "1")).to_numpy(bool)
+    if art.manifest.get("bounds"):
+        from ..core.bounds import violations
+
+        return violations(outputs, art.manifest["bounds"])
+    return None
+
+
+def _issue_flags(outputs: pd.DataFrame, art: Any, record: Any, predictions: Any,
+                 issues: Any) -> Any:
+    """The input checks' flags from the issues file (given, or beside the predictions)."""
+    table = issues if issues is not None else _issues_file(predictions, record)
+    if table is None:
+        return None
+    rows_in = (record.summary or {}).get("rows_in") if record is not None else None
+    return input_flags(outputs, read_issues(table), art.id_column, rows_in)
+
+
+def _shown_inputs(inputs_df: pd.DataFrame | None, outputs: pd.DataFrame,
+                  art: Any) -> pd.DataFrame | None:
+    """The inputs beside each output row; personal inputs are not shown to reviewers."""
+    if inputs_df is None:
+        return None
+    from ..core.pii import HIDDEN, columns_of
+
+    inputs_df = _align(inputs_df.reset_index(drop=True), outputs, art.id_column)
+    if inputs_df is None:
+        return None
+    hidden = [c for c in inputs_df.columns if c in columns_of(art)]
+    return inputs_df.assign(**{c: HIDDEN for c in hidden}) if hidden else inputs_df
+
+
+def _labels(art: Any, outputs: pd.DataFrame, run: Any, record: Any, labels: Any,
+            frame: Any) -> pd.Series | None:
+    """Each output row's label (given, or the run's labels file), or None."""
     labels_path = labels if labels is not None else (
         run.labels_path if run is not None else (record.labels_path if record else None))
-    y = None
-    if labels_path is not None:
-        from ..monitoring.performance import align_labels
+    if labels_path is None:
+        return None
+    from ..monitoring.performance import align_labels
 
-        y = align_labels(art, outputs, frame(labels_path, "labels")).reset_index(drop=True)
-    criteria = {"min_confidence": min_confidence, "error_quantile": error_quantile,
-                "max_error": max_error, "limit": limit}
-    items = select(outputs, task=art.task, classes=art.classes, ids=ids, out_of_bounds=oob,
-                   labels=y, input_flags=flags, **criteria)
-    return ReviewQueue(items, outputs=outputs, ids=ids, inputs=inputs_df, labels=y, task=art.task,
-                       classes=art.classes, feedback=feedback, reviewer=reviewer,
-                       artifact_id=art.manifest.get("artifact_id"), criteria=criteria)
+    return align_labels(art, outputs, frame(labels_path, "labels")).reset_index(drop=True)
 
 
 def _issues_file(predictions: Any, record: Any) -> Path | None:
