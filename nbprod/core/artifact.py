@@ -26,7 +26,31 @@ from .scoring import Scorer
 
 
 class Artifact:
-    """A verified, loaded nbprod artifact."""
+    """A verified, loaded nbprod artifact.
+
+    Made by :func:`nbprod.load`, which verifies every file first. It scores through the one
+    scoring path the scoring job uses (:attr:`scorer`), and reads its manifest, snapshots and
+    monitoring reference.
+
+    Parameters
+    ----------
+    root : Path
+        The artifact's directory.
+    manifest : dict
+        Its parsed ``nbprod.json``.
+    verification : Verification, optional
+        What :func:`nbprod.load` checked, with the verified bytes it keeps.
+
+    Examples
+    --------
+    >>> art = nbprod.load(ARTIFACT)
+    >>> art.task, art.target, art.input_columns
+    ('classification', 'churned', ['plan', 'usage', 'tenure'])
+    >>> art.score(BATCH.head(2))[["customer_id", "prediction"]]
+      customer_id  prediction
+    0      C00330           1
+    1      C00331           0
+    """
 
     def __init__(self, root: Path, manifest: dict[str, Any],
                  verification: mf.Verification | None = None) -> None:
@@ -218,8 +242,29 @@ def load(path: str | Path, *, trusted_keys: Any = None,
 
 
 def verify(path: str | Path, *, trusted_keys: Any = None) -> mf.Verification:
-    """Verify the whole artifact at ``path`` (see :func:`nbprod.core.trust.verify`) without loading
-    it; the result lists every problem."""
+    """Verify the whole artifact at ``path`` without loading it.
+
+    Checks the manifest, every file's size and SHA-256, that nothing is missing, extra or a
+    link, and the signature (see :func:`nbprod.core.trust.verify`).
+
+    Parameters
+    ----------
+    path : str or Path
+        The artifact's directory.
+    trusted_keys : PEM path, key, or list of them, optional
+        Ed25519 public keys of which one must have signed the artifact (with
+        ``NBPROD_TRUSTED_KEYS``); with none, no signature is required.
+
+    Returns
+    -------
+    Verification
+        ``ok`` and ``problems``, every problem found (never only the first).
+
+    Examples
+    --------
+    >>> nbprod.verify(ARTIFACT).ok
+    True
+    """
     from . import trust
 
     return trust.verify(Path(path), trusted_keys=trusted_keys)

@@ -107,7 +107,42 @@ def append(path: str | Path, decisions: list[Decision]) -> pd.DataFrame:
 
 
 def apply(df: pd.DataFrame, path: str | Path, *, id_column: str, target: str) -> pd.DataFrame:
-    """``df`` with ``target`` replaced by the latest feedback label of each reviewed id."""
+    """``df`` with ``target`` replaced by the latest feedback label of each reviewed id.
+
+    What a training notebook calls to learn from the review queue's decisions.
+
+    Parameters
+    ----------
+    df : DataFrame
+        Training data with ``id_column`` and ``target``.
+    path : str or Path
+        The feedback file (Parquet) that :func:`nbprod.review` decisions are appended to.
+    id_column, target : str
+        The columns that hold each row's id and its label.
+
+    Returns
+    -------
+    DataFrame
+        A copy of ``df``; ``attrs["nbprod_feedback_rows"]`` counts the rows relabelled.
+
+    Raises
+    ------
+    InputError
+        When ``df`` lacks one of the two columns.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from nbprod.lifecycle.feedback import Decision, append
+    >>> fb = TMP / "feedback.parquet"
+    >>> _ = append(fb, [Decision(id="C2", label=1, reviewer="ana", time=pd.Timestamp.now("UTC"),
+    ...                          note="", decision="relabel", prediction=0, reasons="",
+    ...                          artifact_id=None)])
+    >>> out = nbprod.apply_feedback(pd.DataFrame({"id": ["C1", "C2"], "y": [0, 0]}), fb,
+    ...                             id_column="id", target="y")
+    >>> out["y"].tolist(), out.attrs["nbprod_feedback_rows"]
+    ([0, 1], 1)
+    """
     if id_column not in df.columns or target not in df.columns:
         raise InputError(f"the frame needs columns {id_column!r} and {target!r} to take feedback.")
     fb = read(path).sort_values("time", kind="stable").drop_duplicates("id", keep="last")
