@@ -159,12 +159,31 @@ class Artifact:
     def score(self, df: pd.DataFrame, errors: str = "raise") -> pd.DataFrame:
         """Score raw rows: id, ``prediction``, ``proba_<class>``, in input order and index.
 
-        Every row is validated first (see ``docs/scoring.md``, "Row issues"). With
-        ``errors="raise"`` (default) a row that cannot be scored raises
-        :class:`~nbprod.exceptions.RowError` naming its row, column, rule and value, so every
-        input row has its output row. With ``errors="reject"`` rejected rows are left out (the
-        output keeps the input's index, so ``df.loc[out.index]`` are the scored rows);
-        :meth:`validate` or :meth:`score_detailed` give the issues.
+        Every row is validated first (see ``docs/scoring.md``, "Row issues").
+
+        Parameters
+        ----------
+        df : DataFrame
+            Raw input rows, as the training snapshot had them (the feature function runs here).
+        errors : {"raise", "reject"}
+            ``"raise"`` (default): a row that cannot be scored raises
+            :class:`~nbprod.exceptions.RowError` naming its row, column, rule and value, so
+            every input row has its output row. ``"reject"``: rejected rows are left out (the
+            output keeps the input's index, so ``df.loc[out.index]`` are the scored rows);
+            :meth:`validate` or :meth:`score_detailed` give the issues.
+
+        Returns
+        -------
+        DataFrame
+            The id column (when the model has one), ``prediction`` and, for a classifier, one
+            ``proba_<class>`` column per class.
+
+        Examples
+        --------
+        >>> art = nbprod.load(ARTIFACT)
+        >>> bad = BATCH.head(3).assign(usage=["12.5", "lots", "3"])
+        >>> art.score(bad, errors="reject").index.tolist()  # row 1 is rejected
+        [0, 2]
         """
         return self.scorer.score(df, errors=errors)
 
