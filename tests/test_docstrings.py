@@ -21,10 +21,11 @@ import nbprod
 FIXTURE = Path(__file__).parent / "data" / "format1-0.1.0"
 
 # modules whose docstrings' examples run (the others' examples need a notebook, MLflow runs
-# or a scoring run on disk, and are marked +SKIP)
+# or two artifacts, and are marked +SKIP)
 MODULES = ["nbprod.core.artifact", "nbprod.tracking.resolve", "nbprod.lifecycle.feedback",
            "nbprod.capture.session", "nbprod.jupyter.scoring_job", "nbprod.core.feature_code",
-           "nbprod.core.tables", "nbprod.jupyter.charts"]
+           "nbprod.core.tables", "nbprod.jupyter.charts", "nbprod.jupyter.explore",
+           "nbprod.jupyter.review"]
 
 
 def test_every_public_name_has_a_numpydoc_docstring_with_an_example():
@@ -42,8 +43,9 @@ def test_every_public_name_has_a_numpydoc_docstring_with_an_example():
 def test_docstring_examples_run(module, tmp_path):
     shutil.copytree(FIXTURE / "artifact", tmp_path / "artifact")
     shutil.copy(FIXTURE / "batch.csv", tmp_path / "batch.csv")
+    shutil.copy(FIXTURE / "batch.labels.csv", tmp_path / "batch.labels.csv")
     globs = {"nbprod": nbprod, "pd": pd, "TMP": tmp_path, "ARTIFACT": tmp_path / "artifact",
-             "BATCH_CSV": tmp_path / "batch.csv",
+             "BATCH_CSV": tmp_path / "batch.csv", "LABELS_CSV": tmp_path / "batch.labels.csv",
              "BATCH": pd.read_csv(tmp_path / "batch.csv", dtype={"customer_id": "string"})}
     result = doctest.testmod(importlib.import_module(module), extraglobs=globs,
                              optionflags=doctest.NORMALIZE_WHITESPACE, report=True)

@@ -442,9 +442,14 @@ def explore(source: Any, *, artifact: str | Path | None = None) -> Explorer:
 
     Examples
     --------
-    >>> ex = nbprod.explore("scored.summary.json")  # doctest: +SKIP
-    >>> ex.columns[:2]  # drifted first  # doctest: +SKIP
-    ['usage', 'plan']
+    >>> job = nbprod.scoring_job(input_path=str(BATCH_CSV), output_path=str(TMP / "out.csv"),
+    ...                          summary_path=str(TMP / "out.summary.json"),
+    ...                          artifact_path=str(ARTIFACT), log_to_mlflow=False)
+    >>> ex = nbprod.explore(str(TMP / "out.summary.json"))
+    >>> ex.columns  # drifted first, then by importance times severity
+    ['usage', 'tenure', 'plan']
+    >>> ex.details("usage")["drifted"]
+    False
     """
     return from_record(locate(source, artifact=artifact))
 

@@ -327,10 +327,14 @@ def review(source: Any = None, *, predictions: str | Path | pd.DataFrame | None 
 
     Examples
     --------
-    >>> queue = nbprod.review("batch.summary.json", labels="labels.csv")  # doctest: +SKIP
-    >>> queue.items[["id", "reasons"]].head(1)  # doctest: +SKIP
-         id             reasons
-    0  a-17  ('low_confidence',)
+    >>> job = nbprod.scoring_job(input_path=str(BATCH_CSV), output_path=str(TMP / "out.csv"),
+    ...                          labels_path=str(LABELS_CSV), artifact_path=str(ARTIFACT),
+    ...                          log_to_mlflow=False)
+    >>> queue = nbprod.review(job.run, feedback=TMP / "feedback.parquet")
+    >>> queue.items[["id", "reasons"]].head(2)
+           id         reasons
+    0  C00386  (large_error,)
+    1  C00384  (large_error,)
     """
     from ..core.dataio import read_frame
     from ..core.schema import Schema
