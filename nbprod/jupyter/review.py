@@ -58,6 +58,8 @@ REASONS = {  # code -> (rank in the queue, what a reviewer reads)
 DEFAULT_FEEDBACK = "feedback.parquet"
 DEFAULT_LIMIT = 200
 SHOWN = 50  # rows in the static HTML table
+EXPLAINED = SHOWN  # rows of the queue whose top contributions are computed
+TOP = 3  # contributions shown per row
 
 
 # -- which rows ----------------------------------------------------------------------------------
@@ -252,7 +254,8 @@ class ReviewQueue:
 
         shown = self.items.head(SHOWN)
         rows = [{"id": r.id, "status": self.status(r.id), "why": r.why, "prediction": r.prediction,
-                 "confidence": r.confidence, "label": r.label, "error": r.error}
+                 "confidence": r.confidence, "label": r.label, "error": r.error,
+                 "top contributions": getattr(r, "contributions", None)}
                 for r in shown.itertuples()]
         more = f"<p>{len(self.items) - SHOWN} more rows in <code>queue.items</code>.</p>" if len(self.items) > SHOWN else ""
         done = sum(1 for i in self.items["id"] if self.status(i) != "pending")
@@ -260,6 +263,8 @@ class ReviewQueue:
                 f"<p>Decisions go to <code>{html.escape(str(self.feedback))}</code>. Record them with "
                 "<code>queue.accept(id)</code> or <code>queue.relabel(id, label, note=...)</code>.</p>")
         cols = ["id", "status", "why", "prediction", "confidence", "label", "error"]
+        if "contributions" in self.items.columns:
+            cols.append("top contributions")
         return f'<div class="nbprod-review">{head}{table(rows, cols)}{more}</div>'
 
     def __repr__(self) -> str:
@@ -293,7 +298,7 @@ def review(source: Any = None, *, predictions: str | Path | pd.DataFrame | None 
            feedback: str | Path = DEFAULT_FEEDBACK, reviewer: str | None = None,
            min_confidence: float = 0.6, error_quantile: float = 0.95,
            max_error: float | None = None, limit: int | None = DEFAULT_LIMIT,
-           issues: str | Path | pd.DataFrame | None = None) -> ReviewQueue:
+           issues: str | Path | pd.DataFrame | None = None, explain: bool = True) -> ReviewQueue:
     """The review queue of a scored batch.
 
     ``source`` is a ScoringRun, a summary (dict or JSON path) or an executed report notebook;
@@ -305,7 +310,8 @@ def review(source: Any = None, *, predictions: str | Path | pd.DataFrame | None 
     The steps: find the run and its artifact (:func:`_locate`), read the batch's outputs and
     inputs (:func:`_read_batch`), the rows out of bounds (:func:`_out_of_bounds`) and flagged
     by input checks (:func:`_issue_flags`), the rows' ids, the inputs a reviewer may see
-    (:func:`_shown_inputs`) and the labels (:func:`_labels`), then :func:`select` the rows.
+    (:func:`_aligned_inputs`, :func:`_explanations`, :func:`_hide_personal`) and the labels
+    (:func:`_labels`), then :func:`select` the rows.
 
     Parameters
     ----------
@@ -319,6 +325,10 @@ def review(source: Any = None, *, predictions: str | Path | pd.DataFrame | None 
         Who reviews (default ``NBPROD_REVIEWER``, else the login name).
     min_confidence, error_quantile, max_error, limit
         What makes a row worth reviewing, and how many rows at most.
+    explain : bool
+        When the inputs are known, each of the first rows of the queue (:data:`EXPLAINED`)
+        gets its largest contributions in ``items["contributions"]`` (see
+        ``docs/explain.md``), computed before personal inputs are hidden.
 
     Returns
     -------
@@ -356,12 +366,18 @@ def review(source: Any = None, *, predictions: str | Path | pd.DataFrame | None 
         ids = outputs[id_column].map(id_text)
     else:
         ids = pd.Series([str(i) for i in range(len(outputs))])
-    inputs_df = _shown_inputs(inputs_df, outputs, art)
+    inputs_df = _aligned_inputs(inputs_df, outputs, art)
+    explained = None
+    if explain and inputs_df is not None:  # before personal inputs are hidden: the model needs them
+        explained = _explanations(art, inputs_df, ids, id_column)
+    inputs_df = _hide_personal(inputs_df, art)
     y = _labels(art, outputs, run, record, labels, frame)
     criteria = {"min_confidence": min_confidence, "error_quantile": error_quantile,
                 "max_error": max_error, "limit": limit}
     items = select(outputs, task=art.task, classes=art.classes, ids=ids, out_of_bounds=oob,
                    labels=y, input_flags=flags, **criteria)
+    if explained is not None:
+        items["contributions"] = explained(items)
     return ReviewQueue(items, outputs=outputs, ids=ids, inputs=inputs_df, labels=y, task=art.task,
                        classes=art.classes, feedback=feedback, reviewer=reviewer,
                        artifact_id=art.manifest.get("artifact_id"), criteria=criteria)
@@ -435,16 +451,20 @@ def _issue_flags(outputs: pd.DataFrame, art: Any, record: Any, predictions: Any,
     return input_flags(outputs, read_issues(table), art.id_column, rows_in)
 
 
-def _shown_inputs(inputs_df: pd.DataFrame | None, outputs: pd.DataFrame,
-                  art: Any) -> pd.DataFrame | None:
-    """The inputs beside each output row; personal inputs are not shown to reviewers."""
+def _aligned_inputs(inputs_df: pd.DataFrame | None, outputs: pd.DataFrame,
+                    art: Any) -> pd.DataFrame | None:
+    """The inputs beside each output row (None when unknown)."""
+    if inputs_df is None:
+        return None
+    return _align(inputs_df.reset_index(drop=True), outputs, art.id_column)
+
+
+def _hide_personal(inputs_df: pd.DataFrame | None, art: Any) -> pd.DataFrame | None:
+    """The inputs a reviewer may see: personal inputs are not shown to reviewers."""
     if inputs_df is None:
         return None
     from ..core.pii import HIDDEN, columns_of
 
-    inputs_df = _align(inputs_df.reset_index(drop=True), outputs, art.id_column)
-    if inputs_df is None:
-        return None
     hidden = [c for c in inputs_df.columns if c in columns_of(art)]
     return inputs_df.assign(**{c: HIDDEN for c in hidden}) if hidden else inputs_df
 
@@ -459,6 +479,38 @@ def _labels(art: Any, outputs: pd.DataFrame, run: Any, record: Any, labels: Any,
     from ..monitoring.performance import align_labels
 
     return align_labels(art, outputs, frame(labels_path, "labels")).reset_index(drop=True)
+
+
+def _explanations(art: Any, inputs: pd.DataFrame, ids: pd.Series,
+                  id_column: str | None) -> Any:
+    """A function of the queue's items giving, for each of its first :data:`EXPLAINED` rows,
+    the row's :data:`TOP` largest contributions in words (None for the others, and for a row
+    the explanation could not be computed for)."""
+
+    def words(items: pd.DataFrame) -> list[str | None]:
+        import logging
+
+        from ..exceptions import NbprodError
+
+        out: list[str | None] = [None] * len(items)
+        head = items.head(EXPLAINED)
+        if head.empty:
+            return out
+        rows = inputs.iloc[head["position"].to_numpy()].reset_index(drop=True)
+        if id_column:
+            rows = rows.assign(**{id_column: head["id"].to_numpy()})
+        try:
+            result = art.explain(rows)
+        except NbprodError as exc:  # the queue still works without its explanations
+            logging.getLogger(__name__).warning("no explanations in the review queue: %s", exc)
+            return out
+        for row, part in result.top(TOP).groupby("row", sort=False):
+            said = ", ".join(f"{f}={'?' if v is None else v} {c:+.3g}" for f, v, c in
+                             zip(part["feature"], part["value"], part["contribution"], strict=True))
+            out[int(row)] = f"{said} ({result.scale})"
+        return out
+
+    return words
 
 
 def _issues_file(predictions: Any, record: Any) -> Path | None:
