@@ -13,7 +13,9 @@ import pytest
 import nbprod
 from nbprod.exceptions import InputError, NbprodUsageError
 from nbprod.jobs import run as nbrun
-from nbprod.jupyter.review import Decision, append_feedback, read_feedback
+from nbprod.lifecycle.feedback import Decision
+from nbprod.lifecycle.feedback import append as append_feedback
+from nbprod.lifecycle.feedback import read as read_feedback
 
 
 def churn(n: int, seed: int, shift: float = 0.0, flip: float = 0.0) -> pd.DataFrame:
@@ -275,6 +277,29 @@ def test_text_ids_keep_their_leading_zeros_from_the_files(classifier, tmp_path):
     assert len(first) == 5 and q.row(first)["customer"] == first
     q.accept(first)
     assert read_feedback(tmp_path / "fb.parquet")["id"].tolist() == [first]
+
+
+def test_one_feedback_format_for_the_queue_and_retraining(classifier, tmp_path):
+    """A file of the required columns alone (id, label, time) is read by the queue, appended
+    to by it, and merged by retraining: one reader, one format."""
+    from nbprod.lifecycle import feedback
+
+    run = score(classifier, tmp_path, "f", churn(300, 18, flip=0.2), "churned")
+    first, second = nbprod.review(run, feedback=tmp_path / "none.parquet").items["id"].iloc[:2]
+    fb = tmp_path / "fb.parquet"
+    pd.DataFrame({"id": [first], "label": [1],
+                  "time": pd.to_datetime(["2026-01-01"], utc=True)}).to_parquet(fb)
+    q = nbprod.review(run, feedback=fb)
+    assert q.status(first) == "relabelled" and q.status(second) == "pending"
+    q.accept(second)
+    got = feedback.read(fb)
+    assert got["id"].tolist() == [first, second] and set(feedback.COLUMNS) <= set(got.columns)
+    train = pd.DataFrame({"customer": [first, second, "other"], "churned": [0, 0, 0]})
+    merged = feedback.apply(train, fb, id_column="customer", target="churned")
+    assert merged["churned"].tolist()[0] == 1 and merged.attrs["nbprod_feedback_rows"] == 2
+    assert feedback.read(tmp_path / "none.parquet", missing_ok=True).empty
+    with pytest.raises(InputError, match="is not readable as Parquet"):
+        feedback.read(tmp_path / "none.parquet")
 
 
 def test_feedback_relabels_training_rows_by_id_latest_decision_first(tmp_path):

@@ -30,11 +30,11 @@ def run_explain(args: argparse.Namespace) -> int:
     from ..core.dataio import file_format, read_frame, write_frame
     from ..core.schema import Schema
     from ..jobs.usage import check_outputs
-    from .score import _input_file, verified_artifact
+    from .score import input_file, verified_artifact
 
     file_format(args.input, "INPUT")
     file_format(args.output, "--output")
-    _input_file("INPUT", args.input, empty_too=True)
+    input_file("INPUT", args.input, empty_too=True)
     root, check = verified_artifact(args.artifact, args.trusted_key)
     finals = check_outputs({"--output": args.output}, artifact=root, inputs={"INPUT": args.input})
     art = Artifact(root, check.manifest, check)

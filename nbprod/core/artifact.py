@@ -26,7 +26,31 @@ from .scoring import Scorer
 
 
 class Artifact:
-    """A verified, loaded nbprod artifact."""
+    """A verified, loaded nbprod artifact.
+
+    Made by :func:`nbprod.load`, which verifies every file first. It scores through the one
+    scoring path the scoring job uses (:attr:`scorer`), and reads its manifest, snapshots and
+    monitoring reference.
+
+    Parameters
+    ----------
+    root : Path
+        The artifact's directory.
+    manifest : dict
+        Its parsed ``nbprod.json``.
+    verification : Verification, optional
+        What :func:`nbprod.load` checked, with the verified bytes it keeps.
+
+    Examples
+    --------
+    >>> art = nbprod.load(ARTIFACT)
+    >>> art.task, art.target, art.input_columns
+    ('classification', 'churned', ['plan', 'usage', 'tenure'])
+    >>> art.score(BATCH.head(2))[["customer_id", "prediction"]]
+      customer_id  prediction
+    0      C00330           1
+    1      C00331           0
+    """
 
     def __init__(self, root: Path, manifest: dict[str, Any],
                  verification: mf.Verification | None = None) -> None:
@@ -135,12 +159,31 @@ class Artifact:
     def score(self, df: pd.DataFrame, errors: str = "raise") -> pd.DataFrame:
         """Score raw rows: id, ``prediction``, ``proba_<class>``, in input order and index.
 
-        Every row is validated first (see ``docs/scoring.md``, "Row issues"). With
-        ``errors="raise"`` (default) a row that cannot be scored raises
-        :class:`~nbprod.exceptions.RowError` naming its row, column, rule and value, so every
-        input row has its output row. With ``errors="reject"`` rejected rows are left out (the
-        output keeps the input's index, so ``df.loc[out.index]`` are the scored rows);
-        :meth:`validate` or :meth:`score_detailed` give the issues.
+        Every row is validated first (see ``docs/scoring.md``, "Row issues").
+
+        Parameters
+        ----------
+        df : DataFrame
+            Raw input rows, as the training snapshot had them (the feature function runs here).
+        errors : {"raise", "reject"}
+            ``"raise"`` (default): a row that cannot be scored raises
+            :class:`~nbprod.exceptions.RowError` naming its row, column, rule and value, so
+            every input row has its output row. ``"reject"``: rejected rows are left out (the
+            output keeps the input's index, so ``df.loc[out.index]`` are the scored rows);
+            :meth:`validate` or :meth:`score_detailed` give the issues.
+
+        Returns
+        -------
+        DataFrame
+            The id column (when the model has one), ``prediction`` and, for a classifier, one
+            ``proba_<class>`` column per class.
+
+        Examples
+        --------
+        >>> art = nbprod.load(ARTIFACT)
+        >>> bad = BATCH.head(3).assign(usage=["12.5", "lots", "3"])
+        >>> art.score(bad, errors="reject").index.tolist()  # row 1 is rejected
+        [0, 2]
         """
         return self.scorer.score(df, errors=errors)
 
@@ -246,8 +289,29 @@ def load(path: str | Path, *, trusted_keys: Any = None,
 
 
 def verify(path: str | Path, *, trusted_keys: Any = None) -> mf.Verification:
-    """Verify the whole artifact at ``path`` (see :func:`nbprod.core.trust.verify`) without loading
-    it; the result lists every problem."""
+    """Verify the whole artifact at ``path`` without loading it.
+
+    Checks the manifest, every file's size and SHA-256, that nothing is missing, extra or a
+    link, and the signature (see :func:`nbprod.core.trust.verify`).
+
+    Parameters
+    ----------
+    path : str or Path
+        The artifact's directory.
+    trusted_keys : PEM path, key, or list of them, optional
+        Ed25519 public keys of which one must have signed the artifact (with
+        ``NBPROD_TRUSTED_KEYS``); with none, no signature is required.
+
+    Returns
+    -------
+    Verification
+        ``ok`` and ``problems``, every problem found (never only the first).
+
+    Examples
+    --------
+    >>> nbprod.verify(ARTIFACT).ok
+    True
+    """
     from . import trust
 
     return trust.verify(Path(path), trusted_keys=trusted_keys)

@@ -32,6 +32,7 @@ import pandas as pd
 from .._version import __version__
 from ..core.artifact import Artifact, load
 from ..core.dataio import read_frame, write_frame
+from ..core.files import finite, write_json
 from ..core.pii import columns_of
 from ..core.results import CheckResult, worst
 from ..core.schema import Schema
@@ -373,23 +374,9 @@ def rows_check(issues, max_rejected: float, issues_path: Path | None, *,
 
         first = first.drop(columns=[issue_id_column(issues.id_column)], errors="ignore")
     details = {**issues.summary(), "share": share, "issues_path": str(issues_path) if issues_path else None,
-               "first": [{k: _json_safe(v) for k, v in r.items()} for r in first.to_dict("records")]}
+               "first": finite(first.to_dict("records"))}
     return CheckResult(name="input:rows", kind="input", status=status, message=message,
                        value=rejected, threshold=max_rejected, details=details)
-
-
-def _json_safe(value: Any) -> Any:
-    import math
-
-    import numpy as np
-
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if value is pd.NA or value is pd.NaT:
-        return None
-    return value
 
 
 def batch_checks(art: Artifact, scored) -> list[CheckResult]:
@@ -408,24 +395,6 @@ def batch_checks(art: Artifact, scored) -> list[CheckResult]:
         ic.output_bounds(scored.all_outputs, scored.out_of_bounds, art.manifest.get("bounds"),
                          art.id_column, hide_ids=art.id_column in columns_of(art)),
     ]
-
-
-def write_json(data: dict[str, Any], path: str | Path) -> None:
-    from ..core.files import atomic_path, dumps
-
-    text = dumps(data, indent=2, default=_json_default)  # strict: no NaN, no Infinity
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-
-
-def _json_default(value: Any) -> Any:
-    import numpy as np
-
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
 
 
 def _prediction_summary(preds: pd.DataFrame, art: Artifact) -> dict[str, Any]:

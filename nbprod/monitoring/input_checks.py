@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..core.files import plain
 from ..core.results import CheckResult
 
 MAX_IDS = 20
@@ -149,9 +150,5 @@ def output_bounds(outputs: pd.DataFrame, bad: np.ndarray, spec: dict[str, Any] |
         message=f"{n_bad:,} of {len(bad):,} predictions outside {where} ({action}); "
                 f"{'ids' if id_column else 'rows'} {ids}",
         value=n_bad, threshold=where,
-        details={"policy": spec["policy"], "ids": [_plain(i) for i in ids], "count": n_bad},
+        details={"policy": spec["policy"], "ids": [plain(i) for i in ids], "count": n_bad},
     )
-
-
-def _plain(v: Any) -> Any:
-    return v.item() if isinstance(v, np.generic) else v
