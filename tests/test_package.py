@@ -65,7 +65,7 @@ def test_column_transformer_on_pandas_str_columns_with_nans(mixed, tmp_path):
 
 
 def test_pii_is_never_stored_raw(mixed, tmp_path):
-    s = _mixed_session(mixed, pii=["email"])
+    s = _mixed_session(mixed, pii=["email", "account"])
     s.package(tmp_path / "art", log_to_mlflow=False)
     art_dir = tmp_path / "art"
     emails = mixed["email"].tolist()
@@ -79,6 +79,13 @@ def test_pii_is_never_stored_raw(mixed, tmp_path):
     prof = json.loads((art_dir / "snapshots" / "train.json").read_text())["profile"]["email"]
     assert prof.get("hidden") is True and "frequencies" not in prof
     assert emails[0] not in (art_dir / "nbprod.json").read_text()
+    # MLflow's input example: neutral values of the trained type, and it scores
+    example = json.loads((art_dir / "input_example.json").read_text())
+    rows = pd.DataFrame(example["data"], columns=example["columns"])
+    assert rows["email"].tolist() == ["redacted"] * 3
+    assert rows["account"].tolist() == ["example-1", "example-2", "example-3"]
+    assert not set(rows["account"]) & set(mixed["account"])
+    assert len(nbprod.load(art_dir).score(rows)) == 3
 
 
 def _cancer_session(cancer: pd.DataFrame, features_source: str, ns: dict) -> nbprod.Session:
@@ -194,15 +201,36 @@ def test_existing_path_needs_overwrite(cancer, tmp_path):
         s.package(tmp_path / "plain", log_to_mlflow=False, overwrite=True)
 
 
-def test_package_logs_a_run_to_mlflow(cancer, tmp_path, mlflow_store):
+def test_package_logs_a_run_and_a_logged_model_to_mlflow(cancer, tmp_path, mlflow_store):
     import mlflow
 
     s, _ = _cancer_session(cancer, "def features(df):\n    return df\n", {})
+    s.snapshot(cancer.iloc[400:], role="valid", target="target", id="patient_id")
+    for kind, options in (("cv", {"metric": "roc_auc", "folds": "3", "max_std": "0.2"}),
+                          ("baseline", {"metric": "roc_auc", "min_gain": "0.01"}),
+                          ("overfit", {"metric": "roc_auc", "max_gap": "0.2"})):
+        s.check(kind, **options)
     res = s.package(tmp_path / "art")
     assert res.mlflow["tracking_uri"] == mlflow_store
     run_ = mlflow.get_run(res.mlflow["run_id"])
     assert run_.data.tags["nbprod.kind"] == "package"
     assert run_.data.tags["nbprod.digest"] == res.digest
     assert run_.data.params["train_rows"] == "400"
-    files = {f.path for f in mlflow.MlflowClient().list_artifacts(res.mlflow["run_id"], "nbprod-artifact")}
-    assert "nbprod-artifact/nbprod.json" in files
+    # the estimator's hyperparameters, flattened, beside nbprod's own params
+    assert run_.data.params["model.C"] == "1.0"
+    assert run_.data.params["model.max_iter"] == "3000"
+    # each check's figure under a name that says what it is
+    checks = {c.name: c.value for c in s.checks.values()}
+    metrics = run_.data.metrics
+    assert metrics["cv.roc_auc_std"] == pytest.approx(checks["cv:roc_auc"])
+    assert metrics["baseline.roc_auc_gain"] == pytest.approx(checks["baseline:roc_auc"])
+    assert metrics["overfit.roc_auc_gap"] == pytest.approx(checks["overfit:roc_auc"])
+    assert not {"cv.roc_auc", "baseline.roc_auc", "overfit.roc_auc"} & set(metrics)
+    # the artifact is the run's logged model, and the experiment opens in the classic ML view
+    model_id = res.mlflow["model_id"]
+    assert [o.model_id for o in run_.outputs.model_outputs] == [model_id]
+    logged = mlflow.MlflowClient().get_logged_model(model_id)
+    assert logged.source_run_id == run_.info.run_id and logged.params["C"] == "1.0"
+    assert {m.key for m in logged.metrics} >= {"cv.roc_auc_std", "overfit.roc_auc_gap"}
+    exp = mlflow.MlflowClient().get_experiment(run_.info.experiment_id)
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
