@@ -44,8 +44,7 @@ $(CHROMIUM):
 demo: install
 	rm -rf $(DEMO) && mkdir -p $(DEMO)
 	@echo "== 1/2 training notebook -> artifact (papermill notebooks/quickstart.ipynb)"
-	cd $(DEMO) && NBPROD_NOTEBOOK=$(CURDIR)/notebooks/quickstart.ipynb \
-		../$(BIN)/papermill ../notebooks/quickstart.ipynb quickstart.executed.ipynb \
+	cd $(DEMO) && ../$(BIN)/papermill ../notebooks/quickstart.ipynb quickstart.executed.ipynb \
 		-p artifact_path artifact --log-level WARNING
 	@echo "== 2/2 scheduled scoring of a new batch (papermill artifact/score.ipynb)"
 	cd $(DEMO) && ../$(BIN)/papermill artifact/score.ipynb report.ipynb \
