@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -234,3 +235,28 @@ def test_package_logs_a_run_and_a_logged_model_to_mlflow(cancer, tmp_path, mlflo
     assert {m.key for m in logged.metrics} >= {"cv.roc_auc_std", "overfit.roc_auc_gap"}
     exp = mlflow.MlflowClient().get_experiment(run_.info.experiment_id)
     assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+
+
+def test_the_training_notebook_is_rebuilt_from_the_cells_a_shell_executed(shell):
+    """Plain IPython (no notebook path): the cells the kernel ran, in order, the first cell of
+    only literal assignments tagged as the parameters cell; papermill's injected cell left out."""
+    from nbprod.capture.training import executed_cells, executed_notebook, notebook_parameters
+
+    for source in ('import math', 'data_path = None\nseed: int = 0', 'x = math.sqrt(seed)',
+                   '%nbprod status'):
+        shell.run_cell(source, store_history=True)
+    cells = executed_cells(shell)
+    assert cells == ['import math', 'data_path = None\nseed: int = 0', 'x = math.sqrt(seed)',
+                     '%nbprod status']
+    nb = executed_notebook(cells)
+    assert [c.metadata.get("tags") for c in nb.cells] == [None, ["parameters"], None, None]
+    # under papermill: the cell before the injected one is the parameters cell, whatever it holds
+    papermill = ["import math", "# Parameters (defaults)\nartifact_path = 'a'",
+                 "# Parameters\nartifact_path = \"v1\"\n", "%nbprod package {artifact_path}"]
+    nb = executed_notebook(papermill)
+    assert [c.source for c in nb.cells] == [papermill[0], papermill[1], papermill[3]]
+    assert nb.cells[1].metadata["tags"] == ["parameters"]
+    import nbformat
+
+    nbformat.write(nb, "t.ipynb")  # the shell fixture works in a temporary directory
+    assert notebook_parameters(Path("t.ipynb")) == ["artifact_path"]
