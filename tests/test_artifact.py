@@ -119,10 +119,17 @@ def test_contents_are_the_captured_code_and_a_loadable_mlflow_model(cancer_art):
     nb = json.loads((root / "score.ipynb").read_text())
     params = [c for c in nb["cells"] if "parameters" in c["metadata"].get("tags", [])]
     assert len(params) == 1
-    text = "".join(params[0]["source"])
-    for name in ("input_path", "output_path", "labels_path", "summary_path", "artifact_path",
-                 "issues_path", "max_rejected"):
-        assert f"{name} = " in text, name
+    # papermill --help-notebook lists every parameter with its type and help
+    import papermill
+
+    found = papermill.inspect_notebook(str(root / "score.ipynb"))
+    assert {name: p["inferred_type_name"] for name, p in found.items()} == {
+        "input_path": "Optional[str]", "output_path": "Optional[str]",
+        "labels_path": "Optional[str]", "summary_path": "Optional[str]",
+        "artifact_path": "Optional[str]", "drift_runs": "int", "log_to_mlflow": "bool",
+        "raise_on_alert": "bool", "issues_path": "Optional[str]", "max_rejected": "float"}
+    assert found["drift_runs"]["help"] == ("consecutive drifted runs before retraining is "
+                                           "recommended")
 
 
 def test_the_mlflow_environment_needs_only_public_packages_and_the_wheel(cancer_art, kinds_art):
