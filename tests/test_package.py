@@ -172,6 +172,17 @@ def test_model_with_class_from_the_notebook_is_refused(shell, cancer, in_tmp):
         run(shell, "%nbprod package art --no-mlflow")
     assert not (in_tmp / "art").exists()
     assert not any(p.name.endswith(".nbprod-tmp") for p in in_tmp.iterdir())
+    # a lambda in a FunctionTransformer: not "a class", and the fix that works
+    run(shell, "%%nbprod model\n"
+               "from sklearn.pipeline import make_pipeline\n"
+               "from sklearn.preprocessing import FunctionTransformer\n"
+               "from sklearn.linear_model import LinearRegression\n"
+               "model = make_pipeline(FunctionTransformer(lambda x: x * 2), LinearRegression())\n"
+               "model.fit(features(train), train['target'])\n")
+    with pytest.raises(UsageError, match=r"a lambda defined in the notebook .*Use a numpy "
+                                         r"function \(FunctionTransformer\(np\.log1p\)\)"):
+        run(shell, "%nbprod package art --no-mlflow")
+    assert not (in_tmp / "art").exists()
 
 
 def test_failed_checks_gate_packaging_and_force_records_override(cancer, tmp_path):

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..core.results import number
 from ..exceptions import IntegrityError, NbprodUsageError
 
 GROUPS = {"inputs": "input column", "predictions": "model output"}
@@ -436,7 +437,7 @@ def _fmt(v: Any) -> str:
     if isinstance(v, bool):
         return "yes" if v else "no"
     if isinstance(v, float):
-        return f"{v:.4g}"
+        return number(v)
     return str(v)
 
 
