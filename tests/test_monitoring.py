@@ -204,7 +204,7 @@ def test_numbers_and_lists_read_the_same_everywhere():
     from nbprod.core.tables import cell_text
 
     assert [number(v) for v in (10790.0, 1597.3, 0.99234, 12, float("nan"), None)] == [
-        "10,790", "1,597", "0.9923", "12", "", ""]
+        "10,790", "1,597", "0.9923", "12", "nan", ""]
     assert fmt(1597.3) == "1,597" and fmt(0.99234) == "0.992"
     assert cell_text(10790.0) == "10,790"  # the history table's rows of earlier runs
     assert listing(["a", "b", "c"]) == "a, b, c"

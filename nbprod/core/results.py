@@ -47,9 +47,11 @@ def number(value: Any, digits: int = 4) -> str:
     """A number as nbprod shows it to people, in the CLI, messages, reports and widgets alike:
     a whole number with thousands separators (``10,790``), from 1,000 up rounded to a whole
     number (``1,597``), below that ``digits`` significant digits (``0.9923``); never
-    scientific notation for a number a person counts. Empty for None and NaN."""
-    if value is None or (isinstance(value, float) and value != value):
+    scientific notation for a number a person counts. Empty for None; NaN is ``nan``."""
+    if value is None:
         return ""
+    if isinstance(value, float) and value != value:
+        return "nan"
     if isinstance(value, bool) or not isinstance(value, int | float):
         return str(value)
     if value in (float("inf"), float("-inf")):
