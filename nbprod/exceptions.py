@@ -167,6 +167,15 @@ class PersonalDataWarning(UserWarning):
     """A column that looks personal was not declared: nbprod hides it as if it were."""
 
 
+class ExplainError(NbprodError, RuntimeError):
+    """Per-row explanations cannot be computed as asked (a method this model does not allow,
+    an optional library missing, contributions that do not add up)."""
+
+
+class ExplainWarning(UserWarning):
+    """Explanations were computed, but not the way one would expect (a slower fallback)."""
+
+
 def _rebuild_notebook_error(cls, message, ename, evalue, cell_index):
     return cls(message, ename=ename, evalue=evalue, cell_index=cell_index)
 

@@ -300,3 +300,26 @@ def test_feedback_relabels_training_rows_by_id_latest_decision_first(tmp_path):
     pd.DataFrame({"id": ["1"], "label": [1]}).to_parquet(tmp_path / "bad.parquet")
     with pytest.raises(InputError, match=r"lacks column 'time'"):
         feedback.apply(train, tmp_path / "bad.parquet", id_column="patient", target="y")
+
+
+def test_queue_rows_carry_their_largest_contributions(classifier, tmp_path):
+    batch = churn(300, 21, flip=0.2)
+    run = score(classifier, tmp_path, "why", batch, "churned")
+    q = nbprod.review(run, feedback=tmp_path / "fb.parquet", limit=None)
+    assert len(q) > 3
+    said = q.items["contributions"]
+    assert said.head(50).map(lambda t: isinstance(t, str) and t.endswith("(log-odds)")).all()
+    art = nbprod.load(classifier)
+    first = q.items.iloc[0]
+    mine = art.explain(batch.drop(columns=["churned"]), ids=[first["id"]])
+    top = mine.top(3)
+    for feature, value in zip(top["feature"], top["value"], strict=True):
+        assert f"{feature}={value} " in first["contributions"]
+    assert "top contributions" in q.html()
+    panel = q.widget()  # the panel's row details show them too
+    assert panel.rows.value == first["id"] and "top contributions" in panel.detail.value
+    # the personal column reaches the model's inputs: its value is never shown
+    assert set(mine.frame.loc[mine.frame["feature"] == "email", "value"]) == {"[personal data]"}
+    assert "@example.com" not in q.html() and "@example.com" not in mine.frame.to_csv()
+    assert nbprod.review(run, feedback=tmp_path / "fb.parquet", explain=False).items.columns.tolist() \
+        == [c for c in q.items.columns if c != "contributions"]

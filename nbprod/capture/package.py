@@ -69,7 +69,8 @@ class PackageResult:
         for c in self.manifest.get("checks", []):
             if c.get("kind") == ROW_RULES_KIND and c.get("status") == "warn":
                 rows.append({"field": f"warning {c['name']}", "value": c["message"]})
-        return f"<b>nbprod: packaged {self.manifest['name']!r}</b>" + table(rows, ["field", "value"])
+        return (f"<b>nbprod: packaged {self.manifest['name']!r}</b>" + table(rows, ["field", "value"])
+                + _dependence_html(self.path))
 
     def __repr__(self) -> str:
         mlf = f"; MLflow run {self.mlflow['run_id']}" if self.mlflow else ""
@@ -219,6 +220,19 @@ def package(
     )
 
 
+def _dependence_html(root: Path) -> str:
+    """The partial dependence charts stored in the artifact's reference (issue 15)."""
+    import json
+
+    from .dependence import html
+
+    try:
+        reference = json.loads((root / "reference.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ""
+    return html(reference.get("partial_dependence"))
+
+
 def _sign_or_check_types(staging: Path, manifest: dict[str, Any], signer: Any) -> str | None:
     """Sign the staged artifact; unsigned, its trusted types must be ones nbprod accepts from an
     unauthenticated manifest (else the artifact could not be loaded, so say so now)."""
@@ -287,7 +301,7 @@ def _write_contents(root: Path, session, *, name: str, artifact_id: str, final_p
     from .privacy import guard_model
     from .reference import REFERENCE_FILE, build
 
-    reference = build(session)
+    reference = build(session, root)
     guard_model(root / "model.skops", session, (reference["features"] or {}).get("pii") or {})
     (root / REFERENCE_FILE).write_text(dumps(reference, indent=1, default=_plain),
                                        encoding="utf-8")

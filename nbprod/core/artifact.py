@@ -156,6 +156,34 @@ class Artifact:
         only when scoring (rule ``model-error``)."""
         return self.scorer.validate(df)
 
+    def explain(self, df: pd.DataFrame, *, rows: int | None = None, ids: Any = None,
+                method: str = "auto", **options: Any):
+        """Per-row explanations (:class:`~nbprod.core.explain.Explanation`): for each row of
+        ``df`` that scoring would not reject, the contribution of each model input to the
+        model's output, with the base value they add up from (see ``docs/explain.md``).
+
+        ``rows=N`` explains the first N rows, ``ids=[...]`` the rows with these ids; by default
+        every row. ``method``: ``auto`` (default), ``linear``, ``tree`` (needs SHAP:
+        ``pip install 'nbprod[explain]'``), ``exact`` or ``sampling``. The rejected rows are in
+        ``.issues``; ``.frame`` is the long table."""
+        from .explain import explain, pick
+
+        chosen, positions = pick(df, rows=rows, ids=ids, id_column=self.id_column)
+        return explain(self.scorer, chosen, background=self.background(), positions=positions,
+                       method=method, carried=self.carried_features, **options)
+
+    def background(self) -> pd.DataFrame:
+        """The reference rows explanations are measured from: the validation snapshot's sample
+        (the training sample when there is no validation snapshot)."""
+        role = "valid" if "valid" in self.manifest["snapshots"] else "train"
+        return self.snapshot_sample(role)
+
+    @property
+    def carried_features(self) -> set[str]:
+        """Model inputs found at packaging to carry personal data (their values are hidden)."""
+        features = self.reference.get("features") or {}
+        return set((features.get("pii") or {}).keys())
+
     def score_record(self, record: dict[str, Any]) -> dict[str, Any]:
         """Score one record (online serving) through the same path as batches.
 

@@ -216,6 +216,9 @@ def execute(
                 value=len(extra), details={"columns": extra}))
         checks += batch_checks(art, scored)
         drift = measure_drift(art, scored)
+        from ..monitoring.explanations import explanation_drift  # issue 15's hook: a figure only
+
+        drift["explanations"] = explanation_drift(art, scored)
         checks += drift_checks(drift)
         performance = None
         if labels is not None:

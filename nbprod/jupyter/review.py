@@ -68,6 +68,8 @@ REASONS = {  # code -> (rank in the queue, what a reviewer reads)
 DEFAULT_FEEDBACK = "feedback.parquet"
 DEFAULT_LIMIT = 200
 SHOWN = 50  # rows in the static HTML table
+EXPLAINED = SHOWN  # rows of the queue whose top contributions are computed
+TOP = 3  # contributions shown per row
 
 
 @dataclass(frozen=True)
@@ -292,7 +294,8 @@ class ReviewQueue:
 
         shown = self.items.head(SHOWN)
         rows = [{"id": r.id, "status": self.status(r.id), "why": r.why, "prediction": r.prediction,
-                 "confidence": r.confidence, "label": r.label, "error": r.error}
+                 "confidence": r.confidence, "label": r.label, "error": r.error,
+                 "top contributions": getattr(r, "contributions", None)}
                 for r in shown.itertuples()]
         more = f"<p>{len(self.items) - SHOWN} more rows in <code>queue.items</code>.</p>" if len(self.items) > SHOWN else ""
         done = sum(1 for i in self.items["id"] if self.status(i) != "pending")
@@ -300,6 +303,8 @@ class ReviewQueue:
                 f"<p>Decisions go to <code>{html.escape(str(self.feedback))}</code>. Record them with "
                 "<code>queue.accept(id)</code> or <code>queue.relabel(id, label, note=...)</code>.</p>")
         cols = ["id", "status", "why", "prediction", "confidence", "label", "error"]
+        if "contributions" in self.items.columns:
+            cols.append("top contributions")
         return f'<div class="nbprod-review">{head}{table(rows, cols)}{more}</div>'
 
     def __repr__(self) -> str:
@@ -400,7 +405,7 @@ def review(source: Any = None, *, predictions: str | Path | pd.DataFrame | None 
            feedback: str | Path = DEFAULT_FEEDBACK, reviewer: str | None = None,
            min_confidence: float = 0.6, error_quantile: float = 0.95,
            max_error: float | None = None, limit: int | None = DEFAULT_LIMIT,
-           issues: str | Path | pd.DataFrame | None = None) -> ReviewQueue:
+           issues: str | Path | pd.DataFrame | None = None, explain: bool = True) -> ReviewQueue:
     """The review queue of a scored batch.
 
     ``source`` is a ScoringRun, a summary (dict or JSON path) or an executed report notebook;
@@ -408,6 +413,9 @@ def review(source: Any = None, *, predictions: str | Path | pd.DataFrame | None 
     ``labels`` and ``inputs`` (shown beside each row). Explicit files override the source's.
     ``issues`` is the run's issues file (or its table); by default the run's own, or the file
     beside the predictions, when it exists: its flagged rows join the queue.
+    ``explain`` (default True): when the inputs are known, each of the first rows of the queue
+    (:data:`EXPLAINED`) gets its largest contributions in ``items["contributions"]`` (see
+    ``docs/explain.md``).
     """
     from ..core.dataio import read_frame
 
@@ -482,6 +490,9 @@ def review(source: Any = None, *, predictions: str | Path | pd.DataFrame | None 
         ids = pd.Series([str(i) for i in range(len(outputs))])
     if inputs_df is not None:
         inputs_df = _align(inputs_df.reset_index(drop=True), outputs, id_column)
+    explained = None
+    if explain and inputs_df is not None:  # before personal inputs are hidden: the model needs them
+        explained = _explanations(art, inputs_df, ids, id_column)
     if inputs_df is not None:  # personal inputs are not shown to reviewers
         from ..core.pii import HIDDEN, columns_of
 
@@ -499,9 +510,43 @@ def review(source: Any = None, *, predictions: str | Path | pd.DataFrame | None 
                 "max_error": max_error, "limit": limit}
     items = select(outputs, task=art.task, classes=art.classes, ids=ids, out_of_bounds=oob,
                    labels=y, input_flags=flags, **criteria)
+    if explained is not None:
+        items["contributions"] = explained(items)
     return ReviewQueue(items, outputs=outputs, ids=ids, inputs=inputs_df, labels=y, task=art.task,
                        classes=art.classes, feedback=feedback, reviewer=reviewer,
                        artifact_id=art.manifest.get("artifact_id"), criteria=criteria)
+
+
+def _explanations(art: Any, inputs: pd.DataFrame, ids: pd.Series,
+                  id_column: str | None) -> Any:
+    """A function of the queue's items giving, for each of its first :data:`EXPLAINED` rows,
+    the row's :data:`TOP` largest contributions in words (None for the others, and for a row
+    the explanation could not be computed for)."""
+
+    def words(items: pd.DataFrame) -> list[str | None]:
+        import logging
+
+        from ..exceptions import NbprodError
+
+        out: list[str | None] = [None] * len(items)
+        head = items.head(EXPLAINED)
+        if head.empty:
+            return out
+        rows = inputs.iloc[head["position"].to_numpy()].reset_index(drop=True)
+        if id_column:
+            rows = rows.assign(**{id_column: head["id"].to_numpy()})
+        try:
+            result = art.explain(rows)
+        except NbprodError as exc:  # the queue still works without its explanations
+            logging.getLogger(__name__).warning("no explanations in the review queue: %s", exc)
+            return out
+        for row, part in result.top(TOP).groupby("row", sort=False):
+            said = ", ".join(f"{f}={'?' if v is None else v} {c:+.3g}" for f, v, c in
+                             zip(part["feature"], part["value"], part["contribution"], strict=True))
+            out[int(row)] = f"{said} ({result.scale})"
+        return out
+
+    return words
 
 
 def _issues_file(predictions: Any, record: Any) -> Path | None:

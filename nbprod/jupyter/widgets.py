@@ -195,6 +195,8 @@ class ReviewPanel(Panel):
                  {"": "prediction", "value": item["prediction"]},
                  {"": "confidence", "value": item["confidence"]},
                  {"": "label", "value": item["label"]}, {"": "error", "value": item["error"]}]
+        if isinstance(item.get("contributions"), str):  # why the model said it (docs/explain.md)
+            facts.append({"": "top contributions", "value": item["contributions"]})
         shown = [{"": k, "value": v} for k, v in row.items() if k not in ("prediction", "label")]
         self.detail.value = (f"<h4>Row <code>{html.escape(key)}</code></h4>" + table(facts, ["", "value"])
                              + "<details><summary>inputs and outputs</summary>"
