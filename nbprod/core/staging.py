@@ -60,7 +60,7 @@ class StagingDir:
                 raise
             except OSError:  # a file system without hard links
                 if self.marker.exists():
-                    raise FileExistsError(f"{self.marker} exists: another process stages here")
+                    raise FileExistsError(f"{self.marker} exists: another process stages here") from None
                 os.rename(unborn, self.marker)
         except BaseException:
             self._release()
