@@ -97,9 +97,44 @@ def test_drifted_batch_with_degraded_labels_alerts_and_recommends_retraining(art
     assert s["retrain"]["recommended"] is True
     assert any("performance:roc_auc" in r for r in s["retrain"]["reasons"])
     assert s["drift"]["predictions"]["drifted"] is True
+    channel = s["drift"]["columns"]["channel"]  # phone 20% -> 70%: a category share moved
+    assert any(c.startswith("phone: 19.3% -> ") for c in channel["share_changes"])
+    assert any(r.startswith("category share (") for r in channel["reasons"])
+    dataset = next(c for c in s["checks"] if c["name"] == "drift:dataset")
+    assert "channel (web: 49.8% -> " in dataset["message"]  # in the verdict's words
     from nbprod.jupyter.report import verdict
 
     assert "Retraining is recommended" in verdict(run)._repr_html_()
+
+
+def test_joint_drift_and_estimated_performance_in_the_summary(artifact, tmp_path):
+    inputs, labels = _batch(tmp_path, "depth", _data(1000, 12))
+    run = nbrun.execute(input_path=inputs, output_path=str(tmp_path / "p.csv"),
+                        artifact_path=str(artifact), labels_path=labels,
+                        summary_path=str(tmp_path / "s.json"), log_to_mlflow=False)
+    s = json.loads((tmp_path / "s.json").read_text())
+    mv = s["drift"]["multivariate"]
+    assert mv["method"] == "pca_reconstruction" and mv["columns"] == ["spend", "visits", "tenure"]
+    assert mv["drifted"] is False and mv["statistic"] < mv["threshold"] and mv["rows"] == 1000
+    est = s["estimated_performance"]
+    auc = est["metrics"]["roc_auc"]
+    realised = s["performance"]["metrics"]["roc_auc"]["value"]
+    assert abs(auc["value"] - realised) < 0.05 and auc["lower"] <= auc["value"] <= auc["upper"]
+    assert est["method"].startswith("CBPE") and est["reliability"] == "ok"
+    checks = {c["name"]: c for c in s["checks"]}
+    assert checks["drift:multivariate"]["status"] == "pass"
+    assert checks["estimated:performance"]["status"] == "pass"
+    assert checks["estimated:performance"]["message"].startswith("estimated ROC AUC")
+    ref = json.loads((artifact / "reference.json").read_text())
+    assert ref["estimation"]["calibration"]["kind"] in ("none", "sigmoid", "isotonic")
+    from nbprod.jupyter.report import performance
+    from nbprod.tracking.runs import run_metrics
+
+    shown = performance(run)  # estimated beside realised
+    assert "Estimated performance (1,000 rows" in shown.html and "realised" in shown.html
+    logged = run_metrics(s)
+    assert logged["estimated.roc_auc"] == auc["value"] and logged["estimated.roc_auc.lower"] == auc["lower"]
+    assert logged["drift.multivariate.drifted"] == 0.0
 
 
 def test_drift_only_retrain_needs_persistence_and_history_accumulates(artifact, tmp_path, mlflow_store):

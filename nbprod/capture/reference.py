@@ -3,8 +3,9 @@
 It holds what scoring runs compare against, computed once from the snapshots so that scoring
 never re-reads them: the profile of the model's outputs on the validation snapshot (prediction
 drift), the profile of the model-input features on the training snapshot (feature drift), and
-the validation value of every metric the checks named (performance decay). Feature columns
-that carry personal data (a hidden input passed through, or its values) keep counts only.
+the validation value of every metric the checks named (performance decay), and what the depth
+statistics need (:func:`depth`: joint drift, performance estimated without labels). Feature
+columns that carry personal data (a hidden input passed through, or its values) keep counts only.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def build(session: Any, root: Any = None) -> dict[str, Any]:
     if root is not None:
         extra["explanations"] = explanations(session, root, carried)
         extra["partial_dependence"] = dependence(session, ev, extra["explanations"], carried)
-    return {
+    reference = {
         **extra,
         "outputs": {"snapshot": "valid" if on_valid else "train", "rows": len(outputs),
                     "profile": frame_profile(outputs)},
@@ -75,6 +76,22 @@ def build(session: Any, root: Any = None) -> dict[str, Any]:
         "metrics": {"snapshot": "valid" if on_valid else "train", "rows": len(y_ref),
                     "values": metrics, "thresholds": thresholds},
     }
+    reference.update(depth(session, outputs if on_valid else None, y_ref if on_valid else None))
+    return reference
+
+
+def depth(session: Any, outputs: pd.DataFrame | None, y: Any) -> dict[str, Any]:
+    """``multivariate`` (joint drift over the numeric raw inputs of the training snapshot, less
+    personal-data columns) and ``estimation`` (performance without labels, calibrated on the
+    validation outputs): :func:`nbprod.monitoring.depth.build_reference`."""
+    from ..monitoring.depth import build_reference
+    from ..monitoring.joint import numeric_columns
+
+    cap = session.require_model()
+    raw = session.live_scorer().prepare(session.train.data)
+    columns = numeric_columns(raw, exclude=set(session.train.pii))
+    classes = list(getattr(cap.model, "classes_", [])) if cap.task == "classification" else None
+    return build_reference(raw, columns, outputs, y, cap.task, classes)
 
 
 def explanations(session: Any, root: Any, carried: dict[str, str]) -> dict[str, Any]:

@@ -77,6 +77,7 @@ class ScoringRun:
     checks: list[CheckResult] = field(default_factory=list)
     drift: dict[str, Any] | None = None
     performance: dict[str, Any] | None = None
+    estimated_performance: dict[str, Any] | None = None  # without labels (monitoring.depth)
     retrain: dict[str, Any] | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
     tracking: dict[str, Any] | None = None
@@ -119,6 +120,7 @@ class ScoringRun:
             "checks": [c.to_dict() for c in self.checks],
             "drift": self.drift,
             "performance": self.performance,
+            "estimated_performance": self.estimated_performance,
             "retrain": self.retrain,
             "prediction": _prediction_summary(self.predictions, art),
             "tracking": self.tracking,
@@ -221,6 +223,7 @@ def execute(
 
         drift["explanations"] = explanation_drift(art, scored)
         checks += drift_checks(drift)
+        depth = _depth(art, scored, drift, checks)
         performance = None
         if labels is not None:
             performance, perf_checks = evaluate_performance(art, scored, labels)
@@ -236,7 +239,8 @@ def execute(
                 logger.close()
                 logger = None
         retrain = retrain_decision(
-            checks, drift["dataset"]["drifted"], [h["dataset_drifted"] for h in history], drift_runs
+            checks, drift["dataset"]["drifted"] or bool((drift.get("multivariate") or {}).get("drifted")),
+            [h["dataset_drifted"] for h in history], drift_runs
         )
         if retrain["recommended"]:
             retrain["command"] = retrain_command(art)
@@ -253,6 +257,7 @@ def execute(
             checks=checks,
             drift=drift,
             performance=performance,
+            estimated_performance=depth["estimated_performance"],
             retrain=retrain,
             history=history,
             timings={"load_s": round(t1 - t0, 4), "read_s": round(t2 - t1, 4),
@@ -285,6 +290,21 @@ def execute(
         if logger:
             logger.close()
     return run
+
+
+def _depth(art: Artifact, scored: Any, drift: dict[str, Any], checks: list[CheckResult]) -> dict[str, Any]:
+    """Joint drift (into ``drift["multivariate"]``) and performance estimated without labels,
+    with their checks (:mod:`nbprod.monitoring.depth`; absent for artifacts packaged before).
+
+    The batch here is in one piece; a streaming run calls ``depth.partial`` per chunk, merges
+    the partials and calls ``depth.finalize`` once instead of ``depth.measure``."""
+    from ..monitoring import depth as dp
+
+    result = dp.measure(art, scored, drift)
+    if result["multivariate"] is not None:
+        drift["multivariate"] = result["multivariate"]
+    checks += dp.depth_checks(result)
+    return result
 
 
 def retrain_command(art: Artifact) -> str:

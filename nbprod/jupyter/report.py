@@ -134,6 +134,13 @@ def drift_table(run) -> Html:
                "Wasserstein/σ (threshold)", "null rate Δ", "new categories", "KS p (info)"]
     text = (f"Data drift: {len(ds['drifted_columns'])} of {len(cols)} columns drifted "
             f"(weighted share {ds['weighted_share']:.0%}): {', '.join(ds['drifted_columns'])}")
+    mv = d.get("multivariate")
+    if mv:  # joint drift over the numeric inputs (monitoring.joint)
+        state = "fail" if mv["drifted"] else ("pass" if mv["statistic"] is not None else "skip")
+        head += (f"<p>{badge(state)} <b>Joint drift</b> over {len(mv['columns'])} numeric columns "
+                 f"(PCA reconstruction error, {mv['components'] or 0} components): "
+                 f"{html.escape(mv['reason'])}.</p>")
+        text += f"\nJoint drift: {mv['reason']}"
     return Html(head + table(rows, columns) + more, text)
 
 
@@ -225,6 +232,36 @@ def predictions(run) -> Html:
 
 
 def performance(run) -> Html:
+    shown = _performance(run)
+    est = estimated(run)
+    return Html(shown.html + est.html, shown.text + ("\n" + est.text if est.text else ""))
+
+
+def estimated(run) -> Html:
+    """Performance estimated without labels, beside the realised values once labels came."""
+    from ..monitoring.estimation import LABELS
+
+    est = getattr(run, "estimated_performance", None)
+    if not est:
+        return Html("", "")
+    if not est.get("metrics"):
+        return Html(f"<h3>Estimated performance</h3><p>{html.escape(est['reason'])}.</p>",
+                    f"Estimated performance: {est['reason']}.")
+    realised = {k: v.get("value") for k, v in ((run.performance or {}).get("metrics") or {}).items()}
+    rows = [{"metric": LABELS.get(name, name), "estimated": m["value"], "lower": m["lower"],
+             "upper": m["upper"], "realised": realised.get(name), "validation": m["validation"],
+             "status": badge("warn" if m["dropped"] else "pass")}
+            for name, m in est["metrics"].items()]
+    notes = [est["method"], "Assumes " + est["assumption"]]
+    if est.get("reliability", "ok") != "ok":
+        notes.append("Reliability " + est["reliability"])
+    out = (f"<h3>Estimated performance ({est['rows']:,} rows, no labels needed)</h3>"
+           + table(rows, ["metric", "status", "estimated", "lower", "upper", "realised", "validation"])
+           + "".join(f"<p>{html.escape(n)}.</p>" for n in notes))
+    return Html(out, f"Estimated performance: {est['reason']}")
+
+
+def _performance(run) -> Html:
     perf = run.performance
     if not perf:
         return Html("<h3>Performance</h3><p>No labels for this batch (pass <code>labels_path</code> "
@@ -252,7 +289,9 @@ def history(run) -> Any:
     past = list(reversed(run.history))  # oldest first
     current = {"start_time": None, "status": run.status, "rows": len(run.predictions),
                "drift_share": run.drift["dataset"]["weighted_share"],
-               "performance": {k: v.get("value") for k, v in (run.performance or {}).get("metrics", {}).items()}}
+               "performance": {k: v.get("value") for k, v in (run.performance or {}).get("metrics", {}).items()},
+               "estimated": {k: v.get("value") for k, v in
+                             ((getattr(run, "estimated_performance", None) or {}).get("metrics") or {}).items()}}
     series = past + [current]
     if len(series) < 2:
         return Html("<h3>History</h3><p>First monitored run of this artifact.</p>",
@@ -263,8 +302,11 @@ def history(run) -> Any:
                 if h["start_time"] else "this run")
         rows.append({"run": when, "status": badge(_status(h["status"])), "rows": h.get("rows"),
                      "drift share": h.get("drift_share"),
-                     **{k: v for k, v in (h.get("performance") or {}).items()}})
-    metric_cols = sorted({k for h in series for k in (h.get("performance") or {})})
+                     **{k: v for k, v in (h.get("performance") or {}).items()},
+                     **{f"est. {k}": v for k, v in (h.get("estimated") or {}).items()}})
+    metric_cols = sorted({k for h in series for k in (h.get("performance") or {})}
+                         | {f"est. {k}" for h in series for k in (h.get("estimated") or {})},
+                         key=lambda k: (k.removeprefix("est. "), k.startswith("est. ")))
     out = ("<h3>History</h3>" + table(rows, ["run", "status", "rows", "drift share", *metric_cols]))
     text = "History: " + " -> ".join(f"{cell_text(h.get('drift_share'))}" for h in series[-12:])
     return Html(out, text)

@@ -55,6 +55,8 @@ class DriftConfig:
     confidence: float = 0.999
     psi_groups: int = 10
     rare_category_share: float = 0.005  # rarer reference categories are pooled for PSI
+    share_ratio_min: float = 1.5  # a category share must change x1.5 (or /1.5) to count
+    joint_min_effect: float = 0.15  # joint drift: rise in mean reconstruction error, in sd
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -246,6 +248,7 @@ def column_drift(ref: dict[str, Any], cur: dict[str, Any],
             if psi > psi_t:
                 reasons.append("category frequencies (PSI)")
             severity = max(severity, psi / psi_t)
+            severity = _category_shares(out, reasons, severity, keys, rc, cc, cfg)
             if spill == NEW:
                 new_share = float(cc[-1] / n)
                 # values unseen in training appear even without drift, about as often as the
@@ -259,6 +262,21 @@ def column_drift(ref: dict[str, Any], cur: dict[str, Any],
                 severity = max(severity, new_share / new_t)
     out.update(drifted=bool(reasons), reasons=reasons, severity=float(severity))
     return out
+
+
+def _category_shares(out: dict[str, Any], reasons: list[str], severity: float, keys: list[str],
+                     rc: np.ndarray, cc: np.ndarray, cfg: DriftConfig) -> float:
+    """Add the per-category share test (:mod:`nbprod.monitoring.shares`) to a column's result."""
+    from .shares import category_shares, share_changes
+
+    cats = category_shares(keys, rc[:-1], cc[:-1], rc[-1], cc[-1], confidence=cfg.confidence,
+                           ratio_min=cfg.share_ratio_min, rare_share=cfg.rare_category_share)
+    changes = share_changes(cats)
+    out.update(categories=cats, share_changes=changes)
+    if changes:
+        reasons.append(f"category share ({', '.join(changes[:3])}{', ...' if len(changes) > 3 else ''})")
+    moved = [abs(c["log_ratio"]) / c["threshold"] for c in cats.values() if math.isfinite(c["threshold"])]
+    return max([severity, *moved])
 
 
 def compare(reference: dict[str, dict[str, Any]], batch: dict[str, dict[str, Any]],

@@ -111,10 +111,14 @@ class Store:
                 out.append({
                     "run_id": run_id, "start_time": start,
                     "status": status[0] if status else None, "rows": metrics.get("rows"),
-                    "dataset_drifted": bool(metrics.get("drift.dataset_drifted", 0.0)),
+                    # joint drift counts towards the retrain streak like dataset drift
+                    "dataset_drifted": bool(metrics.get("drift.dataset_drifted", 0.0)
+                                            or metrics.get("drift.multivariate.drifted", 0.0)),
                     "drift_share": metrics.get("drift.weighted_share"),
                     "performance": {k.split(".", 1)[1]: v for k, v in metrics.items()
                                     if k.startswith("performance.")},
+                    "estimated": {k.split(".", 1)[1]: v for k, v in metrics.items()
+                                  if k.startswith("estimated.") and not k.endswith((".lower", ".upper"))},
                 })
             return out
         finally:

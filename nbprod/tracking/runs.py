@@ -63,6 +63,36 @@ def run_metrics(summary: dict[str, Any]) -> dict[str, float]:
     for c in summary.get("checks", []):
         if c["name"] == "output:bounds" and c["status"] != "skip":
             out["output.out_of_bounds"] = float(c["value"] or 0)
+    out.update(depth_metrics(summary))
+    return out
+
+
+def depth_metrics(summary: dict[str, Any]) -> dict[str, float]:
+    """Joint drift, category shares and performance estimated without labels, as metrics:
+    ``drift.multivariate.statistic|threshold|drifted``, ``drift.<column>.share_max_log_ratio``
+    and ``drift.<column>.share.<category>`` (the 10 largest changes), ``estimated.<metric>`` with
+    ``.lower`` and ``.upper``. Absent in summaries of artifacts packaged before them."""
+    out: dict[str, float] = {}
+    drift = summary.get("drift") or {}
+    mv = drift.get("multivariate")
+    if mv and mv.get("statistic") is not None:
+        out["drift.multivariate.statistic"] = float(mv["statistic"])
+        out["drift.multivariate.threshold"] = float(mv["threshold"])
+        out["drift.multivariate.drifted"] = float(mv["drifted"])
+    for col, d in (drift.get("columns") or {}).items():
+        cats = d.get("categories")
+        if not cats:
+            continue
+        out[metric_key("drift", col, "share_max_log_ratio")] = max(abs(c["log_ratio"]) for c in cats.values())
+        moved = sorted(cats.items(), key=lambda kv: -abs(kv[1]["log_ratio"]))[:10]
+        for name, c in moved:
+            if c["drifted"]:
+                out[metric_key("drift", col, "share", name)] = float(c["share"])
+    est = summary.get("estimated_performance") or {}
+    for name, m in (est.get("metrics") or {}).items():
+        for part in ("value", "lower", "upper"):
+            if m.get(part) is not None:
+                out[metric_key("estimated", name) + ("" if part == "value" else f".{part}")] = float(m[part])
     return out
 
 
@@ -178,6 +208,10 @@ def history(model_name: str, artifact_id: str | None = None, max_runs: int = 100
             "metrics.output.out_of_bounds": "out_of_bounds"}
     perf = {c: "perf_" + c.split("metrics.performance.", 1)[1] for c in runs.columns
             if c.startswith("metrics.performance.")}
+    perf |= {c: "est_" + c.split("metrics.estimated.", 1)[1] for c in runs.columns
+             if c.startswith("metrics.estimated.") and not c.endswith((".lower", ".upper"))}
+    if "metrics.drift.multivariate.drifted" in runs.columns:
+        keep["metrics.drift.multivariate.drifted"] = "joint_drifted"
     cols = {k: v for k, v in (keep | perf).items() if k in runs.columns}
     return runs[list(cols)].rename(columns=cols).reset_index(drop=True)
 

@@ -27,10 +27,14 @@ def main(experiment: str, artifact_id: str, n: int) -> None:
             "start_time": r.info.start_time,
             "status": r.data.tags.get("nbprod.status"),
             "rows": r.data.metrics.get("rows"),
-            "dataset_drifted": bool(r.data.metrics.get("drift.dataset_drifted", 0.0)),
+            # joint drift counts towards the retrain streak like dataset drift
+            "dataset_drifted": bool(r.data.metrics.get("drift.dataset_drifted", 0.0)
+                                    or r.data.metrics.get("drift.multivariate.drifted", 0.0)),
             "drift_share": r.data.metrics.get("drift.weighted_share"),
             "performance": {k.split(".", 1)[1]: v for k, v in r.data.metrics.items()
                             if k.startswith("performance.")},
+            "estimated": {k.split(".", 1)[1]: v for k, v in r.data.metrics.items()
+                          if k.startswith("estimated.") and not k.endswith((".lower", ".upper"))},
         }
         for r in runs
     ]
