@@ -12,6 +12,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -164,3 +170,69 @@ def test_a_directory_a_glob_and_a_hive_dataset_read_as_one_batch(cancer_art, tmp
             assert extra[0]["details"]["columns"] == ["day"]
             s["checks"].remove(extra[0])
         _assert_same(s, base, name)
+
+
+# -- end to end -------------------------------------------------------------------------------
+def _nbprod(*args: str, cwd: Path, tty: bool = False) -> subprocess.CompletedProcess:
+    """``nbprod ARGS`` as a user runs it; ``tty``: on a pseudo-terminal (``script``), whose
+    output comes back on stdout with \\r\\n line ends."""
+    script = Path(sys.executable).with_name("nbprod")
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "nbprod.cli"]
+    cmd += list(args)
+    if tty:
+        cmd = ["script", "-qfec", f"stty cols 120 rows 40; {shlex.join(cmd)}", "/dev/null"]
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=300,
+                          env=os.environ.copy())
+
+
+@pytest.mark.slow
+def test_nbprod_score_chunk_rows_matches_one_piece_and_shows_progress_on_a_terminal_only(
+        cancer_art, tmp_path):
+    inp = tmp_path / "in.parquet"
+    cancer_art.batch.to_parquet(inp, index=False)
+    base, out0, iss0 = _run(cancer_art.path, inp, tmp_path / "one.csv", ONE_PIECE)
+    piped = _nbprod("score", str(cancer_art.path), str(inp), "-o", "piped.csv", "--chunk-rows",
+                    "40", "--no-mlflow", "--summary", "piped.json", cwd=tmp_path)
+    assert piped.returncode == 0, piped.stderr
+    assert (tmp_path / "piped.csv").read_bytes() == out0
+    summary = json.loads((tmp_path / "piped.json").read_text())
+    assert summary["engine"] == {"name": "local", "chunks": 3, "chunk_rows": 40}
+    assert "rows/s" not in piped.stderr and "\r" not in piped.stderr  # no bar in a log
+    on_tty = _nbprod("score", str(cancer_art.path), str(inp), "-o", "tty.csv", "--chunk-rows",
+                     "40", "--no-mlflow", cwd=tmp_path, tty=True)
+    assert on_tty.returncode == 0, on_tty.stdout
+    assert (tmp_path / "tty.csv").read_bytes() == out0
+    assert f"/{len(cancer_art.batch)} [" in on_tty.stdout and "rows/s" in on_tty.stdout  # a bar
+
+
+@pytest.mark.slow
+def test_kill_9_mid_stream_leaves_no_output(cancer_art, tmp_path):
+    big = pd.concat([cancer_art.batch] * 1000, ignore_index=True)  # 119k rows
+    big["patient_id"] = np.arange(len(big))
+    inp = tmp_path / "big.csv"
+    big.to_csv(inp, index=False)
+    out = tmp_path / "preds.parquet"
+    code = (f"from nbprod.jobs import run; run.execute(input_path={str(inp)!r}, "
+            f"output_path={str(out)!r}, artifact_path={str(cancer_art.path)!r}, "
+            "log_to_mlflow=False, chunk_rows=1000)")
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path, env=os.environ.copy())
+    try:
+        staged = None
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            found = [p for p in tmp_path.glob(".*.nbprod-tmp/out/*") if p.stat().st_size > 0]
+            if found:
+                staged = found[0]
+                break
+            time.sleep(0.05)
+        assert staged is not None, "the run never started writing"
+        time.sleep(0.3)  # mid-stream: some chunks written
+        assert proc.poll() is None, "the run finished before it could be killed: a bigger input"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not out.exists()
+    assert not (tmp_path / "preds.issues.parquet").exists()
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == ["big.csv"]

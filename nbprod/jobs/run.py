@@ -92,6 +92,7 @@ class ScoringRun:
     rows: int | None = None  # rows in the output
     prediction: dict[str, Any] | None = None  # the summary's prediction figures
     engine: dict[str, Any] | None = None  # where and in how many chunks it was scored
+    profiles: dict[str, Any] | None = None  # the batch's merged binned profiles (for plots)
 
     @property
     def row_count(self) -> int:
@@ -572,7 +573,7 @@ def _decide(job: _Job, outcome: _Outcome) -> ScoringRun:
         scored=single, labels_path=plan.labels_path,
         issues_path=str(plan.issues_file) if plan.issues_file else None,
         issues=outcome.issues, rows=streamed.output_rows, prediction=outcome.prediction,
-        engine=streamed.engine)
+        engine=streamed.engine, profiles=m.profiles)
 
 
 def _log(job: _Job, run: ScoringRun) -> None:

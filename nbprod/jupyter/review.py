@@ -443,7 +443,8 @@ def review(source: Any = None, *, predictions: str | Path | pd.DataFrame | None 
 
     oob = None
     flags = None
-    if predictions is None and run is not None:
+    held = run is not None and (run.scored is not None or run.predictions is not None)
+    if predictions is None and held:
         scored = run.scored
         outputs = scored.all_outputs if scored is not None else run.predictions
         oob = scored.out_of_bounds if scored is not None else None
@@ -452,7 +453,10 @@ def review(source: Any = None, *, predictions: str | Path | pd.DataFrame | None 
         inputs_df = frame(inputs, "inputs") if inputs is not None else (
             scored.inputs if scored is not None else None)
     else:
-        path = predictions if predictions is not None else (record.output_path if record else None)
+        path = predictions if predictions is not None else (
+            record.output_path if record else getattr(run, "output_path", None))
+        if path is not None and run is not None and inputs is None and record is None:
+            inputs = run.input_path  # a run streamed to its output file: read both back
         if path is None:
             raise NbprodUsageError("No predictions to review: pass predictions=FILE.")
         outputs = frame(path, "predictions")

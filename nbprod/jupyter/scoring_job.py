@@ -82,11 +82,14 @@ def scoring_job(*, input_path: str | None = None, output_path: str | None = None
                 artifact_path: str | None = None, drift_runs: int = 3, log_to_mlflow: bool = True,
                 issues_path: str | None = None, max_rejected: float | None = None,
                 name: str | None = None, packaged_at: str | None = None,
-                artifact_id: str | None = None, **unknown: Any) -> ScoringJob:
+                artifact_id: str | None = None, engine: str | None = None,
+                scheduler: str | None = None, chunk_rows: int | None = None,
+                **unknown: Any) -> ScoringJob:
     """Score ``input_path`` with the artifact and return the job, whose :meth:`ScoringJob.show`
     draws the report. The parameters are the scoring notebook's (see ``docs/scheduling.md``);
     ``name``, ``packaged_at`` and ``artifact_id`` are written into the notebook at packaging, so
-    that it finds its artifact and starts MLflow logging at once. Errors are those of
+    that it finds its artifact and starts MLflow logging at once. ``engine``, ``scheduler`` and
+    ``chunk_rows`` say where and in what pieces the batch is scored (``docs/scale.md``). Errors are those of
     :func:`nbprod.jobs.run.execute`: nothing is written when the batch cannot be scored."""
     if unknown:
         warnings.warn(
@@ -106,7 +109,8 @@ def scoring_job(*, input_path: str | None = None, output_path: str | None = None
                       summary_path=summary_path, artifact_path=artifact_path,
                       packaged_at=packaged_at, artifact_id=artifact_id, drift_runs=drift_runs,
                       log_to_mlflow=log_to_mlflow, logger=logger, issues_path=issues_path,
-                      max_rejected=DEFAULT_MAX_REJECTED if max_rejected is None else max_rejected)
+                      max_rejected=DEFAULT_MAX_REJECTED if max_rejected is None else max_rejected,
+                      engine=engine, scheduler=scheduler, chunk_rows=chunk_rows)
     except BaseException:
         if logger is not None:
             logger.close()
