@@ -236,3 +236,77 @@ def test_kill_9_mid_stream_leaves_no_output(cancer_art, tmp_path):
     assert not out.exists()
     assert not (tmp_path / "preds.issues.parquet").exists()
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == ["big.csv"]
+
+
+# -- Dask ---------------------------------------------------------------------------------------
+def _dask_batch(tmp: Path) -> tuple[Path, Path]:
+    """The corrupted kinds batch as Parquet in row groups of 40 (so the cluster gets several
+    parts, with ids repeated across them), and its labels."""
+    pytest.importorskip("distributed")
+    batch = _corrupted(150, 6)
+    inp = tmp / "in.parquet"
+    batch.assign(usage=batch["usage"].map(str)).to_parquet(inp, index=False, row_group_size=40)
+    labels = tmp / "labels.csv"
+    kinds_frame(150, 6)[["account", "label"]].iloc[1::2].to_csv(labels, index=False)
+    return inp, labels
+
+
+def _dask_same(art: Path, inp: Path, labels: Path, tmp: Path, **kw: Any) -> dict[str, Any]:
+    base, out0, iss0 = _run(art, inp, tmp / "one.parquet", ONE_PIECE, labels)
+    summary = tmp / "dask.json"
+    nbrun.execute(input_path=str(inp), output_path=str(tmp / "dask.parquet"),
+                  artifact_path=str(art), labels_path=str(labels), summary_path=str(summary),
+                  issues_path=str(tmp / "issues-dask.parquet"), log_to_mlflow=False,
+                  chunk_rows=40, engine="dask", **kw)
+    s = json.loads(summary.read_text())
+    engine = s["engine"]
+    for key in VOLATILE:
+        s.pop(key)
+    for c in s["checks"]:
+        if c["name"] == "input:rows":
+            c["message"] = c["message"].replace(str(tmp / "issues-dask.parquet"), "ISSUES")
+            c["details"]["issues_path"] = None
+    _assert_same(s, base, "dask")
+    _same_predictions((tmp / "dask.parquet").read_bytes(), out0, "parquet")
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp / "issues-dask.parquet"),
+                                  _read(iss0, "parquet"))
+    assert engine["name"] == "dask" and engine["parts"] == 4
+    return engine
+
+
+@pytest.mark.slow
+def test_dask_local_cluster_gives_the_single_process_results(kinds_art, tmp_path):
+    inp, labels = _dask_batch(tmp_path)
+    engine = _dask_same(kinds_art.path, inp, labels, tmp_path)
+    n = os.cpu_count() or 1
+    assert engine["scheduler"] == f"LocalCluster({n} workers)" and engine["workers"] == n
+
+
+@pytest.mark.slow
+def test_dask_scheduler_and_worker_over_tcp_give_the_single_process_results(kinds_art, tmp_path):
+    inp, labels = _dask_batch(tmp_path)
+    bin_dir = Path(sys.executable).parent
+    info = tmp_path / "scheduler.json"
+    env = os.environ.copy()
+    procs = [subprocess.Popen([str(bin_dir / "dask"), "scheduler", "--host", "127.0.0.1",
+                               "--port", "0", "--no-dashboard", "--scheduler-file", str(info)],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        deadline = time.monotonic() + 60
+        while not info.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        address = json.loads(info.read_text())["address"]
+        assert address.startswith("tcp://127.0.0.1:")
+        procs.append(subprocess.Popen(
+            [str(bin_dir / "dask"), "worker", address, "--nworkers", "1", "--nthreads", "1",
+             "--no-dashboard"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        engine = _dask_same(kinds_art.path, inp, labels, tmp_path, scheduler=address)
+        assert engine["scheduler"] == address and engine["workers"] == 1
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
