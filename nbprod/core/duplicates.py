@@ -62,7 +62,7 @@ def spill(directory: Path, key: str, ids: pd.Series, missing: np.ndarray,
     entries = np.empty(present.size, dtype=_ENTRY)
     entries["h"] = hashes(ids.iloc[present], kind) if present.size else np.zeros(0, "<u8")
     entries["row"] = present
-    entries.sort(order=["h", "row"], kind="stable")
+    entries = entries[np.argsort(entries["h"], kind="stable")]  # rows ascend: ties stay in order
     np.save(directory / f"hash-{key}.npy", entries, allow_pickle=False)
     table = pa.Table.from_pandas(pd.DataFrame({"id": ids.reset_index(drop=True)}),
                                  preserve_index=False)
@@ -172,7 +172,7 @@ def find(directory: Path, spilled: list[Spilled], offsets: list[int]) -> Repeats
         if not pieces:
             continue
         entries = np.concatenate(pieces)
-        entries.sort(order=["h", "row"], kind="stable")
+        entries = entries[np.lexsort((entries["row"], entries["h"]))]
         same = entries["h"][1:] == entries["h"][:-1]
         if not same.any():
             continue

@@ -162,9 +162,11 @@ def score_chunk(art: Any, frame: pd.DataFrame, key: str, *, spill_dir: Path | No
 def _prediction(art: Any, output: pd.DataFrame, spill_dir: Path | None, key: str) -> dict[str, Any]:
     """The summary's prediction figures of a chunk's output, in a mergeable form."""
     pred = output["prediction"] if "prediction" in output.columns else pd.Series([], dtype="object")
-    if art.task == "classification":
-        counts = pred.astype("object").map(str).value_counts()
-        return {"class_counts": {str(k): int(v) for k, v in counts.items()}}
+    if art.task == "classification":  # counted per class first, then named as text
+        counts: dict[str, int] = {}
+        for k, v in pred.value_counts(dropna=False, sort=False).items():
+            counts[str(k)] = counts.get(str(k), 0) + int(v)
+        return {"class_counts": counts}
     from ..core.quantiles import moments, spill
 
     values = pred.to_numpy(dtype="float64", na_value=np.nan) if len(pred) else np.zeros(0)

@@ -53,14 +53,10 @@ def measure(X: pd.DataFrame, profile: dict[str, Any]) -> dict[str, Any]:
         if not ref or ref.get("hidden"):
             continue
         if ref.get("type") == "categorical" and not ref.get("other_count"):
-            values = X[col].dropna()
-            if len(values):
-                known = set(ref.get("frequencies", {}))
-                as_text = values.astype("object").map(str)
-                new = as_text[~as_text.isin(known)]
-                if len(new):
-                    out["unseen"][str(col)] = {"rows": int(len(new)),
-                                               "values": sorted(new.unique().tolist())[:SHOWN_VALUES]}
+            new = _unseen(X[col].dropna(), set(ref.get("frequencies", {})))
+            if len(new):
+                out["unseen"][str(col)] = {"rows": int(len(new)),
+                                           "values": sorted(new.unique().tolist())[:SHOWN_VALUES]}
         elif ref.get("type") == "numeric" and "min" in ref:
             values = numeric_values(X[col])
             out["range"][str(col)] = {"below": int((values < ref["min"]).sum()),
@@ -70,6 +66,19 @@ def measure(X: pd.DataFrame, profile: dict[str, Any]) -> dict[str, Any]:
 
 
 SHOWN_VALUES = 10  # unseen values listed per column
+
+
+def _unseen(values: pd.Series, known: set[str]) -> pd.Series:
+    """The values (as text) never seen in training. Text columns are compared as they are, in
+    one hash pass; other columns as text, once per distinct value."""
+    if pd.api.types.is_string_dtype(values.dtype) and values.dtype != object:
+        return values[~values.isin(list(known))].astype("object")
+    codes, uniques = pd.factorize(values)
+    texts = pd.Series(uniques, dtype="object").map(str) if len(uniques) else pd.Series([], dtype="object")
+    new = ~texts.isin(known).to_numpy(dtype=bool)
+    if not new.any():
+        return pd.Series([], dtype="object")
+    return pd.Series(texts.to_numpy()[codes[new[codes]]], dtype="object")
 
 
 def merge_measures(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
