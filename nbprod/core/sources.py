@@ -208,7 +208,9 @@ def _file_chunks(path: Path, fmt: str, schema: Schema | None, chunk_rows: int,
         if fmt == "parquet":
             import pyarrow.parquet as pq
 
-            pf = pq.ParquetFile(path)
+            # pre_buffer (pyarrow's default) keeps every column chunk read so far: the memory
+            # of a whole file; without it memory stays that of one record batch
+            pf = pq.ParquetFile(path, pre_buffer=False)
             for batch in pf.iter_batches(batch_size=chunk_rows):
                 yield _arrow_frame(batch)
         else:
@@ -400,7 +402,7 @@ def _part_frames(path: Path, fmt: str, part: Part, schema: Schema | None, chunk_
 
             if not part.row_groups:
                 return
-            pf = pq.ParquetFile(path)
+            pf = pq.ParquetFile(path, pre_buffer=False)  # see _file_chunks
             for batch in pf.iter_batches(batch_size=chunk_rows, row_groups=list(part.row_groups)):
                 yield _arrow_frame(batch)
             return
