@@ -280,6 +280,22 @@ def test_dask_local_cluster_gives_the_single_process_results(kinds_art, tmp_path
     engine = _dask_same(kinds_art.path, inp, labels, tmp_path)
     n = os.cpu_count() or 1
     assert engine["scheduler"] == f"LocalCluster({n} workers)" and engine["workers"] == n
+    # the Python face: a Dask DataFrame, scored where its partitions are computed
+    import dask.dataframe as dd
+
+    frame = dd.from_pandas(pd.read_parquet(inp), npartitions=3)
+    base, out0, _ = _run(kinds_art.path, inp, tmp_path / "base.parquet", ONE_PIECE, labels)
+    run = nbrun.execute(input_path=frame, output_path=str(tmp_path / "frame.parquet"),
+                        artifact_path=str(kinds_art.path), labels_path=str(labels),
+                        summary_path=str(tmp_path / "frame.json"), log_to_mlflow=False,
+                        chunk_rows=40)
+    assert run.engine["parts"] == 3 and run.input_path == "<Dask DataFrame, 3 partitions>"
+    _same_predictions((tmp_path / "frame.parquet").read_bytes(), out0, "parquet")
+    s = json.loads((tmp_path / "frame.json").read_text())
+    for key in VOLATILE:
+        s.pop(key)
+    assert s["drift"] == base["drift"] and s["rejected"] == base["rejected"]
+    assert s["performance"] == base["performance"] and s["prediction"] == base["prediction"]
 
 
 @pytest.mark.slow

@@ -149,16 +149,22 @@ def worker_artifact(root: str, trusted_keys: tuple[str, ...] = ()) -> Any:
         return art
 
 
-def score_part(part: Part, source: Source, root: str, trusted_keys: tuple[str, ...],
+def score_part(part: Part, source: Source | None, root: str, trusted_keys: tuple[str, ...],
                chunk_rows: int, work: str, fmt: str | None, gz: bool,
-               labels: Any = None) -> tuple[Measured | None, int, list[str] | None]:
+               labels: Any = None,
+               frame: pd.DataFrame | None = None) -> tuple[Measured | None, int, list[str] | None]:
     """Score one part on a worker: its output part and issues part go into ``work``; returns
     its measure (rows numbered from the part's first row), the rows written and the output's
-    columns."""
+    columns. The part is read from ``source``, or is ``frame`` (a partition of a Dask
+    DataFrame, see :func:`run_dask`)."""
     from ..core.sinks import FrameWriter, part_name
     from ..core.sources import output_ids, read_part
 
     art = worker_artifact(root, trusted_keys)
+    if frame is not None:
+        frames = _frame_chunks(frame, art, chunk_rows)
+    else:
+        frames = read_part(source, part, art.reading_schema, chunk_rows, id_column=art.id_column)
     work_dir = Path(work)
     out_path = work_dir / "out" / part_name(part.index, fmt, gz) if fmt else None
     writer = FrameWriter(out_path, fmt, header=False) if out_path else None
@@ -168,10 +174,9 @@ def score_part(part: Part, source: Source, root: str, trusted_keys: tuple[str, .
     t = time.perf_counter()
     read_s = 0.0
     try:
-        for j, frame in enumerate(read_part(source, part, art.reading_schema, chunk_rows,
-                                            id_column=art.id_column)):
+        for j, chunk in enumerate(frames):
             read_s += time.perf_counter() - t
-            scored, m = score_chunk(art, frame, f"{part.index:06d}-{j:05d}", spill_dir=work_dir,
+            scored, m = score_chunk(art, chunk, f"{part.index:06d}-{j:05d}", spill_dir=work_dir,
                                     labels=labels)
             out = _with_output_ids(scored.output, art.id_column, output_ids)
             if writer is not None and (len(out) or writer.columns is None):
@@ -179,7 +184,7 @@ def score_part(part: Part, source: Source, root: str, trusted_keys: tuple[str, .
             written += len(out)
             if len(scored.issues.frame):
                 issues.write(scored.issues.frame.assign(row=scored.issues.frame["row"] + rows))
-            rows += len(frame)
+            rows += len(chunk)
             measured = m if measured is None else measured.merge(m)
             t = time.perf_counter()
     finally:
@@ -191,14 +196,37 @@ def score_part(part: Part, source: Source, root: str, trusted_keys: tuple[str, .
     return measured, written, writer.columns if writer is not None else None
 
 
-def run_dask(root: Path, trusted_keys: list[str] | None, source: Source, target: Target, *,
+def _frame_chunks(frame: pd.DataFrame, art: Any, chunk_rows: int) -> Any:
+    """A Dask DataFrame's partition in canonical chunks of at most ``chunk_rows`` rows."""
+    from ..core.sources import canonical
+
+    frame = frame.reset_index(drop=True)
+    for start in range(0, len(frame), chunk_rows):
+        chunk = canonical(frame.iloc[start:start + chunk_rows], art.reading_schema,
+                          art.id_column)
+        chunk.index = pd.RangeIndex(start, start + len(chunk))
+        yield chunk
+
+
+def is_dask_frame(value: Any) -> bool:
+    """Whether ``value`` is a Dask DataFrame (without importing Dask)."""
+    return type(value).__module__.startswith("dask.") and hasattr(value, "to_delayed")
+
+
+def run_dask(root: Path, trusted_keys: list[str] | None, source: Any, target: Target, *,
              chunk_rows: int, scheduler: str | None = None, labels: Any = None,
              progress: Callable[[int], None] | None = None,
              workers: int | None = None) -> Streamed:
     from ..core.sinks import concat
     from ..core.sources import parts as split
 
-    pieces = split(source, chunk_rows)
+    frames = None
+    if is_dask_frame(source):  # a Dask DataFrame: each partition is a part, computed on a worker
+        frames = source.to_delayed()
+        pieces = [Part(i, 0) for i in range(len(frames))]
+        source = None
+    else:
+        pieces = split(source, chunk_rows)
     fmt, gz = None, False
     if target.output is not None:
         fmt = "parquet" if target.parts else _format(target.output)
@@ -208,10 +236,18 @@ def run_dask(root: Path, trusted_keys: list[str] | None, source: Source, target:
     address = scheduler or os.environ.get(SCHEDULER_ENV) or None
     with _client(address, workers) as (client, where):
         shared = client.scatter(labels, broadcast=True) if labels is not None else None
-        futures = client.map(score_part, pieces, source=source, root=str(root),
-                             trusted_keys=tuple(trusted_keys or ()), chunk_rows=chunk_rows,
-                             work=str(target.work), fmt=fmt, gz=gz, labels=shared, pure=False,
-                             key=[f"nbprod-score-{time.time_ns()}-{p.index}" for p in pieces])
+        options = {"root": str(root), "trusted_keys": tuple(trusted_keys or ()),
+                   "chunk_rows": chunk_rows, "work": str(target.work), "fmt": fmt, "gz": gz}
+        if frames is None:
+            futures = client.map(score_part, pieces, source=source, labels=shared, pure=False,
+                                 key=[f"nbprod-score-{time.time_ns()}-{p.index}" for p in pieces],
+                                 **options)
+        else:
+            from dask import delayed
+
+            futures = client.compute([delayed(score_part, pure=False)(
+                p, None, labels=labels, frame=f, **options) for p, f in zip(pieces, frames,
+                                                                           strict=True)])
         results: dict[int, Any] = {}
         from distributed import as_completed
 
@@ -233,7 +269,8 @@ def run_dask(root: Path, trusted_keys: list[str] | None, source: Source, target:
     if not present:
         from ..exceptions import InputError
 
-        raise InputError(f"input {source.describe()} holds no rows.")
+        raise InputError("input holds no rows." if source is None else
+                         f"input {source.describe()} holds no rows.")
     measured = merge_all(present)
     written = sum(r[1] for r in ordered)
     columns = next((r[2] for r in ordered if r[2]), None)

@@ -233,7 +233,14 @@ def _plan(*, input_path: str, output_path: str | None, artifact_path: str | None
 
     started = datetime.now(UTC).isoformat()
     t0 = time.perf_counter()
-    if not input_path:
+    from .engines import is_dask_frame
+
+    if is_dask_frame(input_path):  # a Dask DataFrame, scored where its partitions are
+        if engine not in (None, "dask"):
+            raise NbprodUsageError(f"A Dask DataFrame is scored with engine='dask'; got "
+                                   f"engine={str(engine)[:40]!r}.")
+        engine = "dask"
+    elif not input_path:
         raise InputError("No input: pass -p input_path FILE (CSV or Parquet).")
     options = json.loads(os.environ.get(RUN_OPTIONS_ENV) or "{}")  # from nbprod score
     engine = check_engine(engine if engine is not None else options.get("engine"))
@@ -250,12 +257,19 @@ def _plan(*, input_path: str, output_path: str | None, artifact_path: str | None
     max_rejected = check_max_rejected(max_rejected)
     issues_file = resolve_issues_path(output_path, issues_path)
     root = locate_artifact(artifact_path, packaged_at, artifact_id)
-    source = resolve(input_path, "input")
+    frame = is_dask_frame(input_path)
+    source = input_path if frame else resolve(input_path, "input")
+    if frame and not output_path:
+        raise NbprodUsageError("Scoring a Dask DataFrame needs output_path (a Parquet file, or "
+                               "a directory of parts ending with '/'): its predictions are not "
+                               "gathered into this process.")
     # what this run writes (checked in this order; published with the predictions last)
     outputs = {"output_path": output_path, "issues_path": issues_file, "summary_path": summary_path}
-    check_outputs(outputs, inputs={"input_path": input_path, "labels_path": labels_path},
-                  artifact=root)
-    return _Plan(input_path=str(input_path), output_path=str(output_path) if output_path else None,
+    check_outputs(outputs, inputs={"input_path": None if frame else input_path,
+                                   "labels_path": labels_path}, artifact=root)
+    shown = (f"<Dask DataFrame, {input_path.npartitions} partitions>" if frame
+             else str(input_path))
+    return _Plan(input_path=shown, output_path=str(output_path) if output_path else None,
                  labels_path=str(labels_path) if labels_path else None, summary_path=summary_path,
                  issues_file=issues_file, root=root, source=source, drift_runs=drift_runs,
                  max_rejected=max_rejected, engine=engine, scheduler=scheduler,
@@ -336,7 +350,8 @@ def _score(job: _Job) -> Any:
     output = job.staged.path("output_path") if plan.output_path else None
     target = Target(output=output, parts=is_directory_output(plan.output_path),
                     work=job.work(), hold=output is None)
-    total = estimated_rows(plan.source)
+    total = estimated_rows(plan.source) if plan.engine == "local" or hasattr(
+        plan.source, "files") else None
     with Reporter(total, desc=f"nbprod score {art.name}", enabled=plan.progress,
                   path=plan.progress_file) as reporter:
         if plan.engine == "dask":
