@@ -72,7 +72,20 @@ def __getattr__(name: str) -> Any:
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    """``%load_ext nbprod``: register the ``%nbprod`` line and cell magics."""
+    """``%load_ext nbprod``: register the ``%nbprod`` line and cell magics.
+
+    Parameters
+    ----------
+    ipython : InteractiveShell
+        The IPython shell loading the extension.
+
+    Examples
+    --------
+    In a notebook::
+
+        %load_ext nbprod
+        %nbprod --help
+    """
     from .jupyter.magics import NbprodMagics
 
     ipython.register_magics(NbprodMagics(ipython))

@@ -167,6 +167,20 @@ class PersonalDataWarning(UserWarning):
     """A column that looks personal was not declared: nbprod hides it as if it were."""
 
 
+class ExplainError(NbprodError, RuntimeError):
+    """Per-row explanations cannot be computed as asked (a method this model does not allow,
+    an optional library missing, contributions that do not add up)."""
+
+
+class ExplainWarning(UserWarning):
+    """Explanations were computed, but not the way one would expect (a slower fallback)."""
+
+
+class HelpShown(Exception):  # noqa: N818 - a signal, not an error
+    """Not an error: ``%nbprod ... --help`` printed its help, and the magic has nothing more to
+    do (raised by the magics' argument parser instead of exiting the kernel)."""
+
+
 def _rebuild_notebook_error(cls, message, ename, evalue, cell_index):
     return cls(message, ename=ename, evalue=evalue, cell_index=cell_index)
 

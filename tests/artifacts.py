@@ -124,6 +124,21 @@ def write_csv(df: pd.DataFrame, path: Path) -> Path:
     return path
 
 
+def assert_valid_manifest(root: Path) -> dict[str, Any]:
+    """The manifest at ``root``, checked against docs/manifest.schema.json by ``jsonschema``, the
+    reference implementation of JSON Schema (nbprod itself checks with fastjsonschema)."""
+    import json
+
+    from jsonschema import Draft202012Validator
+
+    schema = json.loads((ROOT / "docs" / "manifest.schema.json").read_text(encoding="utf-8"))
+    manifest = json.loads((Path(root) / "nbprod.json").read_text(encoding="utf-8"))
+    errors = [f"{'.'.join(map(str, e.absolute_path))}: {e.message}"
+              for e in Draft202012Validator(schema).iter_errors(manifest)]
+    assert not errors, f"{root}/nbprod.json does not follow the schema: {errors}"
+    return manifest
+
+
 def _assert_untouched(path: Path) -> None:
     import nbprod
 

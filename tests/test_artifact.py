@@ -16,7 +16,7 @@ from nbprod import cli
 from nbprod.exceptions import InputError, IntegrityError, NbprodUsageError, RowError, SchemaError
 from nbprod.jobs import run as nbrun
 
-from .artifacts import ARTIFACT_FILES, BAD_INPUTS, copy_artifact, write_csv
+from .artifacts import ARTIFACT_FILES, BAD_INPUTS, assert_valid_manifest, copy_artifact, write_csv
 
 
 def _sha256(path: Path) -> str:
@@ -286,6 +286,84 @@ def test_a_corrupted_manifest_is_refused(cancer_art, tmp_path, capsys, corrupt, 
     assert cli.main(["inspect", str(root)]) == cli.EXIT_ERROR
     errs = capsys.readouterr().err.strip().splitlines()
     assert len(errs) == 1 and needle in errs[0]
+
+
+FIXTURE = Path(__file__).parent / "data" / "format1-0.1.0" / "artifact"
+
+
+def test_the_manifest_schema_is_json_schema_2020_12_and_every_written_manifest_follows_it(
+        cancer_art, diabetes_art, kinds_art):
+    """docs/manifest.schema.json is a valid draft 2020-12 schema (jsonschema, the reference
+    implementation), and the manifests nbprod writes follow it, as does the format-1 fixture
+    packaged by nbprod 0.1.0; nbprod's own check (fastjsonschema) agrees."""
+    from jsonschema import Draft202012Validator
+
+    from nbprod.core.manifest_schema import problem, schema, schema_path
+
+    shipped = schema_path()  # the package's copy (a wheel has no docs/), kept identical
+    assert shipped.parent == Path(nbprod.__file__).parent / "core"
+    assert shipped.read_bytes() == (Path(__file__).parents[1] / "docs"
+                                    / "manifest.schema.json").read_bytes()
+    Draft202012Validator.check_schema(schema())
+    for root in (cancer_art.path, diabetes_art.path, kinds_art.path, FIXTURE):
+        assert problem(assert_valid_manifest(root)) is None
+
+
+def _set(path: str | tuple[str, ...], value):
+    """An edit setting (or deleting) the field at a dotted path, or at a tuple of keys when a
+    key holds a dot (a file name)."""
+    def edit(m):
+        *parents, last = path.split(".") if isinstance(path, str) else path
+        for key in parents:
+            m = m[int(key)] if isinstance(m, list) else m[key]
+        if value is _DELETE:
+            del m[last]
+        else:
+            m[last] = value
+    return edit
+
+
+_DELETE = object()
+
+
+@pytest.mark.parametrize(
+    ("edit", "needle"),
+    [
+        (_set("task", "clustering"), "task 'clustering' is not 'classification' or 'regression'"),
+        (_set("artifact_id", "42"), "artifact_id '42' is not 32 hexadecimal digits"),
+        (_set("classes", "0,1"), "has no valid 'classes' (list or None)"),
+        (_set("snapshots.valid.rows", -3), "snapshots.valid.rows -3 is not a count"),
+        (_set("snapshots.train.fingerprint", _DELETE), "snapshots.train.fingerprint is missing"),
+        (_set("checks.0.status", "ok"), "checks.0.status 'ok' is not 'pass', 'warn', 'fail' or "
+                                         "'skip'"),
+        (_set("bounds", {"policy": "ignore"}), "bounds.policy 'ignore' is not 'flag', 'drop' or "
+                                                "'fail'"),
+        (_set("importance.columns.mean_area.weight", 2.5), "importance.columns.mean_area.weight "
+                                                           "2.5 is not a number in [0, 1]"),
+        (_set(("files", "features.py", "bytes"), -1), "files.features.py.bytes -1 is not a size in bytes"),
+        (_set(("files", "MLmodel", "sha256"), "xyz"), "files.MLmodel.sha256 'xyz' is not 64 hexadecimal "
+                                              "digits"),
+        (_set("provenance.cells.0.captured", None), "provenance.cells.0.captured None is not an "
+                                                    "ISO 8601 time"),
+    ],
+    ids=["task", "artifact-id", "classes", "snapshot-rows", "no-fingerprint", "check-status",
+         "bounds-policy", "importance-weight", "file-size", "file-hash", "cell-time"],
+)
+def test_the_schema_refuses_a_manifest_naming_the_field(cancer_art, tmp_path, edit, needle):
+    """A manifest the schema refuses is refused on load with a message that names the field and
+    what was expected; jsonschema, the reference implementation, refuses it too."""
+    from jsonschema import Draft202012Validator
+
+    from nbprod.core.manifest_schema import schema
+
+    root = copy_artifact(cancer_art, tmp_path / "art")
+    _edit_manifest(root, edit)
+    with pytest.raises(IntegrityError) as err:
+        nbprod.load(root)
+    assert needle in str(err.value) and err.value.path == "nbprod.json"
+    assert str(err.value).startswith("nbprod.json")
+    m = json.loads((root / "nbprod.json").read_text())
+    assert not Draft202012Validator(schema()).is_valid(m)
 
 
 def test_a_hash_edited_in_the_manifest_is_refused(cancer_art, tmp_path):

@@ -13,6 +13,7 @@ import nbprod
 from nbprod.core.results import CheckResult
 from nbprod.exceptions import ChecksFailedError, PackagingError, ParityError
 
+from .artifacts import assert_valid_manifest
 from .conftest import run
 
 
@@ -174,7 +175,7 @@ def test_failed_checks_gate_packaging_and_force_records_override(cancer, tmp_pat
         s.package(tmp_path / "art", log_to_mlflow=False)
     assert not (tmp_path / "art").exists()
     s.package(tmp_path / "art", log_to_mlflow=False, force=True, user="alice")
-    m = json.loads((tmp_path / "art" / "nbprod.json").read_text())
+    m = assert_valid_manifest(tmp_path / "art")  # an override follows the schema too
     assert m["override"]["by"] == "alice" and m["override"]["checks"] == ["metric:roc_auc"]
     assert m["checks"][0]["status"] == "fail"
 

@@ -13,7 +13,9 @@ import pytest
 import nbprod
 from nbprod.exceptions import InputError, NbprodUsageError
 from nbprod.jobs import run as nbrun
-from nbprod.jupyter.review import Decision, append_feedback, read_feedback
+from nbprod.lifecycle.feedback import Decision
+from nbprod.lifecycle.feedback import append as append_feedback
+from nbprod.lifecycle.feedback import read as read_feedback
 
 
 def churn(n: int, seed: int, shift: float = 0.0, flip: float = 0.0) -> pd.DataFrame:
@@ -277,6 +279,29 @@ def test_text_ids_keep_their_leading_zeros_from_the_files(classifier, tmp_path):
     assert read_feedback(tmp_path / "fb.parquet")["id"].tolist() == [first]
 
 
+def test_one_feedback_format_for_the_queue_and_retraining(classifier, tmp_path):
+    """A file of the required columns alone (id, label, time) is read by the queue, appended
+    to by it, and merged by retraining: one reader, one format."""
+    from nbprod.lifecycle import feedback
+
+    run = score(classifier, tmp_path, "f", churn(300, 18, flip=0.2), "churned")
+    first, second = nbprod.review(run, feedback=tmp_path / "none.parquet").items["id"].iloc[:2]
+    fb = tmp_path / "fb.parquet"
+    pd.DataFrame({"id": [first], "label": [1],
+                  "time": pd.to_datetime(["2026-01-01"], utc=True)}).to_parquet(fb)
+    q = nbprod.review(run, feedback=fb)
+    assert q.status(first) == "relabelled" and q.status(second) == "pending"
+    q.accept(second)
+    got = feedback.read(fb)
+    assert got["id"].tolist() == [first, second] and set(feedback.COLUMNS) <= set(got.columns)
+    train = pd.DataFrame({"customer": [first, second, "other"], "churned": [0, 0, 0]})
+    merged = feedback.apply(train, fb, id_column="customer", target="churned")
+    assert merged["churned"].tolist()[0] == 1 and merged.attrs["nbprod_feedback_rows"] == 2
+    assert feedback.read(tmp_path / "none.parquet", missing_ok=True).empty
+    with pytest.raises(InputError, match="is not readable as Parquet"):
+        feedback.read(tmp_path / "none.parquet")
+
+
 def test_feedback_relabels_training_rows_by_id_latest_decision_first(tmp_path):
     from nbprod.lifecycle import feedback
 
@@ -300,3 +325,26 @@ def test_feedback_relabels_training_rows_by_id_latest_decision_first(tmp_path):
     pd.DataFrame({"id": ["1"], "label": [1]}).to_parquet(tmp_path / "bad.parquet")
     with pytest.raises(InputError, match=r"lacks column 'time'"):
         feedback.apply(train, tmp_path / "bad.parquet", id_column="patient", target="y")
+
+
+def test_queue_rows_carry_their_largest_contributions(classifier, tmp_path):
+    batch = churn(300, 21, flip=0.2)
+    run = score(classifier, tmp_path, "why", batch, "churned")
+    q = nbprod.review(run, feedback=tmp_path / "fb.parquet", limit=None)
+    assert len(q) > 3
+    said = q.items["contributions"]
+    assert said.head(50).map(lambda t: isinstance(t, str) and t.endswith("(log-odds)")).all()
+    art = nbprod.load(classifier)
+    first = q.items.iloc[0]
+    mine = art.explain(batch.drop(columns=["churned"]), ids=[first["id"]])
+    top = mine.top(3)
+    for feature, value in zip(top["feature"], top["value"], strict=True):
+        assert f"{feature}={value} " in first["contributions"]
+    assert "top contributions" in q.html()
+    panel = q.widget()  # the panel's row details show them too
+    assert panel.rows.value == first["id"] and "top contributions" in panel.detail.value
+    # the personal column reaches the model's inputs: its value is never shown
+    assert set(mine.frame.loc[mine.frame["feature"] == "email", "value"]) == {"[personal data]"}
+    assert "@example.com" not in q.html() and "@example.com" not in mine.frame.to_csv()
+    assert nbprod.review(run, feedback=tmp_path / "fb.parquet", explain=False).items.columns.tolist() \
+        == [c for c in q.items.columns if c != "contributions"]

@@ -109,3 +109,31 @@ def test_csv_text_columns_keep_their_values_and_numbers_their_nulls(tmp_path):
     assert df["x"].iloc[0] == 1.5 and df["x"].isna().tolist() == [False, True, True]
     out = conform(df, schema)
     assert out["country"].tolist() == ["NA", "null", "US"] and str(out["country"].dtype) == "str"
+
+
+def test_csv_missing_markers_are_exactly_those_read_csv_treats_as_missing(tmp_path):
+    """nbprod's copy of read_csv's default missing markers (core.markers) against pandas itself:
+    every marker reads as missing, and none of its near relatives does. A pandas release that
+    adds or drops a marker fails here."""
+    import csv
+
+    from nbprod.core.markers import CSV_NA_MARKERS
+
+    near = {"none", "NONE", "Null", "NAN", "na", "n/A", "#n/a", "<na>", "NaT", "nat", "missing",
+            "?", "-", ".", "undefined", "inf", "-inf", "1.#INF", " NA", "NA ", "N.A.", "nil"}
+    try:  # pandas' own list, where this pandas still keeps it (a private name, so only here)
+        from pandas._libs.parsers import STR_NA_VALUES as theirs
+    except ImportError:
+        theirs = set()
+    tokens = sorted(CSV_NA_MARKERS | near | set(theirs))
+    path = tmp_path / "markers.csv"
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["k", "v"])
+        writer.writerows([i, t] for i, t in enumerate(tokens))
+    df = pd.read_csv(path, dtype={"v": "object"})
+    assert len(df) == len(tokens)
+    missing = {tokens[k] for k in df.loc[df["v"].isna(), "k"]}
+    assert missing == set(CSV_NA_MARKERS), (
+        f"pandas now reads {sorted(missing - CSV_NA_MARKERS)} as missing too and no longer "
+        f"{sorted(CSV_NA_MARKERS - missing)}: update nbprod.core.markers.CSV_NA_MARKERS")

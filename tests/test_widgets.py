@@ -16,15 +16,15 @@ import pytest
 from IPython.core.error import UsageError
 
 import nbprod
-from nbprod.jupyter.review import read_feedback
 from nbprod.jupyter.status import TABS, Dashboard
 from nbprod.jupyter.widgets import bundle
+from nbprod.lifecycle.feedback import read as read_feedback
 
 from .conftest import run
 from .test_review import churn, package_classifier, score
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
-PNG = b"\x89PNG"
+SVG = "<svg "
 
 
 @pytest.fixture
@@ -107,7 +107,7 @@ def test_status_magic_outside_a_widget_frontend_shows_static_html(ishell):
     assert "train snapshot" in page and "sklearn.pipeline.Pipeline" in page
     assert "metric:roc_auc" in page
     assert "(PII: not shown)" in page and "u1.0@example.com" not in page
-    assert "Validation versus training" in page and "data:image/png;base64," in page
+    assert "Validation versus training" in page and "<svg " in page
     assert "spend" in page and "drifted" in page
     assert "train snapshot:" in data["text/plain"]
     from nbprod.jupyter.status import Status
@@ -163,7 +163,8 @@ def test_dashboard_tabs_respond_to_the_controls(ishell):
     psi = next(r for r in stats["statistics"] if r["statistic"] == "PSI")
     assert stats["drifted"] and psi["exceeded"]
     assert f"<td>{psi['value']}</td>" in d.drift.stats.value
-    assert d.drift.plot.value[:4] == PNG and d.drift.plot.layout.display is None
+    assert d.drift.plot.value.startswith(SVG) and "spend (drifted)" in d.drift.plot.value
+    assert d.drift.plot.layout.display is None
     d.drift.select("email")  # PII: no distribution to show
     assert "only null counts" in d.drift.stats.value and d.drift.plot.layout.display == "none"
     d.drift.select("tenure")
@@ -189,9 +190,9 @@ def test_explorer_reads_a_run_its_summary_and_the_summary_file(churn_artifact, t
     p.select("channel")
     assert "phone" in p.stats.value and "category frequencies (PSI)" in p.stats.value
     p.column.value = ("predictions", "proba_1")
-    assert p.plot.value[:4] == PNG and "model output" in p.stats.value
+    assert p.plot.value.startswith(SVG) and "model output" in p.stats.value
     static = bundle(nbprod.explore(run_))  # no widget frontend here: static HTML, same content
-    assert WIDGET_MIME not in static and "data:image/png;base64," in static["text/html"]
+    assert WIDGET_MIME not in static and "<svg " in static["text/html"]
 
     # a summary written before batch profiles were kept: the batch is binned again from the files
     old = json.loads(summary_file.read_text())

@@ -21,7 +21,9 @@ REPEATS = 5
 def permutation_importance(session: Any, metric: Metric | None = None, *,
                            n_repeats: int = REPEATS, max_rows: int = MAX_ROWS,
                            seed: int = 0) -> dict[str, Any]:
-    """Mean drop of ``metric`` when each raw input column is shuffled (sklearn scorer)."""
+    """Mean drop of ``metric`` when each raw input column is shuffled
+    (:func:`sklearn.inspection.permutation_importance` on the raw inputs, scored through the
+    feature function and the model)."""
     snap = session.valid or session.train
     cap = session.require_model()
     scorer = session.live_scorer()
@@ -34,19 +36,19 @@ def permutation_importance(session: Any, metric: Metric | None = None, *,
     raw = raw.reset_index(drop=True)
     y = y.reset_index(drop=True)
 
-    def score(frame: pd.DataFrame) -> float:
-        return metric.score(cap.model, scorer.features(frame), y)
+    def score(_model: Any, frame: pd.DataFrame, labels: pd.Series) -> float:
+        return metric.score(cap.model, scorer.features(frame), labels)
 
-    base = score(raw)
-    rng = np.random.default_rng(seed)
-    columns: dict[str, dict[str, float]] = {}
-    for col in raw.columns:
-        drops = []
-        for _ in range(n_repeats):
-            shuffled = raw.copy()
-            shuffled[col] = raw[col].to_numpy()[rng.permutation(len(raw))]
-            drops.append(base - score(shuffled))
-        columns[col] = {"mean": float(np.mean(drops)), "std": float(np.std(drops))}
+    from sklearn.inspection import permutation_importance as permute
+
+    # the raw columns are shuffled, and the feature function runs inside the score
+    result = permute(cap.model, raw, y, scoring=score, n_repeats=n_repeats, random_state=seed)
+    base = score(cap.model, raw, y)
+    columns: dict[str, dict[str, float]] = {
+        col: {"mean": float(mean), "std": float(std)}
+        for col, mean, std in zip(raw.columns, result.importances_mean, result.importances_std,
+                                  strict=True)
+    }
     total = sum(max(v["mean"], 0.0) for v in columns.values())
     for v in columns.values():
         v["weight"] = (max(v["mean"], 0.0) / total) if total > 0 else 1.0 / len(columns)

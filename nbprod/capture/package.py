@@ -20,13 +20,14 @@ import pandas as pd
 
 from ..core import manifest as mf
 from ..core import model_store
-from ..core.files import dumps
+from ..core.files import as_text, dumps, plain
 from ..core.scoring import compare_outputs
 from ..core.staging import SUFFIX, StagingDir, owner_gone, remove_stale, remove_tree
+from ..core.user import user_name
 from ..exceptions import ChecksFailedError, PackagingError, ParityError
 from ..jobs.notebook import scoring_notebook
 from .contract import PACKAGE_MIME, PACKAGE_VERSION  # read by the JupyterLab extension
-from .provenance import default_name, environment, provenance, requirements, user_name
+from .provenance import default_name, environment, provenance, requirements
 from .replay import replay
 from .row_rules import ROW_RULES_KIND, apply_row_rules
 from .training import store_training_notebook
@@ -65,7 +66,8 @@ class PackageResult:
         for c in self.manifest.get("checks", []):
             if c.get("kind") == ROW_RULES_KIND and c.get("status") == "warn":
                 rows.append({"field": f"warning {c['name']}", "value": c["message"]})
-        return f"<b>nbprod: packaged {self.manifest['name']!r}</b>" + table(rows, ["field", "value"])
+        return (f"<b>nbprod: packaged {self.manifest['name']!r}</b>" + table(rows, ["field", "value"])
+                + _dependence_html(self.path))
 
     def __repr__(self) -> str:
         mlf = f"; MLflow run {self.mlflow['run_id']}" if self.mlflow else ""
@@ -111,8 +113,43 @@ def package(
     user: str | None = None,
     sign: Any = None,
 ) -> PackageResult:
-    """Write the artifact at ``path``. ``sign``: an Ed25519 private key (PEM path or key
-    object) that signs it (``nbprod.sig``) before the parity replay and the MLflow copy."""
+    """Write the artifact of ``session`` at ``path``, complete or not at all.
+
+    The steps: check what was captured and the checks' gate (:func:`_override`) and the
+    destination (:func:`_check_destination`); prepare the live scorer, its row rules, the replay
+    sample and the notebook's own answer on it, and the permutation importance; write the
+    contents and the manifest into a staging directory, sign it (or check its trusted types),
+    replay it in a fresh process (:func:`_check_parity`), log it to MLflow, and rename it into
+    place.
+
+    Parameters
+    ----------
+    session : Session
+        What the notebook captured (snapshots, feature code, model, checks).
+    path : str or Path
+        Where the artifact goes.
+    force : bool
+        Package despite failed checks, recording an override (by ``user``) in the manifest.
+    overwrite : bool
+        Replace an existing artifact at ``path``.
+    log_to_mlflow : bool
+        Copy the artifact into an MLflow run.
+    user : str, optional
+        Who overrides failed checks (default: the login name).
+    sign : str, Path or private key, optional
+        An Ed25519 private key (PEM path or key object) that signs the artifact
+        (``nbprod.sig``) before the parity replay and the MLflow copy.
+
+    Returns
+    -------
+    PackageResult
+        The path, the manifest, its digest, the MLflow run and the timings.
+
+    Examples
+    --------
+    >>> result = session.package("artifacts/churn", log_to_mlflow=False)  # doctest: +SKIP
+    >>> nbprod.verify(result.path)  # doctest: +SKIP
+    """
     t0 = time.perf_counter()
     path = Path(path).expanduser().absolute()
     signer = None
@@ -123,29 +160,8 @@ def package(
     session.train  # noqa: B018 - each raises a clear CaptureError when missing
     session.require_features()
     cap = session.require_model()
-
-    failed = sorted(n for n, c in session.checks.items() if c.status == "fail")
-    override = None
-    if failed and not force:
-        raise ChecksFailedError(
-            f"Refusing to package: {len(failed)} check(s) failed: {', '.join(failed)}. Fix them, "
-            "or package with --force to record an override.",
-            failed=failed,
-        )
-    if failed:
-        override = {
-            "by": user or user_name(),
-            "at": datetime.now(UTC).isoformat(),
-            "checks": failed,
-            "messages": {n: session.checks[n].message for n in failed},
-        }
-    _remove_left_by_killed_runs(path)
-    if path.exists():
-        if not overwrite:
-            raise PackagingError(f"{path} already exists; choose a new path or pass --overwrite.")
-        if not (path / mf.MANIFEST).is_file():
-            raise PackagingError(f"{path} exists and is not an nbprod artifact; not replacing it.")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    override = _override(session, force=force, user=user)
+    _check_destination(path, overwrite=overwrite)
 
     live = session.live_scorer()
     rules = apply_row_rules(session, live)
@@ -177,17 +193,7 @@ def package(
         manifest = mf.read(staging)
         signed_by = _sign_or_check_types(staging, manifest, signer)
         t2 = time.perf_counter()
-        actual = replay(staging, sample, signer=signer)
-        problems = compare_outputs(expected, actual)
-        if problems:
-            raise ParityError(
-                "Parity replay failed: the artifact, loaded in a fresh process, scores the "
-                "snapshot sample differently from the notebook.\n  "
-                + "\n  ".join(problems)
-                + "\nThe feature function or model depends on state the artifact does not carry "
-                "(a variable changed after capture, a module attribute set at run time, "
-                "randomness). Make the features depend only on their input."
-            )
+        _check_parity(staging, sample, expected, signer)
         t3 = time.perf_counter()
         digest = mf.digest(manifest)
         run_info = mlflow_run(staging, manifest, digest) if log_to_mlflow else None
@@ -210,6 +216,67 @@ def package(
                  "mlflow_s": t4 - t3, "total_s": time.perf_counter() - t0},  # + importance
         signed_by=signed_by,
     )
+
+
+def _override(session, *, force: bool, user: str | None) -> dict[str, Any] | None:
+    """The override of failed checks to record (None when none failed); refused without
+    ``force``."""
+    failed = sorted(n for n, c in session.checks.items() if c.status == "fail")
+    if failed and not force:
+        raise ChecksFailedError(
+            f"Refusing to package: {len(failed)} check(s) failed: {', '.join(failed)}. Fix them, "
+            "or package with --force to record an override.",
+            failed=failed,
+        )
+    if not failed:
+        return None
+    return {
+        "by": user or user_name(),
+        "at": datetime.now(UTC).isoformat(),
+        "checks": failed,
+        "messages": {n: session.checks[n].message for n in failed},
+    }
+
+
+def _check_destination(path: Path, *, overwrite: bool) -> None:
+    """``path`` is free (or an artifact to overwrite); what killed runs left beside it goes,
+    and its parent directory exists."""
+    _remove_left_by_killed_runs(path)
+    if path.exists():
+        if not overwrite:
+            raise PackagingError(f"{path} already exists; choose a new path or pass --overwrite.")
+        if not (path / mf.MANIFEST).is_file():
+            raise PackagingError(f"{path} exists and is not an nbprod artifact; not replacing it.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+
+def _check_parity(staging: Path, sample: pd.DataFrame, expected: pd.DataFrame,
+                  signer: Any) -> None:
+    """The staged artifact, loaded in a fresh process, scores ``sample`` as the notebook did."""
+    actual = replay(staging, sample, signer=signer)
+    problems = compare_outputs(expected, actual)
+    if problems:
+        raise ParityError(
+            "Parity replay failed: the artifact, loaded in a fresh process, scores the "
+            "snapshot sample differently from the notebook.\n  "
+            + "\n  ".join(problems)
+            + "\nThe feature function or model depends on state the artifact does not carry "
+            "(a variable changed after capture, a module attribute set at run time, "
+            "randomness). Make the features depend only on their input."
+        )
+
+
+def _dependence_html(root: Path) -> str:
+    """The partial dependence charts stored in the artifact's reference (issue 15)."""
+    import json
+
+    from .dependence import html
+
+    try:
+        reference = json.loads((root / "reference.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ""
+    return html(reference.get("partial_dependence"))
 
 
 def _sign_or_check_types(staging: Path, manifest: dict[str, Any], signer: Any) -> str | None:
@@ -256,7 +323,7 @@ def _write_contents(root: Path, session, *, name: str, artifact_id: str, final_p
         meta = snap.metadata()
         meta_file = f"snapshots/{role}.json"
         sample_file = f"snapshots/{role}.sample.parquet"
-        (root / meta_file).write_text(dumps(meta, indent=1, default=_plain), encoding="utf-8")
+        (root / meta_file).write_text(dumps(meta, indent=1, default=as_text), encoding="utf-8")
         _write_sample(snap.stored_sample(pii_key), root / sample_file)
         snaps[role] = {
             "file": meta_file,
@@ -279,15 +346,15 @@ def _write_contents(root: Path, session, *, name: str, artifact_id: str, final_p
     from .privacy import guard_model
     from .reference import REFERENCE_FILE, build
 
-    reference = build(session)
+    reference = build(session, root)
     guard_model(root / "model.skops", session, (reference["features"] or {}).get("pii") or {})
-    (root / REFERENCE_FILE).write_text(dumps(reference, indent=1, default=_plain),
+    (root / REFERENCE_FILE).write_text(dumps(reference, indent=1, default=as_text),
                                        encoding="utf-8")
     write_mlmodel(root, requirements(feats.code.source, cap.model))
 
     classes = None
     if cap.task == "classification":
-        classes = [_plain(c) for c in cap.model.classes_]
+        classes = [plain(c) for c in cap.model.classes_]
     live = session.live_scorer()
     return {
         "format": mf.FORMAT,
@@ -397,11 +464,3 @@ def _remove_left_by_killed_runs(path: Path) -> None:
         remove_stale(path.parent)
     if (path / mf.STAGING_MARKER).exists() and owner_gone(path):
         remove_tree(path)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, pd.Timestamp):
-        return value.isoformat()
-    return str(value)

@@ -4,12 +4,12 @@ and the pinned requirements MLflow restores.
 
 from __future__ import annotations
 
-import getpass
 import subprocess
 from pathlib import Path
 from typing import Any
 
 from .._version import __version__
+from ..core.user import user_name
 
 KEY_PACKAGES = ("pandas", "numpy", "scikit-learn", "scipy", "skops", "pyarrow", "mlflow",
                 "papermill", "nbformat")
@@ -19,13 +19,6 @@ def default_name(session) -> str:
     if session.notebook_path:
         return Path(session.notebook_path).stem
     return "model"
-
-
-def user_name() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:
-        return "unknown"
 
 
 def provenance(session) -> dict[str, Any]:

@@ -31,7 +31,9 @@ def metric_names(session: Any) -> list[str]:
     return names
 
 
-def build(session: Any) -> dict[str, Any]:
+def build(session: Any, root: Any = None) -> dict[str, Any]:
+    """The reference; with ``root`` (the artifact being written, its snapshot samples already
+    there) also the explanation reference (:func:`explanations`)."""
     from ..checks.context import evaluation
     from ..core.metrics import resolve
 
@@ -60,7 +62,12 @@ def build(session: Any) -> dict[str, Any]:
             thresholds.setdefault(name, {}).update(c.threshold)
         elif c.kind == "overfit":  # the allowed train/valid gap also bounds later decay
             thresholds.setdefault(name, {})["max_decay"] = c.threshold
+    extra: dict[str, Any] = {}
+    if root is not None:
+        extra["explanations"] = explanations(session, root, carried)
+        extra["partial_dependence"] = dependence(session, ev, extra["explanations"], carried)
     return {
+        **extra,
         "outputs": {"snapshot": "valid" if on_valid else "train", "rows": len(outputs),
                     "profile": frame_profile(outputs)},
         "features": ({"snapshot": "train", "profile": frame_profile(feats, hidden=set(carried)),
@@ -68,3 +75,33 @@ def build(session: Any) -> dict[str, Any]:
         "metrics": {"snapshot": "valid" if on_valid else "train", "rows": len(y_ref),
                     "values": metrics, "thresholds": thresholds},
     }
+
+
+def explanations(session: Any, root: Any, carried: dict[str, str]) -> dict[str, Any]:
+    """Mean absolute contribution per model input on validation rows (training rows when there
+    is no validation snapshot), measured from the background the artifact's explanations use
+    (the stored sample of that snapshot): what explanation drift compares a batch with."""
+    from pathlib import Path
+
+    from ..monitoring.explanations import reference
+
+    snap = session.valid or session.train
+    background = pd.read_parquet(Path(root) / f"snapshots/{snap.role}.sample.parquet")
+    rows = snap.data.drop(columns=[c for c in (snap.target,) if c in snap.data.columns])
+    return reference(session.live_scorer(), rows, background, snapshot=snap.role,
+                     carried=set(carried))
+
+
+def dependence(session: Any, ev: Any, explained: dict[str, Any],
+               carried: dict[str, str]) -> dict[str, Any] | None:
+    """Partial dependence of the inputs the model leans on most (:mod:`nbprod.capture.dependence`)."""
+    from .dependence import compute
+
+    mean_abs = explained.get("mean_abs")
+    if not mean_abs:
+        return None
+    ranked = sorted(mean_abs, key=lambda n: -mean_abs[n])
+    cap = session.require_model()
+    features = ev.X_valid if ev.X_valid is not None else ev.X_train
+    hidden = set(carried) | set(session.train.pii)
+    return compute(cap.model, cap.task, features, ranked, hidden=hidden)

@@ -54,7 +54,25 @@ class ModelCapture:
 
 @dataclass
 class Session:
-    """Captures for one model: snapshots, feature code, fitted model, check results."""
+    """Captures for one model: snapshots, feature code, fitted model, check results.
+
+    What the ``%nbprod`` magics fill in a notebook; usable from plain Python too.
+
+    Parameters
+    ----------
+    name : str, optional
+        The model's name (default: the notebook's name).
+    notebook_path : str, optional
+        The notebook the captures come from (for provenance).
+
+    Examples
+    --------
+    >>> s = nbprod.Session(name="churn")
+    >>> s.snapshot(TRAIN, role="train", target="churned", id="customer_id")  # doctest: +SKIP
+    >>> s.package("artifacts/churn", log_to_mlflow=False)  # doctest: +SKIP
+    >>> s.name, s.snapshots
+    ('churn', {})
+    """
 
     name: str | None = None
     notebook_path: str | None = None

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from ..core.bounds import describe, violations
+from ..core.files import plain
 from ..core.results import CheckResult
 from ..exceptions import NbprodUsageError
 from .context import evaluation, number
@@ -64,7 +64,7 @@ def bounds(session: Any, *, min: Any = None, max: Any = None, classes: Any = Non
             raise NbprodUsageError(
                 "--min/--max apply to regression outputs; for a classifier give --classes."
             )
-        known = [_plain(c) for c in session.require_model().model.classes_]
+        known = [plain(c) for c in session.require_model().model.classes_]
         allowed = known if classes is None else [c.strip() for c in str(classes).split(",") if c.strip()]
         unknown = [c for c in allowed if str(c) not in {str(k) for k in known}]
         if unknown:
@@ -93,7 +93,3 @@ def bounds(session: Any, *, min: Any = None, max: Any = None, classes: Any = Non
         status = "pass"
     return CheckResult(name="bounds", kind="bounds", status=status, message=text, value=n_bad,
                        threshold=where, details={"spec": spec})
-
-
-def _plain(v: Any) -> Any:
-    return v.item() if isinstance(v, np.generic) else v

@@ -12,6 +12,7 @@ import argparse
 from ..exceptions import NbprodError
 from .artifacts import add_inspect, add_sign, add_verify
 from .base import EXIT_ERROR, EXIT_USAGE, err, exit_code
+from .explain import add_explain
 from .history import add_history
 from .lifecycle import ADDERS
 from .score import add_report, add_score
@@ -25,7 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
         "written), 2 usage error, 3 scored but a monitoring check failed."))
     parser.add_argument("--version", action="version", version=f"nbprod {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in (add_score, add_verify, add_sign, add_inspect, add_report, add_history, *ADDERS):
+    for add in (add_score, add_verify, add_sign, add_inspect, add_report, add_history, *ADDERS,
+                add_explain):
         add(sub)
     return parser
 

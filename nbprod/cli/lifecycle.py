@@ -3,17 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 from typing import Any
 
+from ..core.user import user_name as _user
 from .base import EXIT_OK
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:
-        return "unknown"
 
 
 def run_register(args: argparse.Namespace) -> int:

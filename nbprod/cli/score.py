@@ -68,7 +68,7 @@ def run_score(args: argparse.Namespace) -> int:
     if args.issues:
         file_format(args.issues, "--issues")
     if args.labels:
-        _input_file("--labels", args.labels)
+        input_file("--labels", args.labels)
     finals = check_outputs(score_outputs(args), artifact=root,
                            inputs={"INPUT": args.input, "--labels": args.labels})
 
@@ -175,7 +175,9 @@ def verified_notebook(check: Any) -> bytes:
     return data
 
 
-def _input_file(flag: str, value: str, *, empty_too: bool = False) -> None:
+def input_file(flag: str, value: str, *, empty_too: bool = False) -> None:
+    """Refuse an input file given at ``flag`` that is missing, a directory or (with
+    ``empty_too``) empty, before any kernel starts (``nbprod score``, ``nbprod explain``)."""
     from ..core.text import quote
     from ..exceptions import InputError
 

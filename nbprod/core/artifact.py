@@ -26,7 +26,31 @@ from .scoring import Scorer
 
 
 class Artifact:
-    """A verified, loaded nbprod artifact."""
+    """A verified, loaded nbprod artifact.
+
+    Made by :func:`nbprod.load`, which verifies every file first. It scores through the one
+    scoring path the scoring job uses (:attr:`scorer`), and reads its manifest, snapshots and
+    monitoring reference.
+
+    Parameters
+    ----------
+    root : Path
+        The artifact's directory.
+    manifest : dict
+        Its parsed ``nbprod.json``.
+    verification : Verification, optional
+        What :func:`nbprod.load` checked, with the verified bytes it keeps.
+
+    Examples
+    --------
+    >>> art = nbprod.load(ARTIFACT)
+    >>> art.task, art.target, art.input_columns
+    ('classification', 'churned', ['plan', 'usage', 'tenure'])
+    >>> art.score(BATCH.head(2))[["customer_id", "prediction"]]
+      customer_id  prediction
+    0      C00330           1
+    1      C00331           0
+    """
 
     def __init__(self, root: Path, manifest: dict[str, Any],
                  verification: mf.Verification | None = None) -> None:
@@ -146,12 +170,31 @@ class Artifact:
     def score(self, df: pd.DataFrame, errors: str = "raise") -> pd.DataFrame:
         """Score raw rows: id, ``prediction``, ``proba_<class>``, in input order and index.
 
-        Every row is validated first (see ``docs/scoring.md``, "Row issues"). With
-        ``errors="raise"`` (default) a row that cannot be scored raises
-        :class:`~nbprod.exceptions.RowError` naming its row, column, rule and value, so every
-        input row has its output row. With ``errors="reject"`` rejected rows are left out (the
-        output keeps the input's index, so ``df.loc[out.index]`` are the scored rows);
-        :meth:`validate` or :meth:`score_detailed` give the issues.
+        Every row is validated first (see ``docs/scoring.md``, "Row issues").
+
+        Parameters
+        ----------
+        df : DataFrame
+            Raw input rows, as the training snapshot had them (the feature function runs here).
+        errors : {"raise", "reject"}
+            ``"raise"`` (default): a row that cannot be scored raises
+            :class:`~nbprod.exceptions.RowError` naming its row, column, rule and value, so
+            every input row has its output row. ``"reject"``: rejected rows are left out (the
+            output keeps the input's index, so ``df.loc[out.index]`` are the scored rows);
+            :meth:`validate` or :meth:`score_detailed` give the issues.
+
+        Returns
+        -------
+        DataFrame
+            The id column (when the model has one), ``prediction`` and, for a classifier, one
+            ``proba_<class>`` column per class.
+
+        Examples
+        --------
+        >>> art = nbprod.load(ARTIFACT)
+        >>> bad = BATCH.head(3).assign(usage=["12.5", "lots", "3"])
+        >>> art.score(bad, errors="reject").index.tolist()  # row 1 is rejected
+        [0, 2]
         """
         return self.scorer.score(df, errors=errors)
 
@@ -166,6 +209,34 @@ class Artifact:
         which rows would be rejected or flagged, and why. Rows the model itself fails on show
         only when scoring (rule ``model-error``)."""
         return self.scorer.validate(df)
+
+    def explain(self, df: pd.DataFrame, *, rows: int | None = None, ids: Any = None,
+                method: str = "auto", **options: Any):
+        """Per-row explanations (:class:`~nbprod.core.explain.Explanation`): for each row of
+        ``df`` that scoring would not reject, the contribution of each model input to the
+        model's output, with the base value they add up from (see ``docs/explain.md``).
+
+        ``rows=N`` explains the first N rows, ``ids=[...]`` the rows with these ids; by default
+        every row. ``method``: ``auto`` (default), ``linear``, ``tree`` (needs SHAP:
+        ``pip install 'nbprod[explain]'``), ``exact`` or ``sampling``. The rejected rows are in
+        ``.issues``; ``.frame`` is the long table."""
+        from .explain import explain, pick
+
+        chosen, positions = pick(df, rows=rows, ids=ids, id_column=self.id_column)
+        return explain(self.scorer, chosen, background=self.background(), positions=positions,
+                       method=method, carried=self.carried_features, **options)
+
+    def background(self) -> pd.DataFrame:
+        """The reference rows explanations are measured from: the validation snapshot's sample
+        (the training sample when there is no validation snapshot)."""
+        role = "valid" if "valid" in self.manifest["snapshots"] else "train"
+        return self.snapshot_sample(role)
+
+    @property
+    def carried_features(self) -> set[str]:
+        """Model inputs found at packaging to carry personal data (their values are hidden)."""
+        features = self.reference.get("features") or {}
+        return set((features.get("pii") or {}).keys())
 
     def score_record(self, record: dict[str, Any]) -> dict[str, Any]:
         """Score one record (online serving) through the same path as batches.
@@ -229,8 +300,29 @@ def load(path: str | Path, *, trusted_keys: Any = None,
 
 
 def verify(path: str | Path, *, trusted_keys: Any = None) -> mf.Verification:
-    """Verify the whole artifact at ``path`` (see :func:`nbprod.core.trust.verify`) without loading
-    it; the result lists every problem."""
+    """Verify the whole artifact at ``path`` without loading it.
+
+    Checks the manifest, every file's size and SHA-256, that nothing is missing, extra or a
+    link, and the signature (see :func:`nbprod.core.trust.verify`).
+
+    Parameters
+    ----------
+    path : str or Path
+        The artifact's directory.
+    trusted_keys : PEM path, key, or list of them, optional
+        Ed25519 public keys of which one must have signed the artifact (with
+        ``NBPROD_TRUSTED_KEYS``); with none, no signature is required.
+
+    Returns
+    -------
+    Verification
+        ``ok`` and ``problems``, every problem found (never only the first).
+
+    Examples
+    --------
+    >>> nbprod.verify(ARTIFACT).ok
+    True
+    """
     from . import trust
 
     return trust.verify(Path(path), trusted_keys=trusted_keys)

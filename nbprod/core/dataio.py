@@ -75,11 +75,11 @@ def _missing_markers(path: Path, text: dict[str, Any]) -> dict[str, Any]:
     Every other column keeps pandas' default markers. One pass over the file either way."""
     if not text:
         return {}
-    from pandas._libs.parsers import STR_NA_VALUES  # read_csv's documented default markers
+    from .markers import CSV_NA_MARKERS  # read_csv's default markers
 
     header = pd.read_csv(path, nrows=0).columns
     return {"keep_default_na": False,
-            "na_values": {c: [""] if c in text else sorted(STR_NA_VALUES) for c in header}}
+            "na_values": {c: [""] if c in text else sorted(CSV_NA_MARKERS) for c in header}}
 
 
 def write_frame(df: pd.DataFrame, path: str | Path) -> Path:

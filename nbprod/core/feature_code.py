@@ -126,26 +126,78 @@ def _choose_function(defs: dict[str, ast.stmt], fn: str | None) -> str:
 def capture(cell_source: str, namespace: dict[str, Any], fn: str | None = None) -> FeatureCode:
     """Build the feature module for function ``fn`` (default: ``features`` or the only one).
 
-    ``cell_source`` is plain Python (IPython syntax already transformed); ``namespace`` is where
-    it ran. Raises :class:`CaptureError` for anything the module could not carry.
+    The steps: parse the cell (:func:`_parse`), list what its top-level statements bind
+    (:func:`_cell_bindings`), choose the feature function, follow the names it uses to the
+    definitions, imports and constants it needs (:func:`_dependencies`), write them as one
+    module (:func:`_module_source`) and import that module on its own (:func:`_self_contained`).
+
+    Parameters
+    ----------
+    cell_source : str
+        The features cell as plain Python (IPython syntax already transformed).
+    namespace : dict
+        Where the cell ran (the notebook's user namespace).
+    fn : str, optional
+        The feature function's name (default: ``features``, or the cell's only function).
+
+    Returns
+    -------
+    FeatureCode
+        The generated module's source and the function's name.
+
+    Raises
+    ------
+    CaptureError
+        For anything the module could not carry (a star or relative import, an undefined name,
+        a value that is not a literal), naming the name and the fix.
+
+    Examples
+    --------
+    >>> cell = "import math\\nSCALE = 2\\ndef features(df):\\n    return df * SCALE + math.pi\\n"
+    >>> ns = {}
+    >>> exec(cell, ns)
+    >>> code = capture(cell, ns)
+    >>> code.fn_name, "SCALE = 2" in code.source and "import math" in code.source
+    ('features', True)
     """
+    tree = _parse(cell_source)
+    defs, imports, assigned = _cell_bindings(tree)
+    fn_name = _choose_function(defs, fn)
+    _check_defined(fn_name, namespace)
+    lines = cell_source.splitlines(keepends=True)
+    needed_defs, import_lines, constants = _dependencies(fn_name, lines, defs, imports, assigned,
+                                                         namespace)
+    order = {name: stmt.lineno for name, stmt in defs.items()}
+    body = [_statement_source(lines, defs[n]).rstrip() for n in sorted(needed_defs, key=order.get)]
+    code = FeatureCode(source=_module_source(body, import_lines, constants), fn_name=fn_name,
+                       cell_source=cell_source)
+    return _self_contained(code)
+
+
+def _parse(cell_source: str) -> ast.Module:
+    """The cell's syntax tree; refused when it is not Python or star-imports a module."""
     try:
         tree = ast.parse(cell_source)
     except SyntaxError as exc:
         raise CaptureError(
             f"The features cell is not valid Python: {exc.msg} (line {exc.lineno})."
         ) from None
-    lines = cell_source.splitlines(keepends=True)
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names):
             raise CaptureError(
                 f"`from {node.module} import *` (line {node.lineno}) hides which names the "
                 f"features use; import the names you need, e.g. `from {node.module} import x`."
             )
+    return tree
 
-    defs: dict[str, ast.stmt] = {}  # name -> def/class statement in the cell
-    imports: dict[str, str] = {}  # name -> import statement that binds it
-    assigned: dict[str, int] = {}  # name -> line of a top-level assignment
+
+def _cell_bindings(tree: ast.Module) -> tuple[dict[str, ast.stmt], dict[str, str], dict[str, int]]:
+    """What the cell's top-level statements bind: definitions (name -> def/class statement),
+    imports (name -> the import statement binding it alone) and other assignments (name ->
+    line)."""
+    defs: dict[str, ast.stmt] = {}
+    imports: dict[str, str] = {}
+    assigned: dict[str, int] = {}
     for stmt in tree.body:
         if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             defs[stmt.name] = stmt
@@ -166,10 +218,14 @@ def capture(cell_source: str, namespace: dict[str, Any], fn: str | None = None) 
         else:
             for name in _bound_names(stmt):
                 assigned.setdefault(name, stmt.lineno)
+    return defs, imports, assigned
 
-    fn_name = _choose_function(defs, fn)
-    _check_defined(fn_name, namespace)
 
+def _dependencies(fn_name: str, lines: list[str], defs: dict[str, ast.stmt],
+                  imports: dict[str, str], assigned: dict[str, int],
+                  namespace: dict[str, Any]) -> tuple[list[str], dict[str, str], dict[str, str]]:
+    """Every name the feature function needs, followed through the definitions it calls: the
+    cell's definitions to copy, the import lines, and the constants (name -> literal)."""
     needed_defs: list[str] = []
     import_lines: dict[str, str] = {}
     constants: dict[str, str] = {}
@@ -198,9 +254,12 @@ def capture(cell_source: str, namespace: dict[str, Any], fn: str | None = None) 
                 f"The feature function uses {name!r}, which is not defined. Define or import "
                 "it in the features cell."
             )
+    return needed_defs, import_lines, constants
 
-    order = {name: stmt.lineno for name, stmt in defs.items()}
-    body = [_statement_source(lines, defs[n]).rstrip() for n in sorted(needed_defs, key=order.get)]
+
+def _module_source(body: list[str], import_lines: dict[str, str],
+                   constants: dict[str, str]) -> str:
+    """The generated module: a docstring, the imports, the constants, the definitions."""
     parts = [
         '"""Feature code captured by nbprod. Generated; edit the notebook, not this file."""',
         "",
@@ -210,8 +269,11 @@ def capture(cell_source: str, namespace: dict[str, Any], fn: str | None = None) 
     if constants:
         parts += [f"{n} = {constants[n]}" for n in sorted(constants)] + [""]
     parts += ["\n\n".join(body), ""]
-    source = "\n".join(parts)
-    code = FeatureCode(source=source, fn_name=fn_name, cell_source=cell_source)
+    return "\n".join(parts)
+
+
+def _self_contained(code: FeatureCode) -> FeatureCode:
+    """``code``, once its module imports on its own."""
     try:
         code.load()
     except Exception as exc:  # the generated module must import on its own

@@ -3,7 +3,8 @@
 Format versions
 ---------------
 ``FORMAT_VERSION`` is stamped in every manifest. To change the format: bump it, describe the
-change in ``docs/artifact-format.md``, keep reading every older version in :func:`read` (convert
+change in ``docs/artifact-format.md`` and in a schema of the new version beside
+``docs/manifest.schema.json`` (:mod:`nbprod.core.manifest_schema`), keep reading every older version in :func:`read` (convert
 it to the current shape there), and keep an artifact of each older version under
 ``tests/data/`` loading in the tests.
 
@@ -18,7 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..exceptions import IntegrityError
+from ..exceptions import IntegrityError, PackagingError
+from .files import dumps, jsonable
+from .manifest_schema import problem
 
 MANIFEST = "nbprod.json"
 SIGNATURE = "nbprod.sig"  # written by nbprod sign; the one file outside the list
@@ -26,9 +29,6 @@ STAGING_MARKER = ".nbprod-staging"  # in a directory packaging is still assembli
 FORMAT = "nbprod-artifact"
 FORMAT_VERSION = 1
 _CHUNK = 1 << 20
-# what loading and scoring read from every manifest, with its JSON type
-_REQUIRED = {"name": str, "task": str, "target": str, "input_columns": list, "features": dict,
-             "model": dict, "scoring": dict, "snapshots": dict, "reference": str}
 
 
 def sha256_file(path: Path) -> str:
@@ -52,29 +52,21 @@ def file_entries(root: Path) -> dict[str, dict[str, Any]]:
 
 
 def write(root: Path, manifest: dict[str, Any]) -> None:
+    """Write ``manifest`` with the list of every file under ``root``; a manifest the schema
+    refuses is nbprod's own bug, so it is refused before anything is written."""
     manifest = dict(manifest)
     manifest["files"] = file_entries(root)
-    from .files import dumps
-
-    text = dumps(manifest, indent=2, sort_keys=False, default=_json_default)
+    text = dumps(manifest, indent=2, sort_keys=False)  # strict; an unknown value is an error
+    wrong = problem(json.loads(text))
+    if wrong:
+        raise PackagingError(f"nbprod built a manifest that its own schema refuses: {wrong}")
     (root / MANIFEST).write_text(text + "\n", encoding="utf-8")
 
 
-def _json_default(value: Any) -> Any:
-    import numpy as np
-
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
 def read(root: Path) -> dict[str, Any]:
-    """Parse and format-check ``nbprod.json``: its format and version, a size and SHA-256 for
-    every file, and the fields loading needs (does not verify the files' hashes)."""
+    """Parse and format-check ``nbprod.json``: its format and version, then every field against
+    the schema of that version (:mod:`nbprod.core.manifest_schema`), a size and SHA-256 for every
+    file included. Does not verify the files' hashes (:func:`verify` does)."""
     root = Path(root)
     path = root / MANIFEST
     if not root.exists():
@@ -98,21 +90,9 @@ def read(root: Path) -> dict[str, Any]:
             "upgrade nbprod.",
             path=MANIFEST,
         )
-    files = data.get("files")
-    if not isinstance(files, dict):
-        raise IntegrityError(f"{MANIFEST} lists no files.", path=MANIFEST)
-    for rel, entry in files.items():
-        if not (isinstance(entry, dict) and isinstance(entry.get("sha256"), str)
-                and isinstance(entry.get("bytes"), int)):
-            raise IntegrityError(
-                f"{MANIFEST}: the entry for {rel} lacks its sha256 or size.", path=MANIFEST
-            )
-    for key, kind in _REQUIRED.items():
-        if not isinstance(data.get(key), kind):
-            raise IntegrityError(
-                f"{MANIFEST} has no valid {key!r} ({kind.__name__}); the manifest is damaged.",
-                path=MANIFEST,
-            )
+    wrong = problem(data)  # the schema of format 1 (docs/manifest.schema.json)
+    if wrong:
+        raise IntegrityError(wrong, path=MANIFEST)
     return data
 
 
@@ -365,5 +345,5 @@ def staging_problem(root: Path) -> str | None:
 
 def digest(manifest: dict[str, Any]) -> str:
     """A fingerprint of the whole artifact: SHA-256 of the canonical manifest."""
-    text = json.dumps(manifest, sort_keys=True, separators=(",", ":"), default=_json_default)
+    text = json.dumps(manifest, sort_keys=True, separators=(",", ":"), default=jsonable)
     return hashlib.sha256(text.encode()).hexdigest()

@@ -169,14 +169,27 @@ def feature_frame(X: Any) -> pd.DataFrame | None:
 
 
 # -- the noise law of drift's binned Wasserstein distance ----------------------------------
-def edges(ref: dict[str, Any]) -> np.ndarray:
-    """Edges for the CDF integral: the cut points, bounded by the reference min and max (so
-    the estimate does not depend on how extreme the batch's own min and max happen to be)."""
+def edges(ref: dict[str, Any], current: dict[str, Any] | None = None) -> np.ndarray:
+    """The bins' edges: the cut points, bounded by the reference min and max. Drift's CDF
+    integral uses these (so the estimate does not depend on how extreme the batch's own min and
+    max happen to be). With ``current``, a batch's profile in the same bins, the outer edges
+    widen to the batch's min and max: the range its counts span (:func:`binned_quantiles`)."""
     cuts = np.asarray(ref["cuts"], dtype="float64")
     lo = ref.get("min", cuts[0] if cuts.size else 0.0)
     hi = ref.get("max", cuts[-1] if cuts.size else 0.0)
+    if current is not None:
+        lo, hi = min(lo, current.get("min", lo)), max(hi, current.get("max", hi))
     return np.concatenate([[min(lo, cuts[0]) if cuts.size else lo], cuts,
                            [max(hi, cuts[-1]) if cuts.size else hi]])
+
+
+def binned_quantiles(counts: list[int], edges: np.ndarray, qs: tuple[float, ...]) -> list[float]:
+    """Quantiles of a binned distribution, interpolating linearly inside each bin."""
+    c = np.asarray(counts, dtype="float64")
+    if c.sum() == 0:
+        return [float("nan")] * len(qs)
+    cum = np.concatenate([[0.0], np.cumsum(c) / c.sum()])
+    return [float(np.interp(q, cum, edges)) for q in qs]
 
 
 def spread(ref: dict[str, Any]) -> float:

@@ -202,21 +202,20 @@ def _convert(s: pd.Series, spec: ColumnSpec) -> pd.Series:
     except SchemaError:
         raise
     except (TypeError, ValueError) as exc:
-        why = "its values are personal data, not shown" if spec.pii else exc
-        raise SchemaError(
-            f"Column {spec.name!r} does not convert to {spec.kind} ({spec.dtype}): {why}",
-            column=spec.name,
-        ) from None
+        raise _not_converting(spec, exc) from None
     lost = _lost_values(s, converted)
     if lost is not None:
-        pos = int(np.flatnonzero(lost)[0])
-        raise SchemaError(
-            f"Column {spec.name!r} expected {spec.kind} values ({spec.dtype}); "
-            f"{int(lost.sum())} value(s) do not convert, e.g. {_quoted(s.iloc[pos], spec)} "
-            f"at row {pos}.",
-            column=spec.name,
-        )
+        raise _values_not_converting(s, spec, lost, "{} value(s) do not convert")
     return converted
+
+
+def _not_converting(spec: ColumnSpec, exc: Exception) -> SchemaError:
+    """The error for a column whose values do not convert as a whole."""
+    why = "its values are personal data, not shown" if spec.pii else exc
+    return SchemaError(
+        f"Column {spec.name!r} does not convert to {spec.kind} ({spec.dtype}): {why}",
+        column=spec.name,
+    )
 
 
 def _convert_collecting(s: pd.Series, spec: ColumnSpec,
@@ -233,34 +232,40 @@ def _convert_collecting(s: pd.Series, spec: ColumnSpec,
         try:
             converted = convert(s.astype("object").where(~refused, None), spec)
         except (TypeError, ValueError) as exc:
-            why = "its values are personal data, not shown" if spec.pii else exc
-            raise SchemaError(
-                f"Column {spec.name!r} does not convert to {spec.kind} ({spec.dtype}): {why}",
-                column=spec.name,
-            ) from None
+            raise _not_converting(spec, exc) from None
     lost = _lost_values(s, converted)
     if refused is not None and refused.any():
         lost = refused if lost is None else (lost | refused)
     if whole and lost is not None and lost.any() and not converted.notna().any():
-        pos = int(np.flatnonzero(lost)[0])
-        raise nothing_converts(spec, int(lost.sum()), _quoted(s.iloc[pos], spec), pos)
+        raise _values_not_converting(s, spec, lost, "none of its {} non-blank value(s) converts",
+                                     _NOT_CONVERTING_HINT)
     return converted, lost
+
+
+_NOT_CONVERTING_HINT = " Is this the right file, or the right column?"
 
 
 def nothing_converts(spec: ColumnSpec, count: int, example: str, row: int) -> SchemaError:
     """The error for a column where none of the ``count`` non-blank values converts (the wrong
-    input as a whole); ``example`` is the first value as a message quotes it, at ``row``."""
+    input as a whole), judged over a batch's chunks; ``example`` is the first value as a message
+    quotes it, at ``row``. The words of :func:`_convert_collecting`'s."""
     return SchemaError(
         f"Column {spec.name!r} expected {spec.kind} values ({spec.dtype}); none of its "
-        f"{count} non-blank value(s) converts, e.g. {example} at row {row}. Is this the right "
-        "file, or the right column?",
+        f"{count} non-blank value(s) converts, e.g. {example} at row {row}.{_NOT_CONVERTING_HINT}",
         column=spec.name,
     )
 
 
-def quoted(value: Any, spec: ColumnSpec) -> str:
-    """A value as a message about ``spec``'s column quotes it (never a personal value)."""
-    return _quoted(value, spec)
+def _values_not_converting(s: pd.Series, spec: ColumnSpec, lost: np.ndarray, counted: str,
+                           hint: str = "") -> SchemaError:
+    """The error for values of ``s`` that do not convert (``lost``), quoting the first one;
+    ``counted`` says how many, its ``{}`` standing for their number."""
+    pos = int(np.flatnonzero(lost)[0])
+    return SchemaError(
+        f"Column {spec.name!r} expected {spec.kind} values ({spec.dtype}); "
+        f"{counted.format(int(lost.sum()))}, e.g. {_quoted(s.iloc[pos], spec)} at row {pos}.{hint}",
+        column=spec.name,
+    )
 
 
 def _refused_values(s: pd.Series, spec: ColumnSpec) -> np.ndarray:

@@ -103,19 +103,13 @@ def load_private_key(path: str | Path) -> Any:
             f"--key {str(path)!r} is a public key; signing needs the private key "
             "(`openssl genpkey -algorithm ed25519 -out key.pem`).")
     try:
-        key = serialization.load_pem_private_key(data, password=None)
+        return _parse(lambda d: serialization.load_pem_private_key(d, password=None), data,
+                      f"--key {str(path)!r}", "private key", ed25519.Ed25519PrivateKey,
+                      "key; nbprod signs with Ed25519 (`openssl genpkey -algorithm ed25519`).")
     except TypeError:
         raise NbprodUsageError(
             f"--key {str(path)!r} is encrypted; nbprod reads unencrypted PEM keys. Keep the key "
             "in a secrets store and write it to a private file for signing.") from None
-    except ValueError as exc:
-        raise NbprodUsageError(f"--key {str(path)!r} is not a readable PEM private key: "
-                               f"{str(exc)[:120]}") from None
-    if not isinstance(key, ed25519.Ed25519PrivateKey):
-        raise NbprodUsageError(
-            f"--key {str(path)!r} is a {type(key).__name__.lstrip('_')}, not an Ed25519 key; "
-            "nbprod signs with Ed25519 (`openssl genpkey -algorithm ed25519`).")
-    return key
 
 
 def load_public_key(path: str | Path, what: str = "trusted key") -> TrustedKey:
@@ -129,16 +123,22 @@ def load_public_key(path: str | Path, what: str = "trusted key") -> TrustedKey:
             f"{what} {str(path)!r} is a private key; trust the public key instead "
             f"(`openssl pkey -in {path} -pubout -out key.pub.pem`) and keep the private key "
             "where you sign.")
-    try:
-        key = serialization.load_pem_public_key(data)
-    except ValueError as exc:
-        raise NbprodUsageError(f"{what} {str(path)!r} is not a readable PEM public key: "
-                               f"{str(exc)[:120]}") from None
-    if not isinstance(key, ed25519.Ed25519PublicKey):
-        raise NbprodUsageError(
-            f"{what} {str(path)!r} is a {type(key).__name__.lstrip('_')}, not an Ed25519 public "
-            "key; nbprod signatures are Ed25519.")
+    key = _parse(serialization.load_pem_public_key, data, f"{what} {str(path)!r}", "public key",
+                 ed25519.Ed25519PublicKey, "public key; nbprod signatures are Ed25519.")
     return TrustedKey(fingerprint(key), str(path), key)
+
+
+def _parse(load: Any, data: bytes, named: str, kind: str, expected: type, instead: str) -> Any:
+    """The key that ``load`` reads from the PEM ``data``; it must be an ``expected`` (Ed25519)
+    key. ``named`` names the file in the messages; ``instead`` ends the wrong-type one."""
+    try:
+        key = load(data)
+    except ValueError as exc:
+        raise NbprodUsageError(f"{named} is not a readable PEM {kind}: {str(exc)[:120]}") from None
+    if not isinstance(key, expected):
+        raise NbprodUsageError(
+            f"{named} is a {type(key).__name__.lstrip('_')}, not an Ed25519 {instead}")
+    return key
 
 
 def trusted_keys(explicit: Any = None, *, env: bool = True) -> list[TrustedKey]:

@@ -7,6 +7,7 @@ HTML without scripts or external resources: it survives papermill, nbconvert and
 
 from __future__ import annotations
 
+import functools
 import html
 from dataclasses import dataclass
 from typing import Any
@@ -37,18 +38,35 @@ class Html:
         return self.text
 
 
+_TABLE = ("<table><thead><tr>{% for c in columns %}<th style='text-align:left'>{{ c }}</th>"
+          "{% endfor %}</tr></thead><tbody>{% for row in rows %}<tr>{% for v in row %}"
+          "<td>{{ v }}</td>{% endfor %}</tr>{% endfor %}</tbody></table>")
+
+
+@functools.cache
+def _table_template() -> Any:
+    import jinja2  # loaded on the first table, not with nbprod
+
+    return jinja2.Environment(autoescape=True).from_string(_TABLE)
+
+
 def table(rows: list[dict[str, Any]], columns: list[str], raw: tuple[str, ...] = ("status",)) -> str:
-    """An HTML table of ``rows`` (dicts) in ``columns``; cells are escaped text, except the
-    ``raw`` columns, which hold HTML already (a status badge)."""
-    head = "".join(f"<th style='text-align:left'>{html.escape(c)}</th>" for c in columns)
-    body = []
-    for r in rows:
-        cells = []
-        for c in columns:
-            v = r.get(c, "")
-            cells.append(f"<td>{v if c in raw else html.escape(cell_text(v))}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    """An HTML table of ``rows`` (dicts) in ``columns``, rendered by a jinja2 template that
+    escapes every cell (:func:`cell_text`), except the ``raw`` columns, which hold HTML already
+    (a status badge).
+
+    Examples
+    --------
+    >>> table([{"check": "a < b", "status": badge("pass")}], ["check", "status"])[:60]
+    "<table><thead><tr><th style='text-align:left'>check</th><th "
+    >>> "<td>a &lt; b</td>" in table([{"check": "a < b"}], ["check"])
+    True
+    """
+    from markupsafe import Markup
+
+    cells = [[Markup(r.get(c, "")) if c in raw else cell_text(r.get(c, "")) for c in columns]
+             for r in rows]
+    return _table_template().render(columns=columns, rows=cells)
 
 
 def cell_text(v: Any) -> str:

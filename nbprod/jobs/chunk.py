@@ -48,6 +48,8 @@ class Measured:
     labelled: pd.DataFrame | None = None  # outputs of rows that may have a label
     positions: np.ndarray | None = None  # input positions of the labelled rows (no id column)
     spilled: list[Any] = field(default_factory=list)  # nbprod.core.duplicates.Spilled
+    explain: pd.DataFrame | None = None  # the explanation drift's sample of scored inputs
+    explain_keys: np.ndarray | None = None  # their sampling keys (see _explain_sample)
     timings: dict[str, float] = field(default_factory=dict)
     chunks: int = 1
 
@@ -82,6 +84,7 @@ class Measured:
             if other.positions is not None:
                 shifted = other.positions + self.rows_in
                 positions = shifted if positions is None else np.concatenate([positions, shifted])
+        explain, explain_keys = _merge_samples(self, other)
         return Measured(
             rows_in=self.rows_in + other.rows_in, scored=self.scored + other.scored,
             written=self.written + other.written,
@@ -92,10 +95,36 @@ class Measured:
             bounds=merge_bounds(self.bounds, other.bounds), prediction=pred, lost=lost,
             model_errors=self.model_errors + other.model_errors,
             failure=self.failure or other.failure, labelled=labelled, positions=positions,
-            spilled=self.spilled + other.spilled,
+            spilled=self.spilled + other.spilled, explain=explain, explain_keys=explain_keys,
             timings={k: self.timings.get(k, 0.0) + other.timings.get(k, 0.0)
                      for k in self.timings.keys() | other.timings.keys()},
             chunks=self.chunks + other.chunks)
+
+
+def _explain_sample(art: Any, inputs: pd.DataFrame) -> tuple[Any, Any]:
+    """The explanation drift's sample of a chunk's scored inputs: the rows whose content hashes
+    lowest (at most ``ROWS``, in input order), with their hashes. Chosen by content, not by
+    position, the sample of a batch is the same whatever its chunks; a uniform random sample
+    for any batch whose rows are not repeated."""
+    from ..monitoring.explanations import ROWS
+
+    ref = (art.reference or {}).get("explanations")
+    if not ref or "mean_abs" not in ref or not len(inputs):
+        return None, None
+    keys = pd.util.hash_pandas_object(inputs, index=False).to_numpy()
+    pick = np.sort(np.argsort(keys, kind="stable")[:ROWS])
+    return inputs.iloc[pick].reset_index(drop=True), keys[pick]
+
+
+def _merge_samples(a: Measured, b: Measured) -> tuple[Any, Any]:
+    from ..monitoring.explanations import ROWS
+
+    if a.explain is None or b.explain is None:
+        return (a.explain, a.explain_keys) if b.explain is None else (b.explain, b.explain_keys)
+    both = pd.concat([a.explain, b.explain], ignore_index=True)
+    keys = np.concatenate([a.explain_keys, b.explain_keys])
+    pick = np.sort(np.argsort(keys, kind="stable")[:ROWS])
+    return both.iloc[pick].reset_index(drop=True), keys[pick]
 
 
 def merge_all(parts: list[Measured]) -> Measured:
@@ -155,6 +184,7 @@ def score_chunk(art: Any, frame: pd.DataFrame, key: str, *, spill_dir: Path | No
         schema = art.reading_schema
         kind = schema[art.id_column].kind if art.id_column in schema.names else None
         measured.spilled = [duplicates.spill(spill_dir, key, ids, missing_ids(ids), kind)]
+    measured.explain, measured.explain_keys = _explain_sample(art, scored.inputs)
     measured.timings = {"score_s": t1 - t0, "monitor_s": time.perf_counter() - t1}
     return scored, measured
 

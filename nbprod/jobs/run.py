@@ -33,6 +33,7 @@ import pandas as pd
 from .._version import __version__
 from ..core.artifact import Artifact, load
 from ..core.dataio import read_frame
+from ..core.files import finite, write_json
 from ..core.pii import columns_of
 from ..core.results import CheckResult, worst
 from ..exceptions import InputError, IntegrityError, MonitoringAlert, NbprodError, NbprodUsageError
@@ -415,6 +416,10 @@ def _judge(job: _Job, streamed: Any) -> _Outcome:
                ic.out_of_range_check(m.inputs, profile),
                ic.output_bounds_check(m.bounds, art.manifest.get("bounds"))]
     drift = drift_from(art, m.profiles)
+    from ..monitoring.explanations import explanation_drift  # issue 15's hook: a figure only
+
+    sampled = _Sample(m.explain) if m.explain is not None else None  # see jobs.chunk
+    drift["explanations"] = explanation_drift(art, sampled)
     checks += drift_checks(drift)
     performance = None
     if job.labels is not None:
@@ -428,6 +433,14 @@ def _judge(job: _Job, streamed: Any) -> _Outcome:
     prediction = _prediction_figures(art, m)
     job.timings["monitor_s"] = m.timings.get("monitor_s", 0.0) + time.perf_counter() - t
     return _Outcome(streamed, issues, checks, drift, performance, prediction)
+
+
+@dataclass
+class _Sample:
+    """The explanation drift's sample of the batch's scored inputs, as explanation_drift reads a
+    Scored batch."""
+
+    inputs: pd.DataFrame
 
 
 @dataclass
@@ -683,23 +696,9 @@ def rows_check(issues, max_rejected: float, issues_path: Path | None, *,
 
         first = first.drop(columns=[issue_id_column(issues.id_column)], errors="ignore")
     details = {**issues.summary(), "share": share, "issues_path": str(issues_path) if issues_path else None,
-               "first": [{k: _json_safe(v) for k, v in r.items()} for r in first.to_dict("records")]}
+               "first": finite(first.to_dict("records"))}
     return CheckResult(name="input:rows", kind="input", status=status, message=message,
                        value=rejected, threshold=max_rejected, details=details)
-
-
-def _json_safe(value: Any) -> Any:
-    import math
-
-    import numpy as np
-
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if value is pd.NA or value is pd.NaT:
-        return None
-    return value
 
 
 def batch_checks(art: Artifact, scored) -> list[CheckResult]:
@@ -718,24 +717,6 @@ def batch_checks(art: Artifact, scored) -> list[CheckResult]:
         ic.output_bounds(scored.all_outputs, scored.out_of_bounds, art.manifest.get("bounds"),
                          art.id_column, hide_ids=art.id_column in columns_of(art)),
     ]
-
-
-def write_json(data: dict[str, Any], path: str | Path) -> None:
-    from ..core.files import atomic_path, dumps
-
-    text = dumps(data, indent=2, default=_json_default)  # strict: no NaN, no Infinity
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-
-
-def _json_default(value: Any) -> Any:
-    import numpy as np
-
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
 
 
 def _prediction_summary(preds: pd.DataFrame, art: Artifact) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import html
 from typing import Any
 
 from ..core.results import CheckResult, worst
-from ..core.tables import badge
+from ..core.tables import badge, table
 
 CHECK_MIME = "application/vnd.nbprod.check+json"
 def _value(v: Any) -> str:
@@ -36,15 +36,13 @@ class ResultsView:
         return {"version": 1, "status": self.status, "results": [r.to_dict() for r in self.results]}
 
     def html(self) -> str:
-        rows = "".join(
-            f"<tr><td>{badge(r.status)}</td><td><code>{html.escape(r.name)}</code></td>"
-            f"<td>{html.escape(r.message)}</td><td>{html.escape(_value(r.value))}</td>"
-            f"<td>{html.escape(_value(r.threshold))}</td></tr>"
-            for r in self.results
-        )
+        rows = [{"status": badge(r.status), "check": f"<code>{html.escape(r.name)}</code>",
+                 "result": r.message, "value": _value(r.value), "threshold": _value(r.threshold)}
+                for r in self.results]
+        grid = table(rows, ["status", "check", "result", "value", "threshold"],
+                     raw=("status", "check"))
         return (f'<div class="nbprod-checks"><b>{html.escape(self.title)}</b> {badge(self.status)}'
-                "<table><thead><tr><th>status</th><th>check</th><th>result</th><th>value</th>"
-                f"<th>threshold</th></tr></thead><tbody>{rows}</tbody></table></div>")
+                f"{grid}</div>")
 
     def text(self) -> str:
         return "\n".join(f"{r.status.upper():<5} {r.name}: {r.message}" for r in self.results)

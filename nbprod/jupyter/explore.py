@@ -22,7 +22,6 @@ face lives in :mod:`nbprod.jupyter.widgets`.
 from __future__ import annotations
 
 import ast
-import base64
 import difflib
 import html
 import json
@@ -252,14 +251,17 @@ class Explorer:
         out["distribution"] = _distribution(ref, cur)
         return out
 
-    def plot(self, column: str | tuple[str, str] | None = None) -> bytes | None:
-        """Reference and current distributions as a PNG (None for PII or empty columns)."""
+    def plot(self, column: str | tuple[str, str] | None = None) -> str | None:
+        """Reference and current distributions as an inline SVG image with its colour key
+        (HTML text; None for PII or empty columns)."""
+        from .charts import bars_svg, legend
+
         d = self.details(column)
         if d["distribution"] is None:
             return None
         labels, ref, cur = d["distribution"]
-        return plot_png(d["column"], labels, ref, cur, drifted=bool(d["drifted"]),
-                        reference_label=self.reference_label, current_label=self.current_label)
+        return (bars_svg(d["column"], labels, ref, cur, drifted=bool(d["drifted"]))
+                + legend(self.reference_label, self.current_label))
 
     def column_html(self, column: str | tuple[str, str] | None = None, *, image: bool = True) -> str:
         from ..core.tables import badge, table
@@ -280,10 +282,9 @@ class Explorer:
                 parts.append(table(named, [first, self.reference_label, self.current_label]))
         if d["hidden"]:
             parts.append("<p>PII column: only null counts are kept.</p>")
-        png = self.plot(column) if image else None
-        if png:
-            parts.append(f'<img alt="{html.escape(d["column"])}" src="data:image/png;base64,'
-                         f'{base64.b64encode(png).decode()}"/>')
+        svg = self.plot(column) if image else None
+        if svg:
+            parts.append(svg)
         return "\n".join(parts)
 
     def column_text(self, column: str | tuple[str, str] | None = None) -> str:
@@ -424,20 +425,41 @@ def snapshot_profile(snap: Any) -> dict[str, Any]:
 
 
 def explore(source: Any, *, artifact: str | Path | None = None) -> Explorer:
-    """The drift explorer of a scoring run: a ScoringRun, a summary (dict or JSON path) or an
-    executed report notebook. ``artifact`` overrides where the artifact is (when it moved)."""
+    """The drift explorer of a scoring run: each column's verdict, statistics and distributions.
+
+    Parameters
+    ----------
+    source : ScoringRun, dict, str or Path
+        A scoring run, its summary (dict or JSON path) or its executed report notebook.
+    artifact : str or Path, optional
+        Where the artifact is, when it moved since the run.
+
+    Returns
+    -------
+    Explorer
+        Displayed in a notebook as an interactive panel (or static HTML); ``details(col)``,
+        ``plot(col)`` and ``columns`` read it in code.
+
+    Examples
+    --------
+    >>> job = nbprod.scoring_job(input_path=str(BATCH_CSV), output_path=str(TMP / "out.csv"),
+    ...                          summary_path=str(TMP / "out.summary.json"),
+    ...                          artifact_path=str(ARTIFACT), log_to_mlflow=False)
+    >>> ex = nbprod.explore(str(TMP / "out.summary.json"))
+    >>> ex.columns  # drifted first, then by importance times severity
+    ['usage', 'tenure', 'plan']
+    >>> ex.details("usage")["drifted"]
+    False
+    """
     return from_record(locate(source, artifact=artifact))
 
 
 # -- rendering helpers -------------------------------------------------------------------------
 def _fmt(v: Any) -> str:
-    if v is None or (isinstance(v, float) and v != v):
-        return ""
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)
+    """A table cell as every nbprod table shows it, empty for a statistic not measured (NaN)."""
+    from ..core.tables import cell_text
+
+    return "" if isinstance(v, float) and v != v else cell_text(v)
 
 
 _STATISTICS = (  # (label, value key, threshold key)
@@ -462,24 +484,6 @@ def _statistic_rows(st: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def _edges(ref: dict[str, Any], cur: dict[str, Any] | None) -> list[float]:
-    lo, hi = ref.get("min", 0.0), ref.get("max", 0.0)
-    if cur is not None:
-        lo, hi = min(lo, cur.get("min", lo)), max(hi, cur.get("max", hi))
-    return [lo, *ref["cuts"], hi]
-
-
-def binned_quantiles(counts: list[int], edges: list[float], qs: tuple[float, ...]) -> list[float]:
-    """Quantiles of a binned distribution, interpolating linearly inside each bin."""
-    import numpy as np
-
-    c = np.asarray(counts, dtype="float64")
-    if c.sum() == 0:
-        return [float("nan")] * len(qs)
-    cum = np.concatenate([[0.0], np.cumsum(c) / c.sum()])
-    return [float(np.interp(q, cum, edges)) for q in qs]
-
-
 def _summary_rows(ref: dict[str, Any], cur: dict[str, Any] | None) -> list[dict[str, Any]]:
     def null_rate(p: dict[str, Any] | None) -> str:
         return f"{p['null_count'] / p['count']:.1%}" if p and p.get("count") else ""
@@ -487,9 +491,11 @@ def _summary_rows(ref: dict[str, Any], cur: dict[str, Any] | None) -> list[dict[
     rows = [{"": "rows", "r": ref["count"], "c": cur["count"] if cur else None},
             {"": "null rate", "r": null_rate(ref), "c": null_rate(cur)}]
     if ref["type"] == "numeric" and "cuts" in ref:
+        from ..core.profile import binned_quantiles, edges
+
         qs = (0.1, 0.5, 0.9)
-        rq = binned_quantiles(ref["counts"], _edges(ref, None), qs)
-        cq = binned_quantiles(cur["counts"], _edges(ref, cur), qs) if cur and "counts" in cur else [None] * 3
+        rq = binned_quantiles(ref["counts"], edges(ref), qs)
+        cq = binned_quantiles(cur["counts"], edges(ref, cur), qs) if cur and "counts" in cur else [None] * 3
         rows.append({"": "min", "r": ref.get("min"), "c": cur.get("min") if cur else None})
         for q, r, c in zip(qs, rq, cq, strict=True):
             rows.append({"": f"{'median' if q == 0.5 else f'p{int(q * 100)}'} (binned)", "r": r, "c": c})
@@ -521,33 +527,3 @@ def _distribution(ref: dict[str, Any], cur: dict[str, Any] | None) -> tuple[list
         return None
     labels, r, c = bars
     return labels, r, (c if cur else None)
-
-
-def plot_png(title: str, labels: list[Any], ref: list[float], cur: list[float] | None, *,
-             drifted: bool = False, reference_label: str = "reference (train)",
-             current_label: str = "this batch") -> bytes:
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    fig, ax = plt.subplots(figsize=(6.0, 3.0))
-    x = np.arange(len(labels))
-    width = 0.4 if cur is not None else 0.8
-    ax.bar(x - (0.2 if cur is not None else 0), ref, width=width, label=reference_label, color="#8c959f")
-    if cur is not None:
-        ax.bar(x + 0.2, cur, width=width, label=current_label, color="#cf222e" if drifted else "#0969da")
-    ax.set_title(f"{title}{' (drifted)' if drifted else ''}", fontsize=10)
-    ax.set_ylabel("share of rows", fontsize=8)
-    step = max(1, len(labels) // 8)
-    ax.set_xticks(x[::step], [str(lbl)[:10] for lbl in labels[::step]], fontsize=7, rotation=30)
-    ax.tick_params(axis="y", labelsize=7)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=72)
-    plt.close(fig)
-    return buf.getvalue()

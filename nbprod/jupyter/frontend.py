@@ -19,10 +19,11 @@ module imports nothing heavy.
 from __future__ import annotations
 
 import html
-import math
+import json
 from typing import Any
 
 from ..capture.contract import PACKAGE_MIME, PACKAGE_VERSION
+from ..core.files import as_text, dumps
 
 REASON_MAX_CHARS = 4000
 _CHECK_FIELDS = ("name", "kind", "status", "message", "value", "threshold")
@@ -97,22 +98,8 @@ class PackageRefusal:
 
 def _check_json(result: Any) -> dict[str, Any]:
     data = result.to_dict() if hasattr(result, "to_dict") else dict(result)
-    return {k: _json_safe(data.get(k)) for k in _CHECK_FIELDS}
-
-
-def _json_safe(value: Any) -> Any:
-    """Strict JSON (what the browser's JSON.parse takes): no NaN, no numpy scalars."""
-    if hasattr(value, "item") and not isinstance(value, list | dict | str):
-        value = value.item() if getattr(value, "size", 1) == 1 else value.tolist()
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    return str(value)
+    # strict JSON (what the browser's JSON.parse takes): no NaN, no numpy scalars
+    return json.loads(dumps({k: data.get(k) for k in _CHECK_FIELDS}, default=as_text))
 
 
 def _cut(text: str) -> str:

@@ -15,14 +15,10 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 
-from ..exceptions import NbprodError
+from ..exceptions import HelpShown, NbprodError
 
 CELL_COMMANDS = {"features", "model"}
 CHECK_KINDS = ("overfit", "metric", "cv", "baseline", "data", "bounds")
-
-
-class _HelpShown(Exception):
-    pass
 
 
 class _Parser(argparse.ArgumentParser):
@@ -36,12 +32,12 @@ class _Parser(argparse.ArgumentParser):
     def exit(self, status: int = 0, message: str | None = None) -> None:  # type: ignore[override]
         if message:
             raise UsageError(message.strip())
-        raise _HelpShown
+        raise HelpShown
 
     def _improve(self, message: str) -> str:
         if message.startswith("unrecognized arguments:"):
             bad = message.split(":", 1)[1].split()
-            flags = [s for a in self._actions for s in a.option_strings]
+            flags = self.flags()
             for tok in bad:
                 if tok.startswith("-"):
                     near = difflib.get_close_matches(tok.split("=")[0], flags, n=1)
@@ -57,9 +53,13 @@ class _Parser(argparse.ArgumentParser):
             return f"unknown subcommand {tok!r}{hint} (one of: {', '.join(choices)})"
         return message
 
+    def flags(self) -> list[str]:
+        """Every option string this parser takes (``--role``, ``-h``, ...)."""
+        return [s for a in self._actions for s in a.option_strings]
+
     def _subcommands(self) -> dict[str, _Parser]:
         for a in self._actions:  # noqa: SIM110
-            if isinstance(a, argparse._SubParsersAction):
+            if isinstance(a.choices, dict):  # only a subparsers action maps names to parsers
                 return dict(a.choices)
         return {}
 
@@ -73,7 +73,7 @@ class _Parser(argparse.ArgumentParser):
         if parser is not self and command:
             parser.check_flags([t for t in argv if t != command])
             return
-        flags = [s for a in parser._actions for s in a.option_strings]
+        flags = parser.flags()
         for tok in argv:
             if tok.startswith("-") and not _is_number(tok) and tok.split("=")[0] not in flags:
                 parser.error(f"unrecognized arguments: {tok}")
@@ -220,7 +220,7 @@ class NbprodMagics(Magics):
         self.parser.check_flags(argv)
         try:
             args = self.parser.parse_args(argv)
-        except _HelpShown:
+        except HelpShown:
             return None
         if args.command is None:
             raise UsageError("%nbprod needs a subcommand; see `%nbprod --help`.")

@@ -193,46 +193,16 @@ def distribution_bars(ref: dict[str, Any], cur: dict[str, Any]) -> tuple[list[st
 
 
 def _svg_panels(panels: list[tuple]) -> Html:
-    """Grouped bar charts as inline SVG: a static image that survives papermill and HTML export,
-    drawn without importing a plotting library on the scoring path."""
-    figures = [_svg_bars(*panel) for panel in panels]
+    """Grouped bar charts as inline SVG (:mod:`nbprod.jupyter.charts`): a static image that
+    survives papermill and HTML export, drawn without a plotting library on the scoring path."""
+    from .charts import bars_svg, legend
+
+    figures = [bars_svg(col, labels, ref, cur, drifted=drifted)
+               for col, drifted, labels, ref, cur in panels]
     body = "".join(f'<div style="display:inline-block;margin:0 12px 8px 0">{f}</div>' for f in figures)
-    legend = ('<p style="font-size:85%"><span style="color:#8c959f">&#9632;</span> reference (train) '
-              '<span style="color:#0969da">&#9632;</span> this batch '
-              '<span style="color:#cf222e">&#9632;</span> this batch, drifted column</p>')
-    return Html(f'<div class="nbprod-drift-plots">{body}{legend}</div>',
+    key = legend("reference (train)", "this batch", drifted_label="this batch, drifted column")
+    return Html(f'<div class="nbprod-drift-plots">{body}{key}</div>',
                 "Reference vs current distributions: " + ", ".join(p[0] for p in panels))
-
-
-def _svg_bars(col: str, drifted: bool, labels: list[str], ref: list[float], cur: list[float]) -> str:
-    width, height, pad, top = 300, 170, 28, 22
-    n = max(len(labels), 1)
-    peak = max(max(ref, default=0), max(cur, default=0)) or 1.0
-    slot = (width - 2 * pad) / n
-    bar = slot * 0.4
-    scale = (height - top - pad) / peak
-    colour = "#cf222e" if drifted else "#0969da"
-    parts = [f'<svg width="{width}" height="{height}" '
-             f'role="img" aria-label="{html.escape(col)}">',
-             f'<text x="{width / 2}" y="14" text-anchor="middle" font-size="12" '
-             f'font-family="sans-serif">{html.escape(col)}{" (drifted)" if drifted else ""}</text>',
-             f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" '
-             'stroke="#57606a" stroke-width="1"/>']
-    for i, (r, c) in enumerate(zip(ref, cur, strict=True)):
-        x = pad + i * slot + slot * 0.1
-        for value, dx, fill in ((r, 0.0, "#8c959f"), (c, bar, colour)):
-            h = value * scale
-            parts.append(f'<rect x="{x + dx:.1f}" y="{height - pad - h:.1f}" width="{bar:.1f}" '
-                         f'height="{h:.1f}" fill="{fill}"><title>{html.escape(str(labels[i]))}: '
-                         f'{value:.3f}</title></rect>')
-    step = max(1, n // 5)
-    for i in range(0, n, step):
-        x = pad + i * slot + slot / 2
-        parts.append(f'<text x="{x:.1f}" y="{height - pad + 12}" text-anchor="middle" font-size="9" '
-                     f'font-family="sans-serif">{html.escape(str(labels[i])[:9])}</text>')
-    parts.append(f'<text x="4" y="{top + 8}" font-size="9" font-family="sans-serif">{peak:.2f}</text>')
-    parts.append("</svg>")
-    return "".join(parts)
 
 
 def predictions(run) -> Html:

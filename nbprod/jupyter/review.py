@@ -20,16 +20,9 @@ confident, then file order. ``limit`` (default 200) keeps at most that many rows
 mistakes still shows its uncertain rows.
 
 A reviewer accepts a row (the prediction is right: its label is the prediction) or relabels it.
-Every decision is written at once to the feedback file, a Parquet table with one row per id:
-
-``id`` (string: the artifact's id column, or the row number when it declares none), ``label``
-(the class, typed as the model's classes, or a float), ``reviewer``, ``time`` (UTC), ``note``,
-``decision`` (``accept`` | ``relabel``), ``prediction``, ``reasons`` and ``artifact_id``.
-
-A later decision on an id replaces the earlier one: the last decision wins, so the file is the
-current truth that retraining merges (:func:`nbprod.feedback.apply`). Writes are atomic (a
-temporary file renamed over the old one) and serialised by a lock file beside it, so two
-reviewers appending at once lose nothing.
+Every decision is written at once to the feedback file, whose format and writing (one row per
+id, the last decision wins, atomic and locked) belong to :mod:`nbprod.lifecycle.feedback`; it
+is the current truth that retraining merges (``nbprod.apply_feedback``).
 
 Personal data: input columns the artifact hides (declared ``--pii`` or found personal) show as
 ``[personal data]`` beside a row. The ids are the caller's own, as in the predictions file the
@@ -41,24 +34,21 @@ panel when widgets are available (:mod:`nbprod.jupyter.widgets`).
 
 from __future__ import annotations
 
-import getpass
 import html
 import math
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ..core.files import atomic_path
+from ..core.files import plain
 from ..exceptions import InputError, NbprodUsageError
+from ..lifecycle import feedback as feedback_file
+from ..lifecycle.feedback import Decision
+from ..monitoring.performance import label_text
 
-FEEDBACK_COLUMNS = ("id", "label", "reviewer", "time", "note", "decision", "prediction",
-                    "reasons", "artifact_id")
 REASONS = {  # code -> (rank in the queue, what a reviewer reads)
     "out_of_bounds": (0, "output outside the declared bounds"),
     "large_error": (1, "large error"),
@@ -68,24 +58,8 @@ REASONS = {  # code -> (rank in the queue, what a reviewer reads)
 DEFAULT_FEEDBACK = "feedback.parquet"
 DEFAULT_LIMIT = 200
 SHOWN = 50  # rows in the static HTML table
-
-
-@dataclass(frozen=True)
-class Decision:
-    """One reviewer's verdict on one row."""
-
-    id: str
-    label: Any
-    reviewer: str
-    time: pd.Timestamp
-    note: str
-    decision: str  # accept | relabel
-    prediction: Any
-    reasons: str
-    artifact_id: str | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+EXPLAINED = SHOWN  # rows of the queue whose top contributions are computed
+TOP = 3  # contributions shown per row
 
 
 # -- which rows ----------------------------------------------------------------------------------
@@ -171,22 +145,8 @@ def select(outputs: pd.DataFrame, *, task: str, classes: list[Any] | None, ids: 
     return out
 
 
-def label_text(v: Any) -> str:
-    """A label as text, so that 1, 1.0 and "1" compare equal."""
-    v = plain(v)
-    if isinstance(v, float) and v.is_integer():
-        v = int(v)
-    return str(v)
-
-
 def id_text(v: Any) -> str:
     return str(plain(v))
-
-
-def plain(v: Any) -> Any:
-    if isinstance(v, np.generic):
-        return v.item()
-    return v
 
 
 # -- the queue ---------------------------------------------------------------------------------
@@ -210,9 +170,11 @@ class ReviewQueue:
         self._position = {str(v): i for i, v in enumerate(ids)}
         self.decided: dict[str, str] = {}  # id -> decision, for the ids of this queue
         if self.feedback.is_file():
-            earlier = read_feedback(self.feedback)
+            earlier = feedback_file.read(self.feedback)
             mine = earlier[earlier["id"].isin(set(items["id"]))]
-            self.decided = dict(zip(mine["id"], mine["decision"], strict=True))
+            # a file of the required columns alone holds labels: relabelled rows
+            kinds = mine["decision"] if "decision" in mine.columns else ["relabel"] * len(mine)
+            self.decided = dict(zip(mine["id"].astype("str"), kinds, strict=True))
 
     def __len__(self) -> int:
         return len(self.items)
@@ -272,7 +234,7 @@ class ReviewQueue:
                      time=pd.Timestamp.now(tz="UTC"), note=note or "", decision=decision,
                      prediction=self.coerce_prediction(self.outputs["prediction"].iloc[i]),
                      reasons=hit.iloc[0] if len(hit) else "", artifact_id=self.artifact_id)
-        append_feedback(self.feedback, [d])
+        feedback_file.append(self.feedback, [d])
         self.decided[key] = decision
         return d
 
@@ -284,7 +246,7 @@ class ReviewQueue:
 
     def decisions(self) -> pd.DataFrame:
         """The feedback file as it is now (every id reviewed, from any queue)."""
-        return read_feedback(self.feedback)
+        return feedback_file.read(self.feedback, missing_ok=True)
 
     # -- display -----------------------------------------------------------------------------
     def html(self) -> str:
@@ -292,7 +254,8 @@ class ReviewQueue:
 
         shown = self.items.head(SHOWN)
         rows = [{"id": r.id, "status": self.status(r.id), "why": r.why, "prediction": r.prediction,
-                 "confidence": r.confidence, "label": r.label, "error": r.error}
+                 "confidence": r.confidence, "label": r.label, "error": r.error,
+                 "top contributions": getattr(r, "contributions", None)}
                 for r in shown.itertuples()]
         more = f"<p>{len(self.items) - SHOWN} more rows in <code>queue.items</code>.</p>" if len(self.items) > SHOWN else ""
         done = sum(1 for i in self.items["id"] if self.status(i) != "pending")
@@ -300,6 +263,8 @@ class ReviewQueue:
                 f"<p>Decisions go to <code>{html.escape(str(self.feedback))}</code>. Record them with "
                 "<code>queue.accept(id)</code> or <code>queue.relabel(id, label, note=...)</code>.</p>")
         cols = ["id", "status", "why", "prediction", "confidence", "label", "error"]
+        if "contributions" in self.items.columns:
+            cols.append("top contributions")
         return f'<div class="nbprod-review">{head}{table(rows, cols)}{more}</div>'
 
     def __repr__(self) -> str:
@@ -320,77 +285,10 @@ class ReviewQueue:
 
 
 def default_reviewer() -> str:
-    try:
-        return os.environ.get("NBPROD_REVIEWER") or getpass.getuser()
-    except Exception:  # no user name in some containers
-        return "unknown"
+    """``NBPROD_REVIEWER``, else the user's login name."""
+    from ..core.user import user_name
 
-
-# -- the feedback file ---------------------------------------------------------------------------
-def read_feedback(path: str | Path) -> pd.DataFrame:
-    """The feedback file's rows (an empty table when there is none yet)."""
-    p = Path(path)
-    if not p.exists():
-        return pd.DataFrame(columns=list(FEEDBACK_COLUMNS))
-    try:
-        fb = pd.read_parquet(p)
-    except Exception as exc:
-        raise InputError(f"feedback file {str(p)!r} is not readable as Parquet: {exc}") from None
-    missing = [c for c in ("id", "label", "time") if c not in fb.columns]
-    if missing:
-        raise InputError(f"feedback file {str(p)!r} lacks column {missing[0]!r}.")
-    return fb
-
-
-def _kind(s: pd.Series) -> str:
-    s = s.dropna()
-    if s.empty:
-        return "empty"
-    if pd.api.types.is_bool_dtype(s):
-        return "bool"
-    return "number" if pd.api.types.is_numeric_dtype(s) else "text"
-
-
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Serialise writers of ``path`` with a lock file beside it (POSIX; elsewhere no lock)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        yield
-        return
-    with open(path.with_name(f".{path.name}.lock"), "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def append_feedback(path: str | Path, decisions: list[Decision]) -> pd.DataFrame:
-    """Add ``decisions`` to the feedback file, atomically; the last decision per id wins."""
-    p = Path(path)
-    if not p.parent.is_dir():
-        raise InputError(f"feedback directory {str(p.parent)!r} does not exist.")
-    new = pd.DataFrame([d.to_dict() for d in decisions], columns=list(FEEDBACK_COLUMNS))
-    for col in ("id", "reviewer", "note", "decision", "reasons", "artifact_id"):
-        new[col] = new[col].astype("str")
-    new["time"] = pd.to_datetime(new["time"], utc=True)
-    with _locked(p):
-        old = read_feedback(p) if p.exists() else None
-        if old is not None and not old.empty:
-            was, now = _kind(old["label"]), _kind(new["label"])
-            if "empty" not in (was, now) and was != now:
-                raise NbprodUsageError(
-                    f"feedback file {str(p)!r} holds {was} labels; this model's labels are {now}. "
-                    "Use one feedback file per model.")
-            both = pd.concat([old.astype({"id": "str"}), new], ignore_index=True)
-        else:
-            both = new
-        both = both.drop_duplicates("id", keep="last").reset_index(drop=True)
-        with atomic_path(p) as tmp:
-            both.to_parquet(tmp, index=False)
-    return both
+    return os.environ.get("NBPROD_REVIEWER") or user_name()
 
 
 # -- building a queue ------------------------------------------------------------------------------
@@ -400,7 +298,7 @@ def review(source: Any = None, *, predictions: str | Path | pd.DataFrame | None 
            feedback: str | Path = DEFAULT_FEEDBACK, reviewer: str | None = None,
            min_confidence: float = 0.6, error_quantile: float = 0.95,
            max_error: float | None = None, limit: int | None = DEFAULT_LIMIT,
-           issues: str | Path | pd.DataFrame | None = None) -> ReviewQueue:
+           issues: str | Path | pd.DataFrame | None = None, explain: bool = True) -> ReviewQueue:
     """The review queue of a scored batch.
 
     ``source`` is a ScoringRun, a summary (dict or JSON path) or an executed report notebook;
@@ -408,32 +306,50 @@ def review(source: Any = None, *, predictions: str | Path | pd.DataFrame | None 
     ``labels`` and ``inputs`` (shown beside each row). Explicit files override the source's.
     ``issues`` is the run's issues file (or its table); by default the run's own, or the file
     beside the predictions, when it exists: its flagged rows join the queue.
+
+    The steps: find the run and its artifact (:func:`_locate`), read the batch's outputs and
+    inputs (:func:`_read_batch`), the rows out of bounds (:func:`_out_of_bounds`) and flagged
+    by input checks (:func:`_issue_flags`), the rows' ids, the inputs a reviewer may see
+    (:func:`_aligned_inputs`, :func:`_explanations`, :func:`_hide_personal`) and the labels
+    (:func:`_labels`), then :func:`select` the rows.
+
+    Parameters
+    ----------
+    source : ScoringRun, dict, str or Path, optional
+        The scoring run, its summary, or its executed report notebook.
+    predictions, artifact, labels, inputs, issues : str, Path or DataFrame, optional
+        The batch's files, when there is no ``source`` or to override its own.
+    feedback : str or Path
+        The feedback file decisions are appended to.
+    reviewer : str, optional
+        Who reviews (default ``NBPROD_REVIEWER``, else the login name).
+    min_confidence, error_quantile, max_error, limit
+        What makes a row worth reviewing, and how many rows at most.
+    explain : bool
+        When the inputs are known, each of the first rows of the queue (:data:`EXPLAINED`)
+        gets its largest contributions in ``items["contributions"]`` (see
+        ``docs/explain.md``), computed before personal inputs are hidden.
+
+    Returns
+    -------
+    ReviewQueue
+        The rows to review, each with the reasons it was picked.
+
+    Examples
+    --------
+    >>> job = nbprod.scoring_job(input_path=str(BATCH_CSV), output_path=str(TMP / "out.csv"),
+    ...                          labels_path=str(LABELS_CSV), artifact_path=str(ARTIFACT),
+    ...                          log_to_mlflow=False)
+    >>> queue = nbprod.review(job.run, feedback=TMP / "feedback.parquet")
+    >>> queue.items[["id", "reasons"]].head(2)
+           id         reasons
+    0  C00386  (large_error,)
+    1  C00384  (large_error,)
     """
     from ..core.dataio import read_frame
-
-    run = None
-    record = None
-    if source is not None:
-        from .explore import locate
-
-        record = locate(source, artifact=artifact)
-        run = record.run
-    if run is not None:
-        art = run.artifact
-    elif record is not None:
-        from .explore import open_artifact
-
-        art = open_artifact(record)
-    elif artifact is not None:
-        from .explore import RunRecord, open_artifact
-
-        art = open_artifact(RunRecord(None, Path(artifact)))
-    else:
-        raise NbprodUsageError("nbprod.review needs a scoring run, summary or report, or "
-                               "predictions= with artifact=.")
-
     from ..core.schema import Schema
 
+    run, record, art = _locate(source, artifact)
     reading = Schema.from_list(art.snapshot("train")["schema"])  # text ids stay text (00042)
 
     def frame(value: Any, what: str) -> pd.DataFrame | None:
@@ -441,8 +357,55 @@ def review(source: Any = None, *, predictions: str | Path | pd.DataFrame | None 
             return value
         return read_frame(value, reading, what=what)
 
-    oob = None
-    flags = None
+    outputs, inputs_df, oob, flags = _read_batch(run, record, predictions, inputs, issues, frame)
+    oob = _out_of_bounds(outputs, art, oob)
+    if flags is None:
+        flags = _issue_flags(outputs, art, record, predictions, issues)
+    id_column = art.id_column
+    if id_column and id_column in outputs.columns:
+        ids = outputs[id_column].map(id_text)
+    else:
+        ids = pd.Series([str(i) for i in range(len(outputs))])
+    inputs_df = _aligned_inputs(inputs_df, outputs, art)
+    explained = None
+    if explain and inputs_df is not None:  # before personal inputs are hidden: the model needs them
+        explained = _explanations(art, inputs_df, ids, id_column)
+    inputs_df = _hide_personal(inputs_df, art)
+    y = _labels(art, outputs, run, record, labels, frame)
+    criteria = {"min_confidence": min_confidence, "error_quantile": error_quantile,
+                "max_error": max_error, "limit": limit}
+    items = select(outputs, task=art.task, classes=art.classes, ids=ids, out_of_bounds=oob,
+                   labels=y, input_flags=flags, **criteria)
+    if explained is not None:
+        items["contributions"] = explained(items)
+    return ReviewQueue(items, outputs=outputs, ids=ids, inputs=inputs_df, labels=y, task=art.task,
+                       classes=art.classes, feedback=feedback, reviewer=reviewer,
+                       artifact_id=art.manifest.get("artifact_id"), criteria=criteria)
+
+
+def _locate(source: Any, artifact: str | Path | None) -> tuple[Any, Any, Any]:
+    """The scoring run (or None), its record (or None) and the artifact to review against."""
+    from .explore import RunRecord, locate, open_artifact
+
+    run = record = None
+    if source is not None:
+        record = locate(source, artifact=artifact)
+        run = record.run
+    if run is not None:
+        return run, record, run.artifact
+    if record is not None:
+        return run, record, open_artifact(record)
+    if artifact is not None:
+        return run, record, open_artifact(RunRecord(None, Path(artifact)))
+    raise NbprodUsageError("nbprod.review needs a scoring run, summary or report, or "
+                           "predictions= with artifact=.")
+
+
+def _read_batch(run: Any, record: Any, predictions: Any, inputs: Any, issues: Any,
+                frame: Any) -> tuple[pd.DataFrame, pd.DataFrame | None, Any, Any]:
+    """The batch's outputs and inputs, with the out-of-bounds mask and the input checks' flags
+    when the run in memory has them (None otherwise)."""
+    oob = flags = None
     held = run is not None and (run.scored is not None or run.predictions is not None)
     if predictions is None and held:
         scored = run.scored
@@ -465,47 +428,93 @@ def review(source: Any = None, *, predictions: str | Path | pd.DataFrame | None 
     outputs = outputs.reset_index(drop=True)
     if "prediction" not in outputs.columns:
         raise InputError("the predictions have no 'prediction' column; pass the scoring output file.")
-    if oob is None:
-        if "out_of_bounds" in outputs.columns:
-            oob = outputs["out_of_bounds"].astype("object").map(lambda v: str(v).lower() in ("true", "1")).to_numpy(bool)
-        elif art.manifest.get("bounds"):
-            from ..core.bounds import violations
+    return outputs, inputs_df, oob, flags
 
-            oob = violations(outputs, art.manifest["bounds"])
-    id_column = art.id_column
-    if flags is None:
-        table = issues
-        if table is None:
-            table = _issues_file(predictions, record)
-        if table is not None:
-            rows_in = (record.summary or {}).get("rows_in") if record is not None else None
-            flags = input_flags(outputs, read_issues(table), id_column, rows_in)
-    if id_column and id_column in outputs.columns:
-        ids = outputs[id_column].map(id_text)
-    else:
-        ids = pd.Series([str(i) for i in range(len(outputs))])
-    if inputs_df is not None:
-        inputs_df = _align(inputs_df.reset_index(drop=True), outputs, id_column)
-    if inputs_df is not None:  # personal inputs are not shown to reviewers
-        from ..core.pii import HIDDEN, columns_of
 
-        hidden = [c for c in inputs_df.columns if c in columns_of(art)]
-        if hidden:
-            inputs_df = inputs_df.assign(**{c: HIDDEN for c in hidden})
+def _out_of_bounds(outputs: pd.DataFrame, art: Any, oob: Any) -> Any:
+    """The rows whose outputs are out of bounds: the run's own mask, else the output file's
+    ``out_of_bounds`` column, else the artifact's bounds applied again (None without bounds)."""
+    if oob is not None:
+        return oob
+    if "out_of_bounds" in outputs.columns:
+        return outputs["out_of_bounds"].astype("object").map(lambda v: str(v).lower() in ("true", "1")).to_numpy(bool)
+    if art.manifest.get("bounds"):
+        from ..core.bounds import violations
+
+        return violations(outputs, art.manifest["bounds"])
+    return None
+
+
+def _issue_flags(outputs: pd.DataFrame, art: Any, record: Any, predictions: Any,
+                 issues: Any) -> Any:
+    """The input checks' flags from the issues file (given, or beside the predictions)."""
+    table = issues if issues is not None else _issues_file(predictions, record)
+    if table is None:
+        return None
+    rows_in = (record.summary or {}).get("rows_in") if record is not None else None
+    return input_flags(outputs, read_issues(table), art.id_column, rows_in)
+
+
+def _aligned_inputs(inputs_df: pd.DataFrame | None, outputs: pd.DataFrame,
+                    art: Any) -> pd.DataFrame | None:
+    """The inputs beside each output row (None when unknown)."""
+    if inputs_df is None:
+        return None
+    return _align(inputs_df.reset_index(drop=True), outputs, art.id_column)
+
+
+def _hide_personal(inputs_df: pd.DataFrame | None, art: Any) -> pd.DataFrame | None:
+    """The inputs a reviewer may see: personal inputs are not shown to reviewers."""
+    if inputs_df is None:
+        return None
+    from ..core.pii import HIDDEN, columns_of
+
+    hidden = [c for c in inputs_df.columns if c in columns_of(art)]
+    return inputs_df.assign(**{c: HIDDEN for c in hidden}) if hidden else inputs_df
+
+
+def _labels(art: Any, outputs: pd.DataFrame, run: Any, record: Any, labels: Any,
+            frame: Any) -> pd.Series | None:
+    """Each output row's label (given, or the run's labels file), or None."""
     labels_path = labels if labels is not None else (
         run.labels_path if run is not None else (record.labels_path if record else None))
-    y = None
-    if labels_path is not None:
-        from ..monitoring.performance import align_labels
+    if labels_path is None:
+        return None
+    from ..monitoring.performance import align_labels
 
-        y = align_labels(art, outputs, frame(labels_path, "labels")).reset_index(drop=True)
-    criteria = {"min_confidence": min_confidence, "error_quantile": error_quantile,
-                "max_error": max_error, "limit": limit}
-    items = select(outputs, task=art.task, classes=art.classes, ids=ids, out_of_bounds=oob,
-                   labels=y, input_flags=flags, **criteria)
-    return ReviewQueue(items, outputs=outputs, ids=ids, inputs=inputs_df, labels=y, task=art.task,
-                       classes=art.classes, feedback=feedback, reviewer=reviewer,
-                       artifact_id=art.manifest.get("artifact_id"), criteria=criteria)
+    return align_labels(art, outputs, frame(labels_path, "labels")).reset_index(drop=True)
+
+
+def _explanations(art: Any, inputs: pd.DataFrame, ids: pd.Series,
+                  id_column: str | None) -> Any:
+    """A function of the queue's items giving, for each of its first :data:`EXPLAINED` rows,
+    the row's :data:`TOP` largest contributions in words (None for the others, and for a row
+    the explanation could not be computed for)."""
+
+    def words(items: pd.DataFrame) -> list[str | None]:
+        import logging
+
+        from ..exceptions import NbprodError
+
+        out: list[str | None] = [None] * len(items)
+        head = items.head(EXPLAINED)
+        if head.empty:
+            return out
+        rows = inputs.iloc[head["position"].to_numpy()].reset_index(drop=True)
+        if id_column:
+            rows = rows.assign(**{id_column: head["id"].to_numpy()})
+        try:
+            result = art.explain(rows)
+        except NbprodError as exc:  # the queue still works without its explanations
+            logging.getLogger(__name__).warning("no explanations in the review queue: %s", exc)
+            return out
+        for row, part in result.top(TOP).groupby("row", sort=False):
+            said = ", ".join(f"{f}={'?' if v is None else v} {c:+.3g}" for f, v, c in
+                             zip(part["feature"], part["value"], part["contribution"], strict=True))
+            out[int(row)] = f"{said} ({result.scale})"
+        return out
+
+    return words
 
 
 def _issues_file(predictions: Any, record: Any) -> Path | None:

@@ -86,11 +86,53 @@ def scoring_job(*, input_path: str | None = None, output_path: str | None = None
                 scheduler: str | None = None, chunk_rows: int | None = None,
                 **unknown: Any) -> ScoringJob:
     """Score ``input_path`` with the artifact and return the job, whose :meth:`ScoringJob.show`
-    draws the report. The parameters are the scoring notebook's (see ``docs/scheduling.md``);
-    ``name``, ``packaged_at`` and ``artifact_id`` are written into the notebook at packaging, so
-    that it finds its artifact and starts MLflow logging at once. ``engine``, ``scheduler`` and
-    ``chunk_rows`` say where and in what pieces the batch is scored (``docs/scale.md``). Errors are those of
-    :func:`nbprod.jobs.run.execute`: nothing is written when the batch cannot be scored."""
+    draws the report: the one call every packaged ``score.ipynb`` makes.
+
+    Parameters
+    ----------
+    input_path, output_path : str
+        The batch to score (CSV or Parquet) and where the predictions go.
+    labels_path, summary_path, issues_path : str, optional
+        Labels for the batch, where the run's summary and its row issues go.
+    artifact_path : str, optional
+        The artifact (default: where the notebook was packaged, ``packaged_at``).
+    drift_runs : int
+        How many recent runs a drift alert must persist through.
+    log_to_mlflow : bool
+        Log the run to MLflow.
+    max_rejected : float, optional
+        The share of rejected rows above which the run fails.
+    name, packaged_at, artifact_id : str, optional
+        Written into the notebook at packaging, so that it finds its artifact and starts MLflow
+        logging at once.
+    engine, scheduler : str, optional
+        Where the batch is scored: ``"local"`` (default) or ``"dask"``, and an existing Dask
+        scheduler's address (see ``docs/scale.md``).
+    chunk_rows : int, optional
+        Rows read and scored at a time (default 250,000).
+    **unknown
+        Parameters a newer nbprod wrote: ignored with a warning.
+
+    Returns
+    -------
+    ScoringJob
+        The run, its status and its report.
+
+    Raises
+    ------
+    NbprodError
+        Those of :func:`nbprod.jobs.run.execute`: nothing is written when the batch cannot be
+        scored (see ``docs/scheduling.md``).
+
+    Examples
+    --------
+    >>> job = nbprod.scoring_job(input_path=str(BATCH_CSV), output_path=str(TMP / "out.csv"),
+    ...                          artifact_path=str(ARTIFACT), log_to_mlflow=False)
+    >>> job.status
+    'ok'
+    >>> len(pd.read_csv(TMP / "out.csv"))
+    70
+    """
     if unknown:
         warnings.warn(
             f"nbprod {__version__} does not know the scoring parameter(s) "

@@ -105,7 +105,7 @@ class ExplorerPanel(Panel):
         self.column = w.Dropdown(options=choices, description="Column",
                                  value=explorer.resolve(column) if choices else None,
                                  layout=w.Layout(width="420px"))
-        self.plot = w.Image(format="png", layout=w.Layout(max_width="460px"))
+        self.plot = w.HTML(layout=w.Layout(max_width="460px"))  # an inline SVG chart
         self.stats = w.HTML()
         self.overview = w.Accordion(children=[w.HTML(explorer.overview_html())],
                                     titles=("All columns",), selected_index=None)
@@ -124,9 +124,9 @@ class ExplorerPanel(Panel):
             self.plot.layout.display = "none"
             return
         self.stats.value = self.explorer.column_html(key, image=False)
-        png = self.explorer.plot(key)
-        self.plot.value = png or b""
-        self.plot.layout.display = None if png else "none"
+        svg = self.explorer.plot(key)
+        self.plot.value = svg or ""
+        self.plot.layout.display = None if svg else "none"
 
     def html(self) -> str:
         return self.explorer.html(self.column.value)
@@ -195,6 +195,8 @@ class ReviewPanel(Panel):
                  {"": "prediction", "value": item["prediction"]},
                  {"": "confidence", "value": item["confidence"]},
                  {"": "label", "value": item["label"]}, {"": "error", "value": item["error"]}]
+        if isinstance(item.get("contributions"), str):  # why the model said it (docs/explain.md)
+            facts.append({"": "top contributions", "value": item["contributions"]})
         shown = [{"": k, "value": v} for k, v in row.items() if k not in ("prediction", "label")]
         self.detail.value = (f"<h4>Row <code>{html.escape(key)}</code></h4>" + table(facts, ["", "value"])
                              + "<details><summary>inputs and outputs</summary>"

@@ -62,9 +62,69 @@ def _label(art: Any, role: str) -> str:
 def compare(champion: str | Path, challenger: str | Path, data: str | Path, *,
             labels: str | Path | None = None, metric: str | None = None, margin: float = 0.0,
             report: str | Path | None = None, record: bool = True) -> Comparison:
+    """Score ``data`` with both artifacts and compare them: agreement, drift, and (with
+    ``labels``) metrics side by side and a verdict.
+
+    The steps: load both (:func:`_load_pair`), score the same rows through each one's scoring
+    path, keep the rows both accepted (:func:`_common_rows`), measure how often they agree
+    (:func:`_agreement`), each one's drift against its own reference (:func:`_drift`), the
+    metrics and the verdict (:func:`_judge`), then write the report and record the verdict.
+
+    Parameters
+    ----------
+    champion, challenger : str or Path
+        Artifact directories or registry URIs (``models:/NAME@champion``).
+    data : str or Path
+        A CSV or Parquet file of inputs, scored by both.
+    labels : str or Path, optional
+        Labels for ``data`` (the target column, and the id column when the model has one).
+    metric : str, optional
+        The metric that decides the verdict (default ROC AUC for classification, R² for
+        regression).
+    margin : float
+        How much the challenger must beat the champion by (>= 0).
+    report : str or Path, optional
+        Where to write the comparison report notebook.
+    record : bool
+        Record the verdict in MLflow (and on the challenger's registry version).
+
+    Returns
+    -------
+    Comparison
+        ``verdict`` is ``win``, ``lose`` or ``inconclusive`` (no labels).
+
+    Examples
+    --------
+    >>> from nbprod.lifecycle.compare import compare
+    >>> c = compare("champion/", "challenger/", "batch.csv", labels="labels.csv",
+    ...             record=False)  # doctest: +SKIP
+    >>> c.verdict, c.agreement  # doctest: +SKIP
+    ('win', 0.97)
+    """
     from ..core.dataio import read_frame
-    from ..core.metrics import default_metric, resolve
-    from ..monitoring.batch import measure_drift
+
+    champ, chal = _load_pair(champion, challenger, margin)
+    df = read_frame(data, champ.schema, what="data")
+    a, b = champ.scorer.score_detailed(df), chal.scorer.score_detailed(df)
+    common, pa, pb = _common_rows(a, b)
+    result = Comparison(champion=champ, challenger=chal, rows=len(common), metric=None,
+                        margin=margin)
+    result.agreement, result.disagreements = _agreement(champ, chal, pa, pb)
+    result.drift = {"champion": _drift(champ, a), "challenger": _drift(chal, b)}
+    if labels is not None:
+        lab = read_frame(labels, what="labels")
+        if not champ.id_column and len(lab) == len(df):  # by row order: the rows compared
+            lab = lab.iloc[common]
+        _judge(result, lab, pa, pb, metric)
+    if report is not None:
+        result.report = str(write_report(result, Path(report)))
+    if record:
+        result.recorded = _record(result)
+    return result
+
+
+def _load_pair(champion: str | Path, challenger: str | Path, margin: float) -> tuple[Any, Any]:
+    """Both artifacts, refused when their tasks differ or the margin is negative."""
     from ..tracking.resolve import load
 
     champ, chal = load(champion), load(challenger)
@@ -72,16 +132,23 @@ def compare(champion: str | Path, challenger: str | Path, data: str | Path, *,
         raise NbprodUsageError(f"Cannot compare a {champ.task} model with a {chal.task} model.")
     if margin < 0:
         raise NbprodUsageError(f"--margin must be a number >= 0. Got {margin!r}.")
-    df = read_frame(data, champ.schema, what="data")
-    a, b = champ.scorer.score_detailed(df), chal.scorer.score_detailed(df)
-    # rows either model rejects (see docs/scoring.md, row issues) are compared by neither
+    return champ, chal
+
+
+def _common_rows(a: Any, b: Any) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
+    """The positions both models scored, and each one's outputs on them: rows either model
+    rejects (see docs/scoring.md, row issues) are compared by neither."""
     common = np.intersect1d(a.positions, b.positions)
     pa = a.all_outputs.iloc[np.searchsorted(a.positions, common)].reset_index(drop=True)
     pb = b.all_outputs.iloc[np.searchsorted(b.positions, common)].reset_index(drop=True)
-    result = Comparison(champion=champ, challenger=chal, rows=len(common), metric=None,
-                        margin=margin)
+    return common, pa, pb
 
-    # agreement and disagreements
+
+def _agreement(champ: Any, chal: Any, pa: pd.DataFrame,
+               pb: pd.DataFrame) -> tuple[float, pd.DataFrame]:
+    """The share of rows on which both agree, and the rows where they disagree most."""
+    from ..core.pii import columns_of
+
     if champ.task == "classification":
         same = pa["prediction"].astype("object").map(str).to_numpy() == pb["prediction"].astype("object").map(str).to_numpy()
         shared = [c for c in pa.columns if c.startswith("proba_") and c in pb.columns]
@@ -90,60 +157,56 @@ def compare(champion: str | Path, challenger: str | Path, data: str | Path, *,
         scale = float(np.std(pa["prediction"].to_numpy(float))) or 1.0
         gap = np.abs(pa["prediction"].to_numpy(float) - pb["prediction"].to_numpy(float))
         same = gap <= 0.1 * scale  # "agree": within a tenth of the champion's prediction spread
-    result.agreement = float(np.mean(same))
     order = np.argsort(-gap, kind="stable")[:TOP_DISAGREEMENTS]
     top = pd.DataFrame({"champion": pa["prediction"].to_numpy()[order],
                         "challenger": pb["prediction"].to_numpy()[order], "difference": gap[order]})
-    from ..core.pii import columns_of
-
     if champ.id_column and champ.id_column in columns_of(champ) | columns_of(chal):
         top.insert(0, "row", order)  # personal ids are never quoted: row numbers instead
     elif champ.id_column:
         top.insert(0, champ.id_column, pa[champ.id_column].to_numpy()[order])
-    result.disagreements = top
+    return float(np.mean(same)), top
 
-    # drift of each against its own reference
-    for role, art, scored in (("champion", champ, a), ("challenger", chal, b)):
-        d = measure_drift(art, scored)
-        result.drift[role] = {"drifted": d["dataset"]["drifted"],
-                              "weighted_share": d["dataset"]["weighted_share"],
-                              "drifted_columns": d["dataset"]["drifted_columns"]}
 
-    # metrics side by side
-    if labels is not None:
-        from ..monitoring.performance import align_labels, coerce_labels, precomputed
+def _drift(art: Any, scored: Any) -> dict[str, Any]:
+    """The batch's drift against the artifact's own reference, in brief."""
+    from ..monitoring.batch import measure_drift
 
-        lab = read_frame(labels, what="labels")
-        n_classes = len(champ.classes or []) or None
-        primary = resolve(metric) if metric else default_metric(champ.task, n_classes)
-        names = [primary.name] + [n for n in dict.fromkeys(
-            list(champ.reference["metrics"]["values"]) + list(chal.reference["metrics"]["values"]))
-            if n != primary.name]
-        if not champ.id_column and len(lab) == len(df):  # by row order: the rows compared
-            lab = lab.iloc[common]
-        for role, art, outputs in (("champion", champ, pa), ("challenger", chal, pb)):
-            y = align_labels(art, outputs, lab)
-            known = y.notna().to_numpy()
-            yk = coerce_labels(y[known].reset_index(drop=True), art.classes)
-            est = precomputed(art.task, outputs.loc[known].reset_index(drop=True), art.classes)
-            rows = np.arange(len(yk)).reshape(-1, 1)
-            for name in names:
-                m = resolve(name)
-                try:
-                    result.metrics.setdefault(name, {})[role] = m.natural(m.score(est, rows, yk))
-                except ValueError:
-                    continue
-        result.metric = primary.name
-        pair = result.metrics.get(primary.name, {})
-        if "champion" in pair and "challenger" in pair:
-            sign = 1 if primary.greater_is_better else -1
-            result.gain = sign * (pair["challenger"] - pair["champion"])
-            result.verdict = "win" if result.gain > 0 and result.gain >= margin else "lose"
-    if report is not None:
-        result.report = str(write_report(result, Path(report)))
-    if record:
-        result.recorded = _record(result)
-    return result
+    d = measure_drift(art, scored)
+    return {"drifted": d["dataset"]["drifted"], "weighted_share": d["dataset"]["weighted_share"],
+            "drifted_columns": d["dataset"]["drifted_columns"]}
+
+
+def _judge(result: Comparison, lab: pd.DataFrame, pa: pd.DataFrame, pb: pd.DataFrame,
+           metric: str | None) -> None:
+    """Both models' metrics on the labelled rows, side by side, and the verdict on the
+    primary metric (``result.metrics``, ``metric``, ``gain``, ``verdict``)."""
+    from ..core.metrics import default_metric, resolve
+    from ..monitoring.performance import align_labels, coerce_labels, precomputed
+
+    champ, chal = result.champion, result.challenger
+    n_classes = len(champ.classes or []) or None
+    primary = resolve(metric) if metric else default_metric(champ.task, n_classes)
+    names = [primary.name] + [n for n in dict.fromkeys(
+        list(champ.reference["metrics"]["values"]) + list(chal.reference["metrics"]["values"]))
+        if n != primary.name]
+    for role, art, outputs in (("champion", champ, pa), ("challenger", chal, pb)):
+        y = align_labels(art, outputs, lab)
+        known = y.notna().to_numpy()
+        yk = coerce_labels(y[known].reset_index(drop=True), art.classes)
+        est = precomputed(art.task, outputs.loc[known].reset_index(drop=True), art.classes)
+        rows = np.arange(len(yk)).reshape(-1, 1)
+        for name in names:
+            m = resolve(name)
+            try:
+                result.metrics.setdefault(name, {})[role] = m.natural(m.score(est, rows, yk))
+            except ValueError:
+                continue
+    result.metric = primary.name
+    pair = result.metrics.get(primary.name, {})
+    if "champion" in pair and "challenger" in pair:
+        sign = 1 if primary.greater_is_better else -1
+        result.gain = sign * (pair["challenger"] - pair["champion"])
+        result.verdict = "win" if result.gain > 0 and result.gain >= result.margin else "lose"
 
 
 def _record(result: Comparison) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..core.files import plain
 from ..core.results import CheckResult
 
 MAX_IDS = 20
@@ -205,7 +206,7 @@ def bounds_measure(outputs: pd.DataFrame, bad: np.ndarray, id_column: str | None
     if not n_bad:
         first: list[Any] = []
     elif by_id:
-        first = [_plain(i) for i in outputs.loc[bad, id_column].head(MAX_IDS).tolist()]
+        first = [plain(i) for i in outputs.loc[bad, id_column].head(MAX_IDS).tolist()]
     else:
         first = np.flatnonzero(bad)[:MAX_IDS].tolist()
     return {"rows": len(bad), "bad": n_bad, "first": first, "by_id": by_id}
@@ -242,9 +243,5 @@ def output_bounds_check(m: dict[str, Any], spec: dict[str, Any] | None) -> Check
         message=f"{n_bad:,} of {n:,} predictions outside {where} ({action}); "
                 f"{'ids' if m['by_id'] else 'rows'} {ids}",
         value=n_bad, threshold=where,
-        details={"policy": spec["policy"], "ids": [_plain(i) for i in ids], "count": n_bad},
+        details={"policy": spec["policy"], "ids": [plain(i) for i in ids], "count": n_bad},
     )
-
-
-def _plain(v: Any) -> Any:
-    return v.item() if isinstance(v, np.generic) else v

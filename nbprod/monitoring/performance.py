@@ -411,21 +411,30 @@ def _needs_two_classes(m: Any) -> bool:
 
 def _bootstrap_se(m: Any, est: Any, rows: np.ndarray, yk: pd.Series,
                   rng: np.random.Generator) -> float | None:
-    """Bootstrap standard error of the metric at this batch size (None when undefined)."""
+    """Bootstrap standard error of the metric at this batch size (None when undefined), by
+    :func:`scipy.stats.bootstrap` over at most ``BOOTSTRAP_ROWS`` of the rows, scaled to the
+    batch. Resamples where the metric is undefined (one class drawn) are left out; with ten or
+    fewer defined ones there is no estimate."""
     import warnings
 
+    from scipy.stats import bootstrap
+
     boot_n = min(len(yk), BOOTSTRAP_ROWS)
-    sims = []
+    sample = rng.choice(len(yk), boot_n, replace=False) if boot_n < len(yk) else np.arange(boot_n)
+
+    def metric(pick: np.ndarray) -> float:
+        try:
+            return m.natural(m.score(est, rows[pick], yk.iloc[pick]))
+        except ValueError:
+            return math.nan
+
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for _ in range(BOOTSTRAP):
-            pick = rng.integers(0, len(yk), boot_n)
-            try:
-                value = m.natural(m.score(est, rows[pick], yk.iloc[pick]))
-            except ValueError:
-                continue
-            if math.isfinite(value):
-                sims.append(value)
+        warnings.simplefilter("ignore")  # undefined resamples, and a degenerate distribution
+        if boot_n < 2:  # every resample of one row is that row: no spread, if defined at all
+            return 0.0 if math.isfinite(metric(sample)) else None
+        sims = bootstrap((sample,), metric, n_resamples=BOOTSTRAP, vectorized=False,
+                         method="percentile", rng=rng).bootstrap_distribution
+    sims = sims[np.isfinite(sims)]
     if len(sims) <= 10:
         return None
     return float(np.std(sims)) * math.sqrt(boot_n / len(yk))

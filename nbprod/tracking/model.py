@@ -7,12 +7,12 @@ embedded default (a SQLite store, ``mlflow.db``, in the working directory).
 from __future__ import annotations
 
 import contextlib
-import getpass
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from ..core.user import user_name as _user
 from ..exceptions import PackagingError
 
 # MLflow imports this module and calls its _load_pyfunc (nbprod/__init__.py hands it on). The
@@ -113,10 +113,3 @@ def log_package(root: Path, manifest: dict[str, Any], digest: str) -> dict[str, 
             f"Could not log the packaging run to MLflow: {store_error(exc)} Or package with "
             "--no-mlflow."
         ) from None
-
-
-def _user() -> str:
-    try:
-        return str(getpass.getuser())
-    except Exception:
-        return "unknown"

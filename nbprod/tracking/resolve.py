@@ -34,13 +34,33 @@ def local_copy(target: str | Path, *, dst: str | Path | None = None
 
 
 def load(target: str | Path, *, trusted_keys: Any = None):
-    """Verify and load the artifact at ``target``: a path, or a registry URI
-    (``models:/NAME@champion``, ``models:/NAME/3``), whose version is downloaded from MLflow and
-    must have the digest ``nbprod register`` recorded (a pinned artifact counts as authentic).
+    """Verify and load the artifact at ``target``.
 
-    ``trusted_keys``: Ed25519 public keys (PEM paths) of which one must have signed the artifact;
-    the keys in ``NBPROD_TRUSTED_KEYS`` count too. With none, no signature is required. Raises
-    :class:`~nbprod.exceptions.IntegrityError` naming a bad file.
+    Parameters
+    ----------
+    target : str or Path
+        A path, or a registry URI (``models:/NAME@champion``, ``models:/NAME/3``), whose version
+        is downloaded from MLflow and must have the digest ``nbprod register`` recorded (a
+        pinned artifact counts as authentic).
+    trusted_keys : PEM path, key, or list of them, optional
+        Ed25519 public keys of which one must have signed the artifact; the keys in
+        ``NBPROD_TRUSTED_KEYS`` count too. With none, no signature is required.
+
+    Returns
+    -------
+    Artifact
+        The loaded artifact, ready to score.
+
+    Raises
+    ------
+    IntegrityError
+        Naming the bad file when the artifact is damaged, incomplete or unsigned.
+
+    Examples
+    --------
+    >>> art = nbprod.load(ARTIFACT)
+    >>> art.name
+    'churn-v1-fixture'
     """
     from ..core.artifact import load as load_path
 

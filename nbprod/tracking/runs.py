@@ -150,7 +150,26 @@ def history(model_name: str, artifact_id: str | None = None, max_runs: int = 100
 
 
 def history_of(target: str, *, all_artifacts: bool = False):
-    """Monitoring runs of an artifact (path) or a model (name), as a DataFrame, oldest first."""
+    """The monitoring history of an artifact or a model, from MLflow.
+
+    Parameters
+    ----------
+    target : str
+        An artifact's path, or a model's name.
+    all_artifacts : bool
+        For an artifact, include the runs of every artifact of its model.
+
+    Returns
+    -------
+    DataFrame
+        One row per scoring run, oldest first: when, rows, rejected, drift, alerts, and the
+        performance metrics once labels arrived.
+
+    Examples
+    --------
+    >>> runs = nbprod.history("artifacts/churn")  # doctest: +SKIP
+    >>> runs[["start_time", "rows", "drifted"]].tail(3)  # doctest: +SKIP
+    """
     from pathlib import Path
 
     from ..core import manifest as mf

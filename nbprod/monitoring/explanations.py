@@ -1,0 +1,122 @@
+"""Explanation drift: how much the model leans on each input in a batch, against packaging.
+
+At packaging, the reference (``reference.json``, key ``explanations``) records the mean absolute
+contribution of every model input over validation rows (:func:`reference`). A scoring run
+explains a sample of its scored rows the same way (same background, same method) and compares
+(:func:`explanation_drift`): a model input whose share of the total mean absolute contribution
+grew or shrank by :data:`RATIO` or more, and that holds at least :data:`MIN_SHARE` of it on one
+side, is named in ``shifted`` ("the model now leans on ``table`` 2.1x as much as at
+packaging"). Column drift alone can miss this: a column may keep its distribution while the
+rows where it matters become common.
+
+The batch is explained by the reference's method when it still applies (SHAP may be missing
+where batches are scored: then by another, named in ``method``). The figure is a warning sign,
+not a check: it changes no status. It appears in the summary as
+``drift.explanations``; artifacts packaged without the reference get ``None``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+ROWS = 200  # rows explained at packaging and per batch by the fast methods (linear, tree)
+SLOW_ROWS = 20  # rows explained by the model-agnostic methods (exact, sampling)
+RATIO = 2.0
+MIN_SHARE = 0.05
+FAST = ("linear", "tree")
+
+
+def _explain(art_or_scorer: Any, rows: pd.DataFrame, *, background: pd.DataFrame | None = None,
+             method: str = "auto", carried: Any = ()) -> Any:
+    """Explain ``rows`` (at most :data:`SLOW_ROWS` first, more when the method is fast)."""
+    from ..core.explain import explain
+    from ..exceptions import ExplainWarning
+
+    def run(part: pd.DataFrame, how: str) -> Any:
+        with warnings.catch_warnings():  # the note is kept in the result
+            warnings.simplefilter("ignore", ExplainWarning)
+            if background is None:
+                return art_or_scorer.explain(part, method=how)
+            return explain(art_or_scorer, part, background=background, method=how, carried=carried)
+
+    from ..exceptions import NbprodUsageError
+
+    if method in FAST:  # known fast (the reference's method): no trial on a few rows
+        try:
+            return run(rows.iloc[:ROWS], method)
+        except NbprodUsageError:  # not here (e.g. SHAP missing where the batch is scored)
+            method = "auto"
+    first = run(rows.iloc[:SLOW_ROWS], method)
+    if first.method in FAST and len(rows) > SLOW_ROWS:
+        return run(rows.iloc[:ROWS], first.method)
+    return first
+
+
+def sample(df: pd.DataFrame, n: int = ROWS, seed: int = 0) -> pd.DataFrame:
+    if len(df) <= n:
+        return df
+    return df.iloc[np.sort(np.random.default_rng(seed).choice(len(df), n, replace=False))]
+
+
+def reference(scorer: Any, rows: pd.DataFrame, background: pd.DataFrame, *, snapshot: str,
+              carried: Any = ()) -> dict[str, Any]:
+    """The explanation reference recorded at packaging (or why there is none)."""
+    from ..exceptions import NbprodError
+
+    try:
+        result = _explain(scorer, sample(rows), background=background, carried=carried)
+    except NbprodError as exc:
+        return {"snapshot": snapshot, "error": str(exc)[:300]}
+    return {"snapshot": snapshot, "rows": result.rows, "scale": result.scale,
+            "method": result.method, "mean_abs": result.mean_abs(), "notes": result.notes}
+
+
+def explanation_drift(art: Any, scored: Any) -> dict[str, Any] | None:
+    """The batch's mean absolute contributions against the reference; None when the artifact has
+    no explanation reference. ``scored`` is the scored batch (its conformed inputs)."""
+    from ..exceptions import NbprodError
+
+    ref = (art.reference or {}).get("explanations")
+    inputs = getattr(scored, "inputs", None)
+    if not ref or "mean_abs" not in ref or inputs is None or len(inputs) == 0:
+        return None
+    rows = sample(inputs.reset_index(drop=True))
+    if art.id_column:  # the conformed inputs hold no id: any unique one serves
+        rows = rows.assign(**{art.id_column: np.arange(len(rows))})
+    try:
+        result = _explain(art, rows, method=ref.get("method", "auto"))
+    except NbprodError as exc:
+        return {"error": str(exc)[:300]}
+    return compare(ref, result.mean_abs(), rows=result.rows, method=result.method)
+
+
+def compare(ref: dict[str, Any], batch: dict[str, float], *, rows: int,
+            method: str) -> dict[str, Any]:
+    """Per model input: the mean absolute contribution and its share of the total, at packaging
+    and in the batch, and their ratio; ``shifted`` names the inputs the model leans on far more
+    or far less than it did."""
+    before = {k: float(v) for k, v in ref["mean_abs"].items()}
+    total_before = sum(before.values()) or 1.0
+    total_now = sum(batch.values()) or 1.0
+    features: dict[str, Any] = {}
+    shifted: list[str] = []
+    for name in before.keys() | batch.keys():
+        a, b = before.get(name, 0.0), batch.get(name, 0.0)
+        sa, sb = a / total_before, b / total_now
+        ratio = (sb / sa) if sa > 0 else (float("inf") if sb > 0 else 1.0)
+        features[name] = {"reference": a, "batch": b, "reference_share": sa, "batch_share": sb,
+                          "ratio": ratio}
+        if max(sa, sb) >= MIN_SHARE and (ratio >= RATIO or ratio <= 1 / RATIO):
+            shifted.append(name)
+    shifted.sort(key=lambda n: -abs(np.log(max(features[n]["ratio"], 1e-12))))
+    words = [f"{n} {features[n]['ratio']:.1f}x" if np.isfinite(features[n]["ratio"])
+             else f"{n} (new)" for n in shifted]
+    return {"rows": rows, "reference_rows": ref.get("rows"), "scale": ref.get("scale"),
+            "method": method, "features": features, "shifted": shifted,
+            "message": ("the model leans on its inputs as at packaging" if not shifted else
+                        "the model now leans differently on: " + ", ".join(words)
+                        + " (share of the mean absolute contribution, batch / packaging)")}

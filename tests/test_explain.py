@@ -1,0 +1,229 @@
+"""Per-row explanations (nbprod.core.explain): additive, folded into the model inputs, the same
+row rules as scoring, personal data hidden; the CLI end to end; the review queue's contributions."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import nbprod
+from nbprod.core.explain import explain
+from nbprod.exceptions import ExplainWarning, NbprodUsageError
+
+from .artifacts import kinds_features, kinds_frame, write_csv
+
+NUMBERS = ["usage", "tenure", "active", "days"]
+
+
+def _scorer(estimator, *, n: int = 500):
+    """A live scorer over the every-kind frame: numbers scaled, ``plan`` and ``region`` one-hot
+    encoded, then ``estimator``; and fresh rows with their background."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    data = kinds_frame(n, 7)
+    train = data.iloc[: n * 4 // 5]
+    s = nbprod.Session("explained")
+    s.snapshot(train, role="train", target="label", id="account")
+    s.features(kinds_features)
+    columns = ColumnTransformer([
+        ("num", StandardScaler(), NUMBERS),
+        ("plan", OneHotEncoder(), ["plan"]),
+        ("region", OneHotEncoder(handle_unknown="ignore"), ["region"]),
+    ])
+    model = make_pipeline(columns, estimator)
+    model.fit(kinds_features(train.drop(columns=["label", "account"])), train["label"])
+    s.model(model)
+    fresh = kinds_frame(40, 8).drop(columns=["label"])
+    return s.live_scorer(), model, fresh, train
+
+
+def _adds_up(result) -> float:
+    t = result.totals()
+    return float((t["base_value"] + t["contributions"] - t["prediction"]).abs().max())
+
+
+def test_linear_pipeline_one_hot_folds_into_the_raw_column_and_adds_up():
+    from sklearn.linear_model import LogisticRegression
+
+    scorer, model, fresh, train = _scorer(LogisticRegression(max_iter=1000))
+    result = explain(scorer, fresh, background=train, background_rows=len(train))
+    assert result.method == "linear" and result.scale == "logit"  # three classes: softmax inputs
+    assert _adds_up(result) < 1e-9
+    frame = result.frame
+    assert set(frame["feature"]) == {"usage", "tenure", "plan", "region", "active", "days"}
+    assert list(frame.columns) == ["account", "row", "class", "feature", "value", "contribution",
+                                   "base_value", "prediction", "scale", "method"]
+    # the prediction is the decision function of the explained (predicted) class
+    feats = kinds_features(fresh)
+    classes = list(model.classes_)
+    per_row = frame.groupby("row").first()
+    d = model.decision_function(feats)
+    picked = [classes.index(c) for c in per_row["class"]]
+    assert np.allclose(per_row["prediction"], d[per_row.index, picked])
+    assert list(per_row["class"]) == list(model.predict(feats)[per_row.index])
+    # plan's contribution is the sum over its one-hot columns of coef * (z - background mean)
+    pre, lr = model[:-1], model[-1]
+    plan = pre.named_steps["columntransformer"].output_indices_["plan"]
+    Z = pre.transform(feats)[:, plan]
+    Zbg = pre.transform(kinds_features(train))[:, plan]
+    for row in (0, 7, 19):
+        k = picked[list(per_row.index).index(row)]
+        expected = float(lr.coef_[k, plan] @ (Z[row] - Zbg.mean(axis=0)))
+        got = frame[(frame["row"] == row) & (frame["feature"] == "plan")]["contribution"].item()
+        assert got == pytest.approx(expected, abs=1e-12)
+        assert frame[(frame["row"] == row) & (frame["feature"] == "plan")]["value"].item() == fresh["plan"].iloc[row]
+    # largest contribution first within a row
+    first = frame[frame["row"] == 0]["contribution"].abs().to_numpy()
+    assert (np.diff(first) <= 1e-15).all()
+
+
+def test_tree_model_adds_up_with_shap_and_without_it(monkeypatch):
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    scorer, model, fresh, train = _scorer(GradientBoostingClassifier(n_estimators=40, random_state=0))
+    # two classes, so SHAP's TreeExplainer reads the model: margins on the log-odds scale
+    two = train.assign(label=np.where(train["label"] == "high", "high", "other"))
+    scorer.model.fit(kinds_features(two.drop(columns=["label", "account"])), two["label"])
+    result = explain(scorer, fresh, background=train)
+    assert (result.method, result.scale) == ("tree", "log-odds")
+    assert _adds_up(result) < 1e-9
+    assert set(result.frame["class"]) == {"other"}  # classes_[1], the positive class
+    feats = kinds_features(fresh)
+    per_row = result.frame.groupby("row")["prediction"].first()
+    assert np.allclose(per_row, model.decision_function(feats)[per_row.index])
+
+    monkeypatch.setitem(sys.modules, "shap", None)  # an environment without the optional extra
+    with pytest.warns(ExplainWarning, match=r"pip install 'nbprod\[explain\]'"):
+        fallback = explain(scorer, fresh.iloc[:5], background=train)
+    assert fallback.method == "exact" and _adds_up(fallback) < 1e-9
+    assert "SHAP is not installed" in fallback.notes[0]
+    with pytest.raises(NbprodUsageError, match=r"SHAP is not installed: pip install 'nbprod\[explain\]'"):
+        explain(scorer, fresh.iloc[:2], background=train, method="tree")
+
+
+def test_rejected_rows_are_not_explained_and_personal_values_hidden():
+    from sklearn.linear_model import LogisticRegression
+
+    scorer, model, fresh, train = _scorer(LogisticRegression(max_iter=1000))
+    bad = fresh.copy()
+    bad["plan"] = bad["plan"].astype("object")
+    bad.loc[3, "plan"] = "platinum"  # a category the strict encoder never saw: rejected
+    picked = bad.iloc[2:6]
+    result = explain(replace(scorer, hidden=frozenset({"region"})), picked, background=train,
+                     positions=np.arange(2, 6))
+    assert result.rejected == 1 and result.rows == 3
+    assert sorted(result.frame["row"].unique()) == [2, 4, 5]
+    rejected = result.issues.frame[result.issues.frame["action"] == "rejected"]
+    assert list(rejected["row"]) == [3]  # the encoder raised on it alone: rule model-error
+    region = result.frame[result.frame["feature"] == "region"]["value"]
+    assert set(region) == {"[personal data]"}
+    with pytest.raises(NbprodUsageError, match="method must be one of"):
+        explain(scorer, fresh, background=train, method="magic")
+
+
+def test_model_agnostic_sampling_adds_up_on_many_inputs(cancer_art):
+    art = nbprod.load(cancer_art.path)
+    result = art.explain(cancer_art.batch, rows=4, method="sampling", permutations=4)
+    assert result.method == "sampling" and _adds_up(result) < 1e-9
+    linear = art.explain(cancer_art.batch, rows=4)
+    assert linear.method == "linear" and linear.scale == "log-odds"
+    # both are Shapley values of the same game: the sampled ones are near the exact ones
+    a = result.frame.set_index(["row", "feature"])["contribution"]
+    b = linear.frame.set_index(["row", "feature"])["contribution"]
+    assert np.corrcoef(a.sort_index(), b.sort_index())[0, 1] > 0.9
+    by_id = art.explain(cancer_art.batch, ids=[cancer_art.batch["patient_id"].iloc[2]])
+    assert list(by_id.frame["row"].unique()) == [2]
+    with pytest.raises(NbprodUsageError, match="No row of the input has patient_id"):
+        art.explain(cancer_art.batch, ids=["nobody"])
+
+
+def test_cli_explain_end_to_end(kinds_art, tmp_path):
+    batch = kinds_art.batch.copy()
+    batch["plan"] = batch["plan"].astype("object")
+    batch.loc[1, "plan"] = "platinum"  # rejected as in scoring
+    src = write_csv(batch, tmp_path / "batch.csv")
+    out = tmp_path / "why.csv"
+    proc = subprocess.run([sys.executable, "-m", "nbprod.cli", "explain", str(kinds_art.path),
+                           str(src), "-o", str(out), "--rows", "4"],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "explained 3 of 4 rows" in proc.stdout and "logit scale" in proc.stdout
+    assert "1 row was rejected as in scoring, not explained: row 1 (plan unseen-category)" in proc.stdout
+    frame = pd.read_csv(out, dtype={"account": "str"})
+    assert sorted(frame["row"].unique()) == [0, 2, 3]
+    t = frame.groupby("row").agg(b=("base_value", "first"), c=("contribution", "sum"),
+                                 p=("prediction", "first"))
+    assert np.allclose(t["b"] + t["c"], t["p"], atol=1e-9)
+
+    from nbprod.cli import main
+
+    assert main(["explain", str(kinds_art.path), str(src), "-o", str(out), "--ids", "X1"]) == 2
+    assert main(["explain", str(kinds_art.path), str(src), "-o", str(src)]) == 2  # never the input
+
+
+def test_explanation_drift_names_the_input_the_model_leans_on_more(kinds_art, tmp_path):
+    from nbprod.jobs import run as nbrun
+
+    art = nbprod.load(kinds_art.path)
+    ref = art.reference["explanations"]
+    assert ref["method"] == "linear" and ref["snapshot"] == "valid" and ref["rows"] == 200
+    assert set(ref["mean_abs"]) == {"usage", "tenure", "plan", "region", "active", "days"}
+
+    def drift_of(batch: pd.DataFrame, name: str) -> dict:
+        src = write_csv(batch, tmp_path / f"{name}.csv")
+        run = nbrun.execute(input_path=str(src), output_path=str(tmp_path / f"{name}.out.csv"),
+                            artifact_path=str(kinds_art.path), log_to_mlflow=False)
+        return run.summary()["drift"]["explanations"]
+
+    same = drift_of(kinds_art.batch, "same")
+    assert same["shifted"] == [] and same["method"] == "linear"
+    heavy = kinds_art.batch.assign(usage=kinds_art.batch["usage"] * 4)
+    moved = drift_of(heavy, "heavy")
+    assert moved["shifted"][0] == "usage" and moved["features"]["usage"]["ratio"] >= 2
+    assert "usage" in moved["message"]
+
+
+def test_packaging_report_shows_partial_dependence_of_the_inputs_leaned_on_most(kinds_art):
+    art = nbprod.load(kinds_art.path)
+    pd_ref = art.reference["partial_dependence"]
+    mean_abs = art.reference["explanations"]["mean_abs"]
+    top3 = sorted(mean_abs, key=lambda n: -mean_abs[n])[:3]
+    assert list(pd_ref["features"]) == top3 and pd_ref["response"] == "probability of class high"
+    # each grid value: the model's mean probability with that input set so in every valid row
+    model = kinds_art.session.model_capture.model
+    valid = kinds_features(kinds_art.session.valid.data)
+    name = top3[0]
+    entry = pd_ref["features"][name]
+    for value, average in list(zip(entry["grid"], entry["average"], strict=True))[:3]:
+        proba = model.predict_proba(valid.assign(**{name: value}))[:, 0]
+        assert average == pytest.approx(proba.mean(), rel=1e-9)
+    shown = kinds_art.result._repr_html_()
+    assert "Partial dependence" in shown and shown.count("<svg") == 3
+
+
+def test_a_pipeline_that_mixes_inputs_is_explained_model_agnostically(diabetes):
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import PolynomialFeatures
+
+    from .artifacts import diabetes_features
+
+    train = diabetes.iloc[:300]
+    s = nbprod.Session("mixed")
+    s.snapshot(train, role="train", target="target")
+    s.features(diabetes_features)
+    model = make_pipeline(PolynomialFeatures(2), Ridge())  # interaction terms: two inputs a column
+    s.model(model.fit(diabetes_features(train.drop(columns=["target"])), train["target"]))
+    with pytest.warns(ExplainWarning, match="mixes several model inputs"):
+        result = explain(s.live_scorer(), diabetes.iloc[400:403].drop(columns=["target"]),
+                         background=train, permutations=4)
+    assert (result.method, result.scale) == ("sampling", "raw output")  # 11 inputs: sampled
+    assert _adds_up(result) < 1e-9 and result.rows == 3
+    assert "row" in result.frame.columns and "class" not in result.frame.columns
