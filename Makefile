@@ -44,13 +44,13 @@ $(CHROMIUM):
 demo: install
 	rm -rf $(DEMO) && mkdir -p $(DEMO)
 	@echo "== 1/2 training notebook -> artifact (papermill notebooks/quickstart.ipynb)"
-	cd $(DEMO) && NBPROD_NOTEBOOK=$(CURDIR)/notebooks/quickstart.ipynb \
-		../$(BIN)/papermill ../notebooks/quickstart.ipynb quickstart.executed.ipynb \
-		-p artifact_path artifact --log-level WARNING
+	cd $(DEMO) && ../$(BIN)/papermill ../notebooks/quickstart.ipynb quickstart.executed.ipynb \
+		-p artifact_path artifact --engine nbprod --log-level WARNING
 	@echo "== 2/2 scheduled scoring of a new batch (papermill artifact/score.ipynb)"
 	cd $(DEMO) && ../$(BIN)/papermill artifact/score.ipynb report.ipynb \
 		-p input_path new_batch.csv -p output_path predictions.csv \
-		-p labels_path new_batch.labels.csv -p summary_path summary.json --log-level WARNING
+		-p labels_path new_batch.labels.csv -p summary_path summary.json --engine nbprod \
+		--log-level WARNING
 	$(BIN)/nbprod report $(DEMO)/report.ipynb --html -o $(DEMO)/report.html
 	@$(BIN)/python -c "import json; s = json.load(open('$(DEMO)/summary.json')); \
 		print('\nnbprod demo finished: status', s['status'].upper(), '-', s['rows'], 'rows scored')"

@@ -1,13 +1,14 @@
-"""A scheduled scoring run through papermill versus papermill on an empty notebook.
+"""A scheduled scoring run through papermill versus a hand-written scoring notebook.
 
 Packages a model on generated data (10 numeric and 3 text columns), then times, interleaved in
-one run: papermill executing a one-cell notebook (the floor: kernel start and shutdown), and
-papermill executing the artifact's score.ipynb on 10,000 rows with everything a scheduled run
-does (validation, scoring, drift, report sections, MLflow logging to a local SQLite store).
-Also times, in the same loop, the scoring run without MLflow logging and a fresh interpreter
-importing what any kernel scoring the model needs (pandas, scikit-learn, skops) and what MLflow
-logging needs (mlflow), so the floor under the ratio is visible. Prints per-repetition times,
-medians and the ratio (target: at most 2.5x).
+one run: papermill executing a one-cell notebook (the floor: kernel start and shutdown),
+papermill executing a hand-written scoring notebook (read the Parquet batch, load the skops
+model, predict and predict_proba, write the predictions: the baseline), and papermill executing
+the artifact's score.ipynb on 10,000 rows with everything a scheduled run does (validation,
+scoring, drift, report sections, MLflow logging to a local SQLite store), with logging on and
+off. Also times a fresh interpreter importing what any kernel scoring the model needs (pandas,
+scikit-learn, skops) and what MLflow logging needs (mlflow). Prints per-repetition times,
+medians and the ratios to the hand-written notebook (target with logging on: at most 1.25x).
 
     python bench/papermill_overhead.py [--rows 10000] [--repeat 5]
 """
@@ -63,6 +64,33 @@ def build(root: Path) -> Path:
     return root / "art"
 
 
+HAND_WRITTEN = """\
+import pandas as pd
+import skops.io as sio
+
+df = pd.read_parquet(input_path)
+model = sio.load(model_path, trusted=sio.get_untrusted_types(file=model_path))
+X = df.drop(columns=["row_id"])
+out = pd.DataFrame({"row_id": df["row_id"], "prediction": model.predict(X)})
+proba = model.predict_proba(X)
+for j, c in enumerate(model.classes_):
+    out[f"proba_{c}"] = proba[:, j]
+out.to_parquet(output_path)
+"""
+
+
+def hand_written(path: Path) -> None:
+    """The baseline: the scoring notebook someone would write by hand for this model."""
+    import nbformat
+    import nbformat.v4 as nbf
+
+    params = nbf.new_code_cell("input_path = None\noutput_path = None\nmodel_path = None",
+                               metadata={"tags": ["parameters"]})
+    nbformat.write(nbf.new_notebook(cells=[params, nbf.new_code_cell(HAND_WRITTEN)], metadata={
+        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}),
+        str(path))
+
+
 def import_seconds(modules: str) -> float:
     """Wall time of a fresh interpreter importing ``modules`` (what a kernel pays for them)."""
     t = time.perf_counter()
@@ -92,12 +120,20 @@ def main() -> None:
                   "summary_path": str(root / "summary.json")}
         pm.execute_notebook(str(art / "score.ipynb"), str(root / "warm.ipynb"), parameters=params,
                             progress_bar=False)  # first MLflow store creation is not a run's cost
+        hand = root / "hand.ipynb"
+        hand_written(hand)
+        hand_params = {"input_path": params["input_path"], "model_path": str(art / "model.skops"),
+                       "output_path": str(root / "hand.parquet")}
         times: dict[str, list[float]] = {k: [] for k in (
-            "empty", "score", "score_no_mlflow", "import_model_libs", "import_mlflow")}
+            "empty", "hand", "score", "score_no_mlflow", "import_model_libs", "import_mlflow")}
         for r in range(args.repeat):
             t = time.perf_counter()
             pm.execute_notebook(str(empty), str(root / "e.ipynb"), progress_bar=False)
             times["empty"].append(time.perf_counter() - t)
+            t = time.perf_counter()
+            pm.execute_notebook(str(hand), str(root / "h.ipynb"), parameters=hand_params,
+                                progress_bar=False)
+            times["hand"].append(time.perf_counter() - t)
             t = time.perf_counter()
             pm.execute_notebook(str(art / "score.ipynb"), str(root / "s.ipynb"), parameters=params,
                                 progress_bar=False)
@@ -111,20 +147,23 @@ def main() -> None:
             times["import_mlflow"].append(import_seconds("mlflow"))
             print(f"rep {r}: " + "   ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()))
         med = {k: statistics.median(v) for k, v in times.items()}
-        base = med["empty"]
-        print(f"\nmedians over {args.repeat} repetitions, {args.rows:,} rows (ratio to the empty "
-              "notebook):")
+        base = med["hand"]
+        # each repetition's own ratio (the pair ran back to back), then their median
+        pair = {k: statistics.median(a / b for a, b in zip(times[k], times["hand"], strict=True))
+                for k in times}
+        print(f"\nmedians over {args.repeat} repetitions, {args.rows:,} rows (ratio to the "
+              "hand-written notebook: of the medians, and the median of each repetition's):")
         for key, label in (("empty", "papermill, empty notebook"),
+                           ("hand", "hand-written scoring notebook (baseline)"),
                            ("score", "score.ipynb, MLflow logging on (default)"),
                            ("score_no_mlflow", "score.ipynb, log_to_mlflow=False"),
                            ("import_model_libs", "fresh python: import pandas, sklearn, skops"),
                            ("import_mlflow", "fresh python: import mlflow")):
-            print(f"  {label:<45} {med[key]:6.2f} s  {med[key] / base:5.2f}x")
-        floor = base + med["import_model_libs"]
-        print(f"floor for any kernel that loads the model: empty notebook + its imports = "
-              f"{floor:.2f} s ({floor / base:.2f}x)")
-        ratio = med["score"] / base
-        print(f"ratio {ratio:.2f}x (target <= 2.5x): {'MET' if ratio <= 2.5 else 'NOT MET'}")
+            print(f"  {label:<45} {med[key]:6.2f} s  {med[key] / base:5.2f}x  "
+                  f"{pair[key]:5.2f}x")
+        ratio = pair["score"]
+        print(f"logging on: {ratio:.2f}x the hand-written notebook (target <= 1.25x): "
+              f"{'MET' if ratio <= 1.25 else 'NOT MET'}")
 
 
 if __name__ == "__main__":

@@ -21,20 +21,33 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
+
+def _wheel() -> str:
+    """Where packaging puts the running nbprod's wheel (its directory is named by its hash)."""
+    from nbprod.capture.wheel import relative_path
+
+    return relative_path()
+
+
 # Every file an artifact holds besides nbprod.json. The tamper tests are parametrized over this
 # list; test_artifact checks that it matches the manifest, so a new file cannot go untested.
+WHEEL = _wheel()
 ARTIFACT_FILES = (
     "MLmodel",
+    "conda.yaml",
     "features.py",
+    "input_example.json",
     "model.skops",
     "python_env.yaml",
     "reference.json",
     "requirements.txt",
     "score.ipynb",
+    "serving_input_example.json",
     "snapshots/train.json",
     "snapshots/train.sample.parquet",
     "snapshots/valid.json",
     "snapshots/valid.sample.parquet",
+    WHEEL,
 )
 
 

@@ -16,7 +16,14 @@ from nbprod import cli
 from nbprod.exceptions import InputError, IntegrityError, NbprodUsageError, RowError, SchemaError
 from nbprod.jobs import run as nbrun
 
-from .artifacts import ARTIFACT_FILES, BAD_INPUTS, assert_valid_manifest, copy_artifact, write_csv
+from .artifacts import (
+    ARTIFACT_FILES,
+    BAD_INPUTS,
+    WHEEL,
+    assert_valid_manifest,
+    copy_artifact,
+    write_csv,
+)
 
 
 def _sha256(path: Path) -> str:
@@ -115,14 +122,97 @@ def test_contents_are_the_captured_code_and_a_loadable_mlflow_model(cancer_art):
     reqs = (root / "requirements.txt").read_text().splitlines()
     assert f"scikit-learn=={version('scikit-learn')}" in reqs
     assert f"numpy=={version('numpy')}" in reqs
-    assert f"nbprod=={nbprod.__version__}" in reqs
+    assert reqs[-1] == f"./{WHEEL}"  # nbprod itself travels inside the artifact
     nb = json.loads((root / "score.ipynb").read_text())
     params = [c for c in nb["cells"] if "parameters" in c["metadata"].get("tags", [])]
     assert len(params) == 1
-    text = "".join(params[0]["source"])
-    for name in ("input_path", "output_path", "labels_path", "summary_path", "artifact_path",
-                 "issues_path", "max_rejected"):
-        assert f"{name} = " in text, name
+    # papermill --help-notebook lists every parameter with its type and help
+    import papermill
+
+    found = papermill.inspect_notebook(str(root / "score.ipynb"))
+    assert {name: p["inferred_type_name"] for name, p in found.items()} == {
+        "input_path": "Optional[str]", "output_path": "Optional[str]",
+        "labels_path": "Optional[str]", "summary_path": "Optional[str]",
+        "artifact_path": "Optional[str]", "drift_runs": "int", "log_to_mlflow": "bool",
+        "raise_on_alert": "bool", "issues_path": "Optional[str]", "max_rejected": "float",
+        "engine": "Optional[str]", "scheduler": "Optional[str]", "chunk_rows": "Optional[int]"}
+    assert found["drift_runs"]["help"] == ("consecutive drifted runs before retraining is "
+                                           "recommended")
+
+
+def test_the_mlflow_environment_needs_only_public_packages_and_the_wheel(cancer_art, kinds_art):
+    import base64
+    import zipfile
+
+    import yaml
+    from mlflow.utils.environment import _PythonEnv
+    from mlflow.utils.virtualenv import _get_virtualenv_name
+
+    root = cancer_art.path
+    reqs = (root / "requirements.txt").read_text().splitlines()
+    pins = dict(r.split("==") for r in reqs[:-1])
+    for dist in ("cryptography", "mlflow", "numpy", "pandas", "pyarrow", "scikit-learn", "scipy",
+                 "skops"):
+        assert pins[dist] == version(dist), dist
+    assert "nbprod" not in pins and reqs[-1] == f"./{WHEEL}"
+    mlmodel = yaml.safe_load((root / "MLmodel").read_text())
+    assert mlmodel["flavors"]["python_function"]["env"] == {"conda": "conda.yaml",
+                                                             "virtualenv": "python_env.yaml"}
+    conda = yaml.safe_load((root / "conda.yaml").read_text())
+    assert conda["dependencies"][-1] == {"pip": reqs}
+    # the wheel: the importable package and its metadata, named by its content
+    data = (root / WHEEL).read_bytes()
+    assert WHEEL.split("/")[1] == hashlib.sha256(data).hexdigest()[:16]
+    with zipfile.ZipFile(root / WHEEL) as zf:
+        names = zf.namelist()
+        record = zf.read(f"nbprod-{nbprod.__version__}.dist-info/RECORD").decode()
+        for line in record.splitlines():  # every file's hash as installers check it
+            path, digest, _ = line.split(",")
+            if digest:
+                raw = hashlib.sha256(zf.read(path)).digest()
+                assert digest == "sha256=" + base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+        metadata = zf.read(f"nbprod-{nbprod.__version__}.dist-info/METADATA").decode()
+    assert {"nbprod/__init__.py", "nbprod/tracking/flavor.py", "nbprod/mlflow_flavor.py",
+            "nbprod/py.typed"} <= set(names)
+    assert not [n for n in names if "__pycache__" in n or "labextension" in n]
+    assert "Requires-Dist: skops" in metadata and "papermill" not in metadata
+    # every artifact of the same nbprod carries the same bytes; MLflow names the environment
+    # it restores by the requirements' text, so other code means another environment
+    assert (kinds_art.path / WHEEL).read_bytes() == data
+    env = _PythonEnv.from_yaml(str(root / "python_env.yaml"))
+    name = _get_virtualenv_name(env, str(root))
+    other = root.parent / "other"
+    other.mkdir(exist_ok=True)
+    (other / "requirements.txt").write_text("\n".join([*reqs[:-1], "./wheels/0123456789abcdef/"
+                                                        + WHEEL.split("/")[-1]]) + "\n")
+    assert _get_virtualenv_name(env, str(other)) != name
+
+
+def test_the_mlflow_signature_and_input_example(cancer_art, kinds_art):
+    import yaml
+
+    from nbprod.capture.example import as_received
+
+    for packaged in (cancer_art, kinds_art):
+        root, m = packaged.path, packaged.manifest
+        mlmodel = yaml.safe_load((root / "MLmodel").read_text())
+        signature = mlmodel["signature"]
+        assert signature["inputs"] is None  # nbprod validates the input, row by row
+        outputs = json.loads(signature["outputs"])
+        assert [o["name"] for o in outputs] == m["scoring"]["output_columns"]
+        assert json.loads(signature["params"])[0]["name"] == "errors"
+        schema = mlmodel["metadata"]["nbprod.input_schema"]
+        assert [c["name"] for c in schema] == [m["id_column"], *m["input_columns"]]
+        example = json.loads((root / "input_example.json").read_text())
+        serving = json.loads((root / "serving_input_example.json").read_text())
+        assert serving == {"dataframe_split": example}
+        assert example["columns"] == [c["name"] for c in schema] and len(example["data"]) == 3
+        rows = as_received(pd.DataFrame(example["data"], columns=example["columns"]))
+        assert len(nbprod.load(root).score(rows)) == 3  # the example scores as sent
+    kinds = {o["name"]: o["type"] for o in json.loads(
+        yaml.safe_load((kinds_art.path / "MLmodel").read_text())["signature"]["outputs"])}
+    assert kinds == {"account": "string", "prediction": "string", "proba_high": "double",
+                     "proba_low": "double", "proba_mid": "double"}
 
 
 # -- load and score -------------------------------------------------------------------------

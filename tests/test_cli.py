@@ -228,24 +228,31 @@ def test_score_a_tampered_artifact_is_refused(cancer_art, in_tmp, capsys):
     ("argv", "needle"),
     [
         ([], "required: COMMAND"),
-        (["scroe", "art"], "invalid choice: 'scroe'"),
+        (["scroe", "art"], "unknown 'scroe'; did you mean 'score'?"),
+        (["chekc", "art"], "invalid choice: 'chekc' (choose from 'score', "),
         (["score", "art", "in.csv"], "required: -o/--output"),
         (["score", "art"], "required: INPUT"),
         (["score", "art", "in.csv", "-o", "p.csv", "--drift-runs", "many"],
          "--drift-runs: must be a whole number"),
-        (["score", "art", "in.csv", "-o", "p.csv", "--colour"], "unrecognized arguments"),
+        (["score", "art", "in.csv", "-o", "p.csv", "--colour"], "unknown flag '--colour' (flags: "),
+        (["score", "art", "in.csv", "-o", "p.csv", "--summery", "s.json"],
+         ("usage: nbprod score", "nbprod score: error: unknown flag '--summery'; did you mean "
+          "'--summary'?")),
         (["verify"], "required: PATH"),
-        (["inspect", "art", "--yaml"], "unrecognized arguments: --yaml"),
+        (["inspect", "art", "--yaml"], ("usage: nbprod inspect", "unknown flag '--yaml'")),
+        (["inspect", "art", "extra"], ("usage: nbprod inspect", "unexpected argument(s): extra")),
     ],
-    ids=["no-command", "unknown-command", "no-output", "no-input", "bad-int", "unknown-flag",
-         "verify-no-path", "inspect-unknown-flag"],
+    ids=["no-command", "misspelt-command", "unknown-command", "no-output", "no-input", "bad-int",
+         "unknown-flag", "misspelt-flag", "verify-no-path", "inspect-unknown-flag",
+         "inspect-extra"],
 )
 def test_usage_errors_exit_2(in_tmp, capsys, argv, needle):
     with pytest.raises(SystemExit) as exc:
         cli.main(argv)
     assert exc.value.code == cli.EXIT_USAGE
     err = capsys.readouterr().err
-    assert needle in err
+    for text in needle if isinstance(needle, tuple) else (needle,):
+        assert text in err
     assert err.startswith("usage: nbprod")
 
 

@@ -65,12 +65,25 @@ def test_the_loop(world, monkeypatch, mlflow_store):
 
     tmp, notebook = world
     monkeypatch.chdir(tmp)
-    monkeypatch.setenv("NBPROD_NOTEBOOK", str(notebook))
+    monkeypatch.delenv("NBPROD_NOTEBOOK", raising=False)
 
-    # 1. train v1 from the notebook and register it: the first version is the champion
+    # 1. train v1 from the notebook and register it: the first version is the champion. Under
+    # papermill the kernel does not know the notebook's path: the training notebook is rebuilt
+    # from the cells it executed, with its parameters cell
     pm.execute_notebook(str(notebook), str(tmp / "v1.ipynb"), parameters={"artifact_path": "v1"},
                         progress_bar=False)
-    assert (tmp / "v1" / "training.ipynb").is_file()
+    training = nbprod.load(tmp / "v1").manifest["training"]
+    assert training["source"].startswith("rebuilt from the ")
+    assert training["parameters"][:2] == ["artifact_path", "data_path"]
+    import nbformat
+
+    rebuilt = nbformat.read(tmp / "v1" / "training.ipynb", as_version=4).cells
+    original = [c for c in nbformat.read(notebook, as_version=4).cells if c.cell_type == "code"]
+    # the cells executed up to packaging, in order, without papermill's injected cell
+    assert [c.source.rstrip() for c in rebuilt] == [c.source.rstrip()
+                                                    for c in original[:len(rebuilt)]]
+    assert rebuilt[-1].source.startswith("%nbprod package")
+    assert rebuilt[0].metadata["tags"] == ["parameters"]
     reg = _cli("register", "v1", cwd=tmp)
     assert reg.returncode == 0, reg.stderr
     assert "champion" in reg.stdout
@@ -154,7 +167,7 @@ def after_the_loop(world, monkeypatch, mlflow_store) -> Path:
     """The loop's working directory, with v1 packaged by test_the_loop."""
     tmp, notebook = world
     monkeypatch.chdir(tmp)
-    monkeypatch.setenv("NBPROD_NOTEBOOK", str(notebook))
+    monkeypatch.delenv("NBPROD_NOTEBOOK", raising=False)
     if not (tmp / "v1").exists():
         pytest.skip("runs after test_the_loop")
     return tmp

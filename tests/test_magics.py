@@ -148,6 +148,54 @@ def test_help_is_printed_not_raised(shell, capsys):
     assert "--target COL" in out and "--pii COL,..." in out
 
 
+def test_the_magics_docstring_is_the_whole_reference(shell, capsys):
+    run(shell, "%nbprod?")
+    out = capsys.readouterr().out
+    # every subcommand's and every check kind's flags, not one line
+    for text in ("usage: %nbprod snapshot", "--not-pii COL,...", "usage: %nbprod check cv",
+                 "--max-std S", "usage: %nbprod package", "--notebook NB",
+                 "usage: %nbprod check bounds", "{flag,drop,fail}"):
+        assert text in out, text
+    run(shell, "%nbprod check bounds --help")
+    assert "--policy {flag,drop,fail}" in capsys.readouterr().out
+
+
+def _completions(shell, line: str) -> list[str]:
+    from IPython.core.completer import provisionalcompleter
+
+    with provisionalcompleter():  # the API ipykernel answers JupyterLab and VS Code with
+        return [c.text for c in shell.Completer.completions(line, len(line))]
+
+
+def test_tab_completion_of_nbprod_lines(shell, cancer):
+    shell.user_ns.update(train=cancer.iloc[:300], valid=cancer.iloc[300:], n_rows=3)
+    run(shell, "from sklearn.linear_model import LogisticRegression\nclf = LogisticRegression()")
+    for line, expected in [
+        ("%nbprod ", ["check", "features", "init", "model", "package", "snapshot", "status"]),
+        ("%nbprod sn", ["snapshot"]),
+        ("%nbprod snapshot ", ["train", "valid"]),  # DataFrames only
+        ("%nbprod snapshot train --r", ["--role"]),
+        ("%nbprod snapshot train --role ", ["train", "valid"]),
+        ("%nbprod snapshot train --role train --target tar", ["target"]),
+        ("%nbprod snapshot train --role train --target target --id pat", ["patient_id"]),
+        ("%nbprod check ", ["baseline", "bounds", "cv", "data", "metric", "overfit"]),
+        ("%nbprod check cv --", ["--folds", "--help", "--max-std", "--metric"]),
+        ("%nbprod check cv --metric roc_auc_ovr_", ["roc_auc_ovr_weighted"]),
+        ("%nbprod check metric matt", ["matthews_corrcoef"]),
+        ("%nbprod check bounds --policy ", ["drop", "fail", "flag"]),
+        ("%nbprod model --var ", ["clf"]),
+        ("%%nbprod mo", ["model"]),
+        ("%nbprod package art --ov", ["--overwrite"]),
+        ("%nbprod snapshot 'tra", []),  # an open quote: nothing, no error
+    ]:
+        assert _completions(shell, line) == expected, line
+    assert "train" in _completions(shell, "x = tra")  # other lines are IPython's
+    # %reload_ext does not register the matcher twice
+    run(shell, "%reload_ext nbprod")
+    ids = [getattr(m, "matcher_identifier", None) for m in shell.Completer.custom_matchers]
+    assert ids.count("nbprod.magic_matcher") == 1
+
+
 def test_model_cell_mistakes(shell):
     with pytest.raises(UsageError, match="did not define 'model'"):
         shell.run_cell_magic("nbprod", "model", "x = 1")

@@ -109,3 +109,69 @@ def test_a_broken_store_costs_no_predictions_and_says_what_to_do(cancer_art, tmp
     line = _one_line(err)  # one line on stderr, no traceback from nbprod or MLflow
     assert line.startswith(f"nbprod: error: MLflow store {uri} cannot be used: ")
     assert f"mlflow db upgrade {uri}" in line and out == ""
+
+
+# -- the direct SQLite writer --------------------------------------------------------------------
+def test_the_direct_sqlite_writer_knows_mlflows_current_schema():
+    """An MLflow upgrade that migrates the store's schema must be checked before nbprod writes
+    its tables again: add the new revision to KNOWN_SCHEMAS once the writer matches it."""
+    from mlflow.store.db.utils import _get_latest_schema_revision
+
+    from nbprod.tracking.direct import KNOWN_SCHEMAS
+
+    assert _get_latest_schema_revision() in KNOWN_SCHEMAS
+
+
+def test_a_run_written_directly_reads_back_through_mlflow(tmp_path, monkeypatch):
+    """Once the monitoring experiment exists, a scoring run is recorded without MLflow's
+    helper process; MLflow reads it like a run it logged itself."""
+    import mlflow
+
+    from nbprod.tracking import direct
+    from nbprod.tracking.runs import RunLogger, run_metrics
+    from nbprod.tracking.store import CLASSIC_ML, EXPERIMENT_KIND, get_or_create_experiment
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")  # MLflow's default store, ./mlflow.db
+    client = mlflow.MlflowClient()
+    assert client.tracking_uri.endswith(str(tmp_path / "mlflow.db"))
+    with pytest.raises(direct.Unsupported, match="does not exist yet"):
+        direct.open_store("m/monitoring")  # the first run goes through MLflow, which creates it
+    exp_id = get_or_create_experiment(client, "m/monitoring")
+    summaries = [{"started": f"2026-11-30T10:0{i}:00", "status": status, "rows": 100 + i,
+                  "input": "in.csv", "output": None, "drift": None,
+                  "performance": {"metrics": {"accuracy": {"value": 0.9 + i / 100}},
+                                  "labelled_rows": 50}}
+                 for i, status in enumerate(["ok", "warn"])]
+    ids = []
+    for summary in summaries:
+        logger = RunLogger("m", "art-1")
+        assert logger.proc is None  # no helper process
+        ids.append(logger.log(summary, {"nbprod.artifact_id": "art-1",
+                                        "nbprod.status": summary["status"]})["run_id"])
+        logger.close()
+        time.sleep(0.002)  # distinct start times
+    run = client.get_run(ids[1])
+    assert run.info.status == "FINISHED" and run.info.experiment_id == exp_id
+    assert run.info.run_name == "score 2026-11-30T10:01:00"
+    assert run.data.metrics == run_metrics(summaries[1])
+    assert run.data.params == {"input": "in.csv", "output": "None"}
+    assert run.data.tags["nbprod.kind"] == "score" and run.data.tags["nbprod.status"] == "warn"
+    found = client.search_runs([exp_id], "tags.`nbprod.status` = 'warn' and metrics.rows > 100")
+    assert [r.info.run_id for r in found] == [ids[1]]
+    assert [m.value for m in client.get_metric_history(ids[0], "rows")] == [100.0]
+    assert mlflow.artifacts.load_dict(f"runs:/{ids[1]}/summary.json") == json.loads(
+        json.dumps(summaries[1]))
+    assert client.get_experiment(exp_id).tags[EXPERIMENT_KIND] == CLASSIC_ML
+    # the history the next run reads: newest first, as the helper process reports it
+    history = RunLogger("m", "art-1").previous()
+    assert [(h["run_id"], h["status"], h["rows"]) for h in history] == [
+        (ids[1], "warn", 101.0), (ids[0], "ok", 100.0)]
+    assert history[0]["performance"] == {"accuracy": pytest.approx(0.91)}
+    # a schema revision the writer was not checked against: it steps aside for MLflow
+    con = sqlite3.connect(tmp_path / "mlflow.db")
+    con.execute("update alembic_version set version_num = '0123456789ab'")
+    con.commit()
+    con.close()
+    with pytest.raises(direct.Unsupported, match="0123456789ab"):
+        direct.open_store("m/monitoring")

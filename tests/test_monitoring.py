@@ -194,3 +194,18 @@ def test_unreachable_tracking_store_costs_no_predictions(artifact, tmp_path, mon
     # outputs get the usual permissions, not a temporary file's private 0600
     assert oct(out.stat().st_mode & 0o777) == oct(0o644)
     assert oct(summary.stat().st_mode & 0o777) == oct(0o644)
+
+
+def test_numbers_and_lists_read_the_same_everywhere():
+    """One formatter for every number a person reads (CLI, messages, report, widgets): counts
+    with thousands separators, no scientific notation from 1,000 up; a cut list says how many
+    more there are."""
+    from nbprod.core.results import fmt, listing, number
+    from nbprod.core.tables import cell_text
+
+    assert [number(v) for v in (10790.0, 1597.3, 0.99234, 12, float("nan"), None)] == [
+        "10,790", "1,597", "0.9923", "12", "nan", ""]
+    assert fmt(1597.3) == "1,597" and fmt(0.99234) == "0.992"
+    assert cell_text(10790.0) == "10,790"  # the history table's rows of earlier runs
+    assert listing(["a", "b", "c"]) == "a, b, c"
+    assert listing([f"c{i}" for i in range(7)]) == "c0, c1, c2, c3, c4 and 2 more"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -66,7 +67,7 @@ def test_column_transformer_on_pandas_str_columns_with_nans(mixed, tmp_path):
 
 
 def test_pii_is_never_stored_raw(mixed, tmp_path):
-    s = _mixed_session(mixed, pii=["email"])
+    s = _mixed_session(mixed, pii=["email", "account"])
     s.package(tmp_path / "art", log_to_mlflow=False)
     art_dir = tmp_path / "art"
     emails = mixed["email"].tolist()
@@ -80,6 +81,13 @@ def test_pii_is_never_stored_raw(mixed, tmp_path):
     prof = json.loads((art_dir / "snapshots" / "train.json").read_text())["profile"]["email"]
     assert prof.get("hidden") is True and "frequencies" not in prof
     assert emails[0] not in (art_dir / "nbprod.json").read_text()
+    # MLflow's input example: neutral values of the trained type, and it scores
+    example = json.loads((art_dir / "input_example.json").read_text())
+    rows = pd.DataFrame(example["data"], columns=example["columns"])
+    assert rows["email"].tolist() == ["redacted"] * 3
+    assert rows["account"].tolist() == ["example-1", "example-2", "example-3"]
+    assert not set(rows["account"]) & set(mixed["account"])
+    assert len(nbprod.load(art_dir).score(rows)) == 3
 
 
 def _cancer_session(cancer: pd.DataFrame, features_source: str, ns: dict) -> nbprod.Session:
@@ -165,6 +173,17 @@ def test_model_with_class_from_the_notebook_is_refused(shell, cancer, in_tmp):
         run(shell, "%nbprod package art --no-mlflow")
     assert not (in_tmp / "art").exists()
     assert not any(p.name.endswith(".nbprod-tmp") for p in in_tmp.iterdir())
+    # a lambda in a FunctionTransformer: not "a class", and the fix that works
+    run(shell, "%%nbprod model\n"
+               "from sklearn.pipeline import make_pipeline\n"
+               "from sklearn.preprocessing import FunctionTransformer\n"
+               "from sklearn.linear_model import LinearRegression\n"
+               "model = make_pipeline(FunctionTransformer(lambda x: x * 2), LinearRegression())\n"
+               "model.fit(features(train), train['target'])\n")
+    with pytest.raises(UsageError, match=r"a lambda defined in the notebook .*Use a numpy "
+                                         r"function \(FunctionTransformer\(np\.log1p\)\)"):
+        run(shell, "%nbprod package art --no-mlflow")
+    assert not (in_tmp / "art").exists()
 
 
 def test_failed_checks_gate_packaging_and_force_records_override(cancer, tmp_path):
@@ -195,15 +214,59 @@ def test_existing_path_needs_overwrite(cancer, tmp_path):
         s.package(tmp_path / "plain", log_to_mlflow=False, overwrite=True)
 
 
-def test_package_logs_a_run_to_mlflow(cancer, tmp_path, mlflow_store):
+def test_package_logs_a_run_and_a_logged_model_to_mlflow(cancer, tmp_path, mlflow_store):
     import mlflow
 
     s, _ = _cancer_session(cancer, "def features(df):\n    return df\n", {})
+    for kind, value in (("cv", 0.012), ("baseline", 0.41), ("overfit", 0.003)):  # as computed
+        s.record_check(CheckResult(name=f"{kind}:roc_auc", kind=kind, status="pass",
+                                   message=f"{kind} figure", value=value, threshold=0.5))
     res = s.package(tmp_path / "art")
     assert res.mlflow["tracking_uri"] == mlflow_store
     run_ = mlflow.get_run(res.mlflow["run_id"])
     assert run_.data.tags["nbprod.kind"] == "package"
     assert run_.data.tags["nbprod.digest"] == res.digest
     assert run_.data.params["train_rows"] == "400"
-    files = {f.path for f in mlflow.MlflowClient().list_artifacts(res.mlflow["run_id"], "nbprod-artifact")}
-    assert "nbprod-artifact/nbprod.json" in files
+    # the estimator's hyperparameters, flattened, beside nbprod's own params
+    assert run_.data.params["model.C"] == "1.0"
+    assert run_.data.params["model.max_iter"] == "3000"
+    # each check's figure under a name that says what it is
+    checks = {c.name: c.value for c in s.checks.values()}
+    metrics = run_.data.metrics
+    assert metrics["cv.roc_auc_std"] == pytest.approx(checks["cv:roc_auc"])
+    assert metrics["baseline.roc_auc_gain"] == pytest.approx(checks["baseline:roc_auc"])
+    assert metrics["overfit.roc_auc_gap"] == pytest.approx(checks["overfit:roc_auc"])
+    assert not {"cv.roc_auc", "baseline.roc_auc", "overfit.roc_auc"} & set(metrics)
+    # the artifact is the run's logged model, and the experiment opens in the classic ML view
+    model_id = res.mlflow["model_id"]
+    assert [o.model_id for o in run_.outputs.model_outputs] == [model_id]
+    logged = mlflow.MlflowClient().get_logged_model(model_id)
+    assert logged.source_run_id == run_.info.run_id and logged.params["C"] == "1.0"
+    assert {m.key for m in logged.metrics} >= {"cv.roc_auc_std", "overfit.roc_auc_gap"}
+    exp = mlflow.MlflowClient().get_experiment(run_.info.experiment_id)
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+
+
+def test_the_training_notebook_is_rebuilt_from_the_cells_a_shell_executed(shell):
+    """Plain IPython (no notebook path): the cells the kernel ran, in order, the first cell of
+    only literal assignments tagged as the parameters cell; papermill's injected cell left out."""
+    from nbprod.capture.training import executed_cells, executed_notebook, notebook_parameters
+
+    for source in ('import math', 'data_path = None\nseed: int = 0', 'x = math.sqrt(seed)',
+                   '%nbprod status'):
+        shell.run_cell(source, store_history=True)
+    cells = executed_cells(shell)
+    assert cells == ['import math', 'data_path = None\nseed: int = 0', 'x = math.sqrt(seed)',
+                     '%nbprod status']
+    nb = executed_notebook(cells)
+    assert [c.metadata.get("tags") for c in nb.cells] == [None, ["parameters"], None, None]
+    # under papermill: the cell before the injected one is the parameters cell, whatever it holds
+    papermill = ["import math", "# Parameters (defaults)\nartifact_path = 'a'",
+                 "# Parameters\nartifact_path = \"v1\"\n", "%nbprod package {artifact_path}"]
+    nb = executed_notebook(papermill)
+    assert [c.source for c in nb.cells] == [papermill[0], papermill[1], papermill[3]]
+    assert nb.cells[1].metadata["tags"] == ["parameters"]
+    import nbformat
+
+    nbformat.write(nb, "t.ipynb")  # the shell fixture works in a temporary directory
+    assert notebook_parameters(Path("t.ipynb")) == ["artifact_path"]

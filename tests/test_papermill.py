@@ -171,3 +171,33 @@ def test_quickstart_notebook_end_to_end(tmp_path):
                         artifact_path=str(art_dir), log_to_mlflow=False)
     assert run.performance["metrics"]["roc_auc"]["value"] > 0.9
     assert len(pd.read_csv(work / "predictions.csv")) == len(batch)
+
+
+def test_the_nbprod_papermill_engine_starts_kernels_without_the_encryption_warning(tmp_path,
+                                                                                   capfd):
+    """`papermill --engine nbprod` (the entry point pyproject declares) runs kernels on local
+    IPC sockets: ipykernel's "running over TCP without encryption" warning never reaches the
+    user; nbprod's own kernels (nbprod score, retrain) use the same kernel manager."""
+    import importlib
+    import tomllib
+
+    import nbformat
+    import papermill as pm
+    from papermill.engines import NBClientEngine, papermill_engines
+
+    target = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"][
+        "papermill.engine"]["nbprod"]
+    module, name = target.split(":")
+    engine = getattr(importlib.import_module(module), name)
+    assert issubclass(engine, NBClientEngine)
+    papermill_engines.register("nbprod", engine)
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1 + 1\nx")], metadata={
+        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    nbformat.write(nb, str(tmp_path / "one.ipynb"))
+    capfd.readouterr()
+    out = pm.execute_notebook(str(tmp_path / "one.ipynb"), str(tmp_path / "out.ipynb"),
+                              engine_name="nbprod", progress_bar=False)
+    assert out.cells[0].outputs[0]["data"]["text/plain"] == "2"
+    err = capfd.readouterr().err
+    assert "without encryption" not in err
+    assert not list(tmp_path.glob("*ipc*"))  # no socket files left behind

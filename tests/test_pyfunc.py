@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import mlflow
 import pandas as pd
 import pytest
@@ -47,6 +49,15 @@ def test_pyfunc_refuses_bad_input_with_the_column_named(cancer_art, pyfunc_cance
     with pytest.raises(SchemaError) as err:
         pyfunc_cancer.predict(cancer_art.batch.drop(columns=["worst_area"]))
     assert err.value.column == "worst_area"
+    # also the MlflowException MLflow's scoring server answers with HTTP 400 and nbprod's line,
+    # whatever the server writes into its message
+    assert isinstance(err.value, mlflow.exceptions.MlflowException)
+    assert err.value.get_http_status_code() == 400
+    line = "Input is missing column 'worst_area' that the model was trained with."
+    err.value.message = f"Failed to predict data '<the request>'. Error: {err.value.message}"
+    assert json.loads(err.value.serialize_as_json()) == {
+        "error_code": "INVALID_PARAMETER_VALUE", "message": line, "sqlstate": "KAM00",
+        "error_class": "NBPROD_SCHEMAERROR"}
 
 
 def test_pyfunc_raises_on_a_bad_row_unless_asked_to_reject(cancer_art, pyfunc_cancer):
@@ -107,14 +118,125 @@ def test_the_packaging_run_is_in_the_tracking_store(cancer_art):
     assert run.data.metrics["metric.accuracy"] == pytest.approx(accuracy["value"])
 
 
-def test_the_logged_artifact_loads_from_the_run(cancer_art, tmp_path):
+def test_the_artifact_is_a_logged_model_found_and_loaded(cancer_art, tmp_path):
+    m = cancer_art.manifest
     run = _packaging_run(cancer_art)
-    logged = {f.path for f in mlflow.MlflowClient().list_artifacts(run.info.run_id,
-                                                                    "nbprod-artifact")}
-    assert {"nbprod-artifact/nbprod.json", "nbprod-artifact/model.skops",
-            "nbprod-artifact/MLmodel", "nbprod-artifact/score.ipynb"} <= logged
-    uri = f"runs:/{run.info.run_id}/nbprod-artifact"
+    exp_id = run.info.experiment_id
+    found = mlflow.search_logged_models(experiment_ids=[exp_id], output_format="list",
+                                        filter_string="name = 'cancer'")
+    model_id = cancer_art.result.mlflow["model_id"]
+    assert model_id in [lm.model_id for lm in found]
+    logged = mlflow.MlflowClient().get_logged_model(model_id)
+    assert logged.status == "READY" and logged.source_run_id == run.info.run_id
+    assert logged.tags["nbprod.artifact_id"] == m["artifact_id"]
+    assert logged.tags["nbprod.digest"] == cancer_art.result.digest
+    # hyperparameters of the whole pipeline, steps by class name
+    assert logged.params["steps"] == "standardscaler,logisticregression"
+    assert logged.params["logisticregression"] == "LogisticRegression"
+    assert logged.params["logisticregression__max_iter"] == "1000"
+    assert run.data.params["model.logisticregression__max_iter"] == "1000"
+    # models:/<model_id> loads through MLflow; the downloaded copy verified before it scored
+    uri = f"models:/{model_id}"
     model = mlflow.pyfunc.load_model(uri, dst_path=str(tmp_path))
-    # the copy MLflow downloaded verified against the manifest before it scored
     pd.testing.assert_frame_equal(model.predict(cancer_art.batch),
                                   nbprod.load(cancer_art.path).score(cancer_art.batch))
+    # and nbprod.load takes the same URI, pinned to the digest packaging recorded
+    art = nbprod.load(uri)
+    assert art.digest == cancer_art.result.digest and art.authentic == f"pinned by the registry ({uri})"
+
+
+# -- MLflow's own command line: the environment it restores, its scoring server --------------
+def _mlflow_cli_env(*, keep_pythonpath: bool) -> dict[str, str]:
+    """The environment of a user's shell in nbprod's virtualenv: its bin (mlflow, uv) on PATH.
+    Without ``keep_pythonpath`` no source tree leaks into the environment MLflow restores:
+    nbprod comes from the wheel inside the artifact."""
+    import os
+    import sys
+    from pathlib import Path
+
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    if not keep_pythonpath:
+        env.pop("PYTHONPATH", None)
+    return env
+
+
+@pytest.mark.slow
+def test_mlflow_models_predict_restores_the_environment_with_uv(cancer_art, tmp_path):
+    """`mlflow models predict --env-manager uv` builds the scoring environment from the package
+    index and the wheel inside the artifact, and answers exactly what nbprod scores."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    batch = cancer_art.batch.head(25)
+    batch.to_csv(tmp_path / "in.csv", index=False)
+    mlflow_cli = Path(sys.executable).parent / "mlflow"
+    proc = subprocess.run(
+        [str(mlflow_cli), "models", "predict", "-m", str(cancer_art.path), "-i",
+         str(tmp_path / "in.csv"), "-t", "csv", "-o", str(tmp_path / "out.json"),
+         "--env-manager", "uv"],
+        env=_mlflow_cli_env(keep_pythonpath=False), capture_output=True, text=True, timeout=480)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "nbprod==" in proc.stderr  # installed from the artifact's wheel
+    got = pd.DataFrame(json.loads((tmp_path / "out.json").read_text())["predictions"])
+    expected = nbprod.load(cancer_art.path).score(pd.read_csv(tmp_path / "in.csv"))
+    pd.testing.assert_frame_equal(got, expected.reset_index(drop=True), check_dtype=False)
+    check = nbprod.verify(cancer_art.path)  # MLflow wrote nothing into the artifact
+    assert check.ok and check.extra == []
+
+
+@pytest.mark.slow
+def test_mlflow_models_serve_answers_a_bad_request_with_400_naming_the_column(cancer_art):
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.error
+    import urllib.request
+    from pathlib import Path
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "mlflow"), "models", "serve", "-m",
+         str(cancer_art.path), "-h", "127.0.0.1", "-p", str(port), "--env-manager", "local"],
+        env=_mlflow_cli_env(keep_pythonpath=True), stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True)
+
+    def post(frame: pd.DataFrame) -> tuple[int, dict]:
+        body = json.dumps({"dataframe_split": json.loads(
+            frame.to_json(orient="split", index=False))}).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body,
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read())
+
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert server.poll() is None, server.stderr.read()[-3000:]
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "mlflow models serve did not start"
+                time.sleep(0.5)
+        rows = cancer_art.batch.head(4)
+        status, body = post(rows)
+        assert status == 200
+        pd.testing.assert_frame_equal(pd.DataFrame(body["predictions"]),
+                                      nbprod.load(cancer_art.path).score(rows)
+                                      .reset_index(drop=True), check_dtype=False)
+        status, body = post(rows.drop(columns=["worst_area"]))
+        assert status == 400
+        assert body["message"] == ("Input is missing column 'worst_area' that the model was "
+                                   "trained with.")
+        assert body["error_code"] == "INVALID_PARAMETER_VALUE" and "stack_trace" not in body
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -247,3 +247,28 @@ def test_ctrl_c_of_nbprod_score_removes_everything_it_started(cancer_art, tmp_pa
     _, alive = psutil.wait_procs(children, timeout=30)
     assert not alive  # the kernel was shut down
     assert list(out.iterdir()) == []  # no output and no staging directory
+
+
+def _stage_and_sweep(parent: str, times: int) -> int:
+    """Create staging directories while sweeping stale ones, as concurrent runs in one output
+    directory do; return how many of its own live directories vanished."""
+    lost = 0
+    for _ in range(times):
+        d = StagingDir.create(Path(parent), "nbprod-run")
+        remove_stale(Path(parent))
+        if d.path.exists():
+            d.remove()
+        else:
+            lost += 1
+    return lost
+
+
+def test_concurrent_runs_never_take_a_live_staging_directory_for_a_stale_one(tmp_path):
+    # A marker that is visible before it is locked looks abandoned to a sweeping neighbour,
+    # which then deletes a live run's outputs (seen as a flaky eight-runs-at-once test)
+    import multiprocessing
+
+    with multiprocessing.get_context("fork").Pool(6) as pool:
+        results = pool.starmap(_stage_and_sweep, [(str(tmp_path), 150)] * 6)
+    assert sum(results) == 0
+    assert list(tmp_path.iterdir()) == []

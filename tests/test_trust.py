@@ -509,10 +509,15 @@ def _registered_copy(uri: str) -> Path:
     from nbprod.tracking.registry import ARTIFACT_DIR, version_of
 
     _, _, v = version_of(uri)
-    source = mlflow.MlflowClient().get_run(v.run_id).info.artifact_uri
+    client = mlflow.MlflowClient()
+    if v.source.startswith("models:/m-"):  # the packaging run's logged model
+        source = client.get_logged_model(v.source[len("models:/"):]).artifact_location
+        sub = ""
+    else:  # packaged before logged models: the run's copy
+        source, sub = client.get_run(v.run_id).info.artifact_uri, ARTIFACT_DIR
     parsed = urlparse(source)
     assert parsed.scheme in ("", "file"), f"the test store keeps artifacts locally: {source}"
-    return Path(unquote(parsed.path)) / ARTIFACT_DIR
+    return Path(unquote(parsed.path)) / sub
 
 
 def test_a_registered_copy_changed_after_registration_is_refused(spline, diabetes, tmp_path,

@@ -27,10 +27,12 @@ from ..core.user import user_name
 from ..exceptions import ChecksFailedError, PackagingError, ParityError
 from ..jobs.notebook import scoring_notebook
 from .contract import PACKAGE_MIME, PACKAGE_VERSION  # read by the JupyterLab extension
+from .example import input_example
 from .provenance import default_name, environment, provenance, requirements
 from .replay import replay
 from .row_rules import ROW_RULES_KIND, apply_row_rules
 from .training import store_training_notebook
+from .wheel import write as write_wheel
 
 PROBA_CHECK_ROWS = 50_000
 
@@ -57,6 +59,8 @@ class PackageResult:
         ]
         if self.mlflow:
             rows.append({"field": "MLflow run", "value": f"{self.mlflow['run_id']} ({self.mlflow['tracking_uri']})"})
+            if self.mlflow.get("model_id"):
+                rows.append({"field": "MLflow model", "value": f"models:/{self.mlflow['model_id']}"})
         if self.registry:
             r = self.registry
             rows.append({"field": "registry", "value": f"{r['uri']} ({', '.join(r['aliases']) or 'no alias'})"})
@@ -71,6 +75,8 @@ class PackageResult:
 
     def __repr__(self) -> str:
         mlf = f"; MLflow run {self.mlflow['run_id']}" if self.mlflow else ""
+        if self.mlflow and self.mlflow.get("model_id"):
+            mlf += f", model models:/{self.mlflow['model_id']}"
         signed = f"; signed by {self.signed_by}" if self.signed_by else ""
         warned = [f"\n  WARN  {c['name']}: {c['message']}" for c in self.manifest.get("checks", [])
                   if c.get("kind") == ROW_RULES_KIND and c.get("status") == "warn"]
@@ -168,6 +174,7 @@ def package(
     if cap.task == "classification":
         live.prediction_from_proba = _argmax_matches_predict(session, live)
     sample = _parity_sample(session)
+    example = input_example(session, live)
     # the notebook's own answer on the replay rows, before any bounds policy acts
     expected = live.score_detailed(sample, apply_policy=False).parity_frame()
     from .importance import permutation_importance
@@ -186,7 +193,7 @@ def package(
         manifest = _write_contents(
             staging, session, name=name, artifact_id=artifact_id, final_path=path,
             prediction_from_proba=live.prediction_from_proba, override=override,
-            importance=importance,
+            importance=importance, example=example,
         )
         manifest["row_rules"] = rules
         mf.write(staging, manifest)
@@ -196,7 +203,7 @@ def package(
         _check_parity(staging, sample, expected, signer)
         t3 = time.perf_counter()
         digest = mf.digest(manifest)
-        run_info = mlflow_run(staging, manifest, digest) if log_to_mlflow else None
+        run_info = mlflow_run(staging, manifest, digest, cap.model) if log_to_mlflow else None
         t4 = time.perf_counter()
         _readable(staging)
         _move_into_place(owner, path)
@@ -295,16 +302,17 @@ def _sign_or_check_types(staging: Path, manifest: dict[str, Any], signer: Any) -
     return None
 
 
-def mlflow_run(root: Path, manifest: dict[str, Any], digest: str) -> dict[str, str]:
+def mlflow_run(root: Path, manifest: dict[str, Any], digest: str,
+               estimator: Any = None) -> dict[str, str]:
     from ..tracking.model import log_package
 
-    return log_package(root, manifest, digest)
+    return log_package(root, manifest, digest, estimator)
 
 
 # -- contents ---------------------------------------------------------------------------
 def _write_contents(root: Path, session, *, name: str, artifact_id: str, final_path: Path,
                     prediction_from_proba: bool, override: dict | None,
-                    importance: dict[str, Any]) -> dict[str, Any]:
+                    importance: dict[str, Any], example: pd.DataFrame | None) -> dict[str, Any]:
     import nbformat
 
     from ..tracking.model import write_mlmodel
@@ -350,12 +358,15 @@ def _write_contents(root: Path, session, *, name: str, artifact_id: str, final_p
     guard_model(root / "model.skops", session, (reference["features"] or {}).get("pii") or {})
     (root / REFERENCE_FILE).write_text(dumps(reference, indent=1, default=as_text),
                                        encoding="utf-8")
-    write_mlmodel(root, requirements(feats.code.source, cap.model))
-
     classes = None
     if cap.task == "classification":
         classes = [plain(c) for c in cap.model.classes_]
     live = session.live_scorer()
+    wheel = write_wheel(root)  # nbprod itself, for the environment MLflow restores
+    inputs = train.schema.select(([train.id] if train.id else []) + train.feature_columns)
+    write_mlmodel(root, requirements(feats.code.source, cap.model, wheel),
+                  inputs=inputs.to_list(), outputs=_output_kinds(train, cap.task, live),
+                  example=example, artifact_id=artifact_id)
     return {
         "format": mf.FORMAT,
         "format_version": mf.FORMAT_VERSION,
@@ -391,6 +402,20 @@ def _write_contents(root: Path, session, *, name: str, artifact_id: str, final_p
         "provenance": provenance(session),
         "environment": environment(),
     }
+
+
+def _output_kinds(train: Any, task: str, live: Any) -> list[tuple[str, str]]:
+    """``(column, kind)`` of the predictions: the id as trained, the prediction of the
+    target's kind (classes) or a number, the probabilities."""
+    kinds = []
+    for column in live.output_columns:
+        if column == train.id:
+            kinds.append((column, train.schema[column].kind))
+        elif column == "prediction" and task == "classification":
+            kinds.append((column, train.schema[train.target].kind))
+        else:
+            kinds.append((column, "float"))
+    return kinds
 
 
 def _write_sample(df: pd.DataFrame, path: Path) -> None:

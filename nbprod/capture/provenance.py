@@ -68,12 +68,18 @@ def environment() -> dict[str, Any]:
     }
 
 
-def requirements(feature_source: str, model: Any) -> list[str]:
-    """Pinned pip requirements: nbprod's scoring stack plus what the features and model import."""
+def requirements(feature_source: str, model: Any, wheel: str) -> list[str]:
+    """Pinned pip requirements of the scoring environment MLflow restores: nbprod's scoring
+    runtime, MLflow (its scoring server runs inside the environment) and the distributions that
+    provide what the features and the model import, each at the version installed now; then
+    nbprod itself, the ``wheel`` inside the artifact (a path relative to the artifact: MLflow
+    installs from the model's directory)."""
     import ast
     from importlib.metadata import packages_distributions
 
-    dists = {"nbprod", "scikit-learn", "pandas", "numpy", "scipy", "skops", "pyarrow"}
+    from .wheel import RUNTIME_DEPENDENCIES
+
+    dists = {*RUNTIME_DEPENDENCIES, "mlflow"}
     top_level = {type(model).__module__.split(".")[0]}
     for node in ast.walk(ast.parse(feature_source)):
         if isinstance(node, ast.Import):
@@ -84,8 +90,8 @@ def requirements(feature_source: str, model: Any) -> list[str]:
     for mod in top_level:
         dists.update(mapping.get(mod, []))
     reqs = []
-    for d in sorted(dists, key=str.lower):
-        v = __version__ if d == "nbprod" else distribution_version(d)
+    for d in sorted(dists - {"nbprod"}, key=str.lower):  # nbprod: the wheel below
+        v = distribution_version(d)
         if v:
             reqs.append(f"{d}=={v}")
-    return reqs
+    return [*reqs, f"./{wheel}"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ..core.results import number
 from .base import EXIT_OK
 
 
@@ -38,7 +39,7 @@ def format_history(runs: Any) -> str:
             arrow = " "
             if prev is not None and v == v and prev.get(f) == prev.get(f):
                 arrow = "↑" if v > prev[f] else ("↓" if v < prev[f] else "=")
-            cells.append(f"{'' if v != v else f'{v:.4g}':>15}{arrow}")
+            cells.append(f"{'' if v != v else number(v):>15}{arrow}")
         rows = r.get("rows")
         lines.append(f"{str(r['start_time'])[:16]:<17} {str(r.get('status')):<6} "
                      f"{'' if rows != rows else int(rows):>9}  " + "  ".join(cells))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ..core.results import number
 from ..core.user import user_name as _user
 from .base import EXIT_OK
 
@@ -65,10 +66,10 @@ def run_compare(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(f"nbprod: {c.rows:,} rows; agreement {c.agreement:.1%}; verdict {c.verdict.upper()}")
     for metric, pair in c.metrics.items():
-        print(f"  {metric:<24} champion {pair.get('champion', float('nan')):.4g}   "
-              f"challenger {pair.get('challenger', float('nan')):.4g}")
+        print(f"  {metric:<24} champion {number(pair.get('champion', float('nan')))}   "
+              f"challenger {number(pair.get('challenger', float('nan')))}")
     if c.gain is not None:
-        print(f"  gain in {c.metric}: {c.gain:.4g} (margin {c.margin:g})")
+        print(f"  gain in {c.metric}: {number(c.gain)} (margin {c.margin:g})")
     if c.recorded.get("version"):
         print(f"nbprod: verdict recorded on {c.challenger.name} version {c.recorded['version']}")
     if c.report:

@@ -72,11 +72,27 @@ def dump(model: Any, path: Path) -> list[str]:
     notebook_types = [t for t in trusted if t.startswith("__main__.")]
     if notebook_types:
         path.unlink(missing_ok=True)
-        raise PackagingError(
-            f"The model uses {notebook_types[0]}, a class defined in the notebook; the artifact "
-            "could not rebuild it in production. Move the class into an installed module."
-        )
+        raise PackagingError(_notebook_type_message(notebook_types[0], model))
     return trusted
+
+
+def _notebook_type_message(name: str, model: Any) -> str:
+    """Why a model using ``name`` (``__main__.X``) cannot be stored, and the fix: a lambda or a
+    function (e.g. in a ``FunctionTransformer``) differs from a class."""
+    short = name.split(".", 1)[1]
+    if short == "<lambda>":
+        return ("The model uses a lambda defined in the notebook (e.g. FunctionTransformer(lambda "
+                "x: ...)); the artifact could not rebuild it in production. Use a numpy function "
+                "(FunctionTransformer(np.log1p)) or a named function from an installed module.")
+    import __main__
+
+    if callable(getattr(__main__, short, None)) and not isinstance(getattr(__main__, short),
+                                                                       type):
+        return (f"The model uses {short}(), a function defined in the notebook; the artifact "
+                "could not rebuild it in production. Use a numpy function (e.g. np.log1p) or "
+                "move the function into an installed module.")
+    return (f"The model uses {name}, a class defined in the notebook; the artifact could not "
+            "rebuild it in production. Move the class into an installed module.")
 
 
 # -- which trusted types an unauthenticated manifest may list --------------------------------

@@ -33,6 +33,7 @@ except ImportError:  # pragma: no cover - Windows: owners are never presumed gon
 
 SUFFIX = ".nbprod-tmp"
 ENV = "NBPROD_STAGED_OUTPUTS"  # JSON {final path: staged path}, set by `nbprod score` for its kernel
+UNBORN_MARKER = STAGING_MARKER + ".new"  # the marker while it is being locked
 UNMARKED_STALE_S = 60  # an unmarked staging directory this old lost its owner at birth
 
 
@@ -45,10 +46,27 @@ class StagingDir:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self._fd: int | None = os.open(self.marker, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-        os.write(self._fd, f"{os.getpid()}\n".encode())
-        if fcntl is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        # the marker is locked before it gets its name: another process that finds the marker
+        # must find it locked, or it would take this live directory for a stale one
+        unborn = self.path / UNBORN_MARKER
+        self._fd: int | None = os.open(unborn, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(self._fd, f"{os.getpid()}\n".encode())
+            if fcntl is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            try:
+                os.link(unborn, self.marker)  # FileExistsError: another process stages here
+            except FileExistsError:
+                raise
+            except OSError:  # a file system without hard links
+                if self.marker.exists():
+                    raise FileExistsError(f"{self.marker} exists: another process stages here") from None
+                os.rename(unborn, self.marker)
+        except BaseException:
+            self._release()
+            raise
+        finally:
+            unborn.unlink(missing_ok=True)
 
     @classmethod
     def create(cls, parent: Path, prefix: str) -> StagingDir:
@@ -96,8 +114,8 @@ def owner_gone(directory: Path) -> bool:
         fd = os.open(marker, os.O_RDWR)
     except FileNotFoundError:  # never marked (owner died at birth) or being published
         try:
-            return time.time() - directory.stat().st_mtime > UNMARKED_STALE_S and not any(
-                directory.iterdir())
+            return time.time() - directory.stat().st_mtime > UNMARKED_STALE_S and all(
+                p.name == UNBORN_MARKER for p in directory.iterdir())
         except OSError:
             return False
     except OSError:

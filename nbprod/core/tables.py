@@ -12,6 +12,8 @@ import html
 from dataclasses import dataclass
 from typing import Any
 
+from .results import number
+
 _COLOURS = {"pass": "#1a7f37", "warn": "#9a6700", "fail": "#cf222e", "skip": "#57606a",
             "ok": "#1a7f37", "alert": "#cf222e", "error": "#cf222e"}
 
@@ -74,7 +76,7 @@ def cell_text(v: Any) -> str:
     if isinstance(v, bool):
         return "yes" if v else "no"
     if isinstance(v, float):
-        return f"{v:.4g}"
+        return number(v)
     if v is None:
         return ""
     return str(v)

@@ -15,21 +15,24 @@ HIDE = ["remove-input", "hide-input"]
 # the report sections, in order, after the verdict (nbprod.scoring_job's ScoringJob.show knows them)
 SECTIONS = ("checks", "drift", "drift-plots", "predictions", "performance", "history", "details")
 
+# papermill --help-notebook shows each parameter's type from its annotation (quoted when it is not
+# a builtin: the cell runs as it is, and `Optional` is not defined there) and its help from the
+# comment, which must hold no "=" (papermill then skips the line)
 PARAMETERS = """\
 # Parameters: papermill -p NAME VALUE overrides any of these.
-input_path = None  # CSV or Parquet file to score
-output_path = None  # where the predictions go (CSV or Parquet, by extension)
-labels_path = None  # optional: labels (target, and the id column) for performance
-summary_path = None  # optional: where to write the summary JSON
-artifact_path = None  # default: where this artifact was packaged
-drift_runs = 3  # consecutive drifted runs before retraining is recommended
-log_to_mlflow = True  # record the run in MLflow (MLFLOW_TRACKING_URI or ./mlflow.db)
-raise_on_alert = False  # fail the notebook run when a monitoring check fails
-issues_path = None  # rejected and flagged rows; default: beside the output as STEM.issues.EXT
-max_rejected = 0.01  # rejected share of the input rows above which the run alerts
-engine = None  # "local" (default): this process; "dask": a Dask cluster (docs/scale.md)
-scheduler = None  # an existing Dask scheduler's address (default: DASK_SCHEDULER_ADDRESS)
-chunk_rows = None  # rows read and scored at a time (default 250000)"""
+input_path: "Optional[str]" = None  # CSV or Parquet file to score
+output_path: "Optional[str]" = None  # where the predictions go (CSV or Parquet, by extension)
+labels_path: "Optional[str]" = None  # optional: labels (target, and the id column) for performance
+summary_path: "Optional[str]" = None  # optional: where to write the summary JSON
+artifact_path: "Optional[str]" = None  # default: where this artifact was packaged
+drift_runs: int = 3  # consecutive drifted runs before retraining is recommended
+log_to_mlflow: bool = True  # record the run in MLflow (MLFLOW_TRACKING_URI or ./mlflow.db)
+raise_on_alert: bool = False  # fail the notebook run when a monitoring check fails
+issues_path: "Optional[str]" = None  # rejected and flagged rows; default: beside the output as STEM.issues.EXT
+max_rejected: float = 0.01  # rejected share of the input rows above which the run alerts
+engine: "Optional[str]" = None  # "local" (default): this process; "dask": a Dask cluster (docs/scale.md)
+scheduler: "Optional[str]" = None  # an existing Dask scheduler's address (default: DASK_SCHEDULER_ADDRESS)
+chunk_rows: "Optional[int]" = None  # rows read and scored at a time (default 250000)"""
 
 
 def scoring_notebook(*, name: str, packaged_at: str, artifact_id: str) -> Any:

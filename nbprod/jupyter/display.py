@@ -9,13 +9,13 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from ..core.results import CheckResult, worst
+from ..core.results import CheckResult, number, worst
 from ..core.tables import badge, table
 
 CHECK_MIME = "application/vnd.nbprod.check+json"
 def _value(v: Any) -> str:
     if isinstance(v, float):
-        return f"{v:.4g}"
+        return number(v)
     if isinstance(v, dict):
         return ", ".join(f"{k} {_value(x)}" for k, x in v.items() if x is not None)
     return "" if v is None else str(v)

@@ -171,6 +171,25 @@ def build_parser() -> _Parser:
     return p
 
 
+def reference(parser: argparse.ArgumentParser | None = None) -> str:
+    """The whole ``%nbprod`` reference: the magic's help, then every subcommand's and every
+    check kind's (what ``%nbprod?`` shows)."""
+    parser = parser or build_parser()
+    parts = [parser.format_help()]
+
+    def walk(p: argparse.ArgumentParser) -> None:
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    parts.append(sub.format_help())
+                    walk(sub)
+
+    walk(parser)
+    return ("Capture a notebook model for production: %nbprod SUBCOMMAND [options], or "
+            "%%nbprod features / %%nbprod model on a cell's first line.\n\n"
+            + "\n".join(parts))
+
+
 def _reject_duplicates(args: list[str]) -> None:
     seen: set[str] = set()
     for tok in args:
@@ -199,6 +218,10 @@ class NbprodMagics(Magics):
         super().__init__(shell)
         self._session: Any = None
         self.parser = build_parser()
+        if getattr(shell, "Completer", None) is not None:
+            from .completion import install
+
+            install(shell)  # tab completion of %nbprod lines
 
     @property
     def session(self) -> Any:
@@ -373,3 +396,7 @@ class NbprodMagics(Magics):
 
     def _show_text(self, text: str) -> None:
         print(text)  # noqa: T201 - a magic's confirmation belongs in the cell output
+
+
+# `%nbprod?` shows the magic's docstring: make it the whole reference
+NbprodMagics.nbprod.__doc__ = reference()

@@ -11,6 +11,7 @@ import html
 from datetime import UTC, datetime
 from typing import Any
 
+from ..core.results import fmt, listing
 from ..core.tables import Html, badge, cell_text, table
 
 MAX_DRIFT_ROWS = 30
@@ -137,7 +138,7 @@ def drift_table(run) -> Html:
 
 
 def _pair(v: float | None, t: float | None) -> str:
-    return "" if v is None else f"{v:.3g} ({t:.3g})"
+    return "" if v is None else f"{fmt(v)} ({'' if t is None else fmt(t)})"
 
 
 def drift_plots(run, top: int = PLOT_COLUMNS) -> Any:
@@ -219,7 +220,7 @@ def predictions(run) -> Html:
                                                             "Wasserstein/σ (threshold)"]))
     feats = run.drift.get("features")
     if feats is not None:
-        out += (f"<p>Model-input features drifted: {html.escape(', '.join(feats['drifted'][:20]) or 'none')}"
+        out += (f"<p>Model-input features drifted: {html.escape(listing(feats['drifted'], 20) or 'none')}"
                 f" (of {len(feats['columns'])}).</p>")
     return Html(out, text)
 

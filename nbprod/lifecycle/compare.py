@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..core.results import number
 from ..core.tables import Html, table
 from ..exceptions import NbprodUsageError
 
@@ -261,9 +262,9 @@ def _record(result: Comparison) -> dict[str, Any]:
 
 def _sections(result: Comparison) -> list[Html]:
     champ, chal = result.champion, result.challenger
-    words = {"win": f"The challenger wins: {result.metric} better by {result.gain:.4g} "
+    words = {"win": f"The challenger wins: {result.metric} better by {number(result.gain)} "
                     f"(margin {result.margin:g})." if result.gain is not None else "",
-             "lose": f"The challenger does not win: {result.metric} gain {result.gain:.4g} "
+             "lose": f"The challenger does not win: {result.metric} gain {number(result.gain)} "
                      f"(margin {result.margin:g})." if result.gain is not None else "",
              "inconclusive": "No labels were given, so there is no winner; agreement and drift "
                              "are shown below."}[result.verdict]

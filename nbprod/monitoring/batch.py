@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..core.results import CheckResult
+from ..core.results import CheckResult, listing
 from . import drift as dr
 
 DEFAULT_DRIFT_RUNS = 3
@@ -120,7 +120,7 @@ def drift_checks(d: dict[str, Any]) -> list[CheckResult]:
         f = d["features"]["drifted"]
         out.append(CheckResult(
             name="drift:features", kind="drift", status="warn" if f else "pass",
-            message=(f"{len(f)} model-input feature(s) drifted: {', '.join(f[:5])}" if f
+            message=(f"{len(f)} model-input feature(s) drifted: {listing(f)}" if f
                      else "model-input features in line with training"),
             value=len(f), details={"columns": f}))
     return out

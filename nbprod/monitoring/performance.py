@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..core.results import CheckResult
+from ..core.results import CheckResult, fmt
 from ..exceptions import InputError
 
 _CANONICAL_INT_TEXT = re.compile(r"-?(?:0|[1-9]\d*)(?:\.0+)?")
@@ -362,7 +362,7 @@ def evaluate_performance(art: Any, scored: Any, labels: pd.DataFrame, *,
                                      "error": "no validation value recorded at packaging"}
             checks.append(CheckResult(
                 name=f"performance:{name}", kind="performance", status="warn",
-                message=f"{label} {current:.3g} on {len(yk):,} labelled rows; no validation "
+                message=f"{label} {fmt(current)} on {len(yk):,} labelled rows; no validation "
                         "value was recorded at packaging to compare it with",
                 value=current, details=perf["metrics"][name]))
             continue
@@ -372,12 +372,12 @@ def evaluate_performance(art: Any, scored: Any, labels: pd.DataFrame, *,
         noise = 2 * se if se is not None else 0.0
         breaches = []
         if th.get("min") is not None and current < th["min"]:
-            breaches.append(f"below the minimum {th['min']:.3g}")
+            breaches.append(f"below the minimum {fmt(th['min'])}")
         if th.get("max") is not None and current > th["max"]:
-            breaches.append(f"above the maximum {th['max']:.3g}")
+            breaches.append(f"above the maximum {fmt(th['max'])}")
         decayed = decay > max(tolerance, noise)
-        problems = breaches + ([f"{decay:.3g} worse than at validation ({valid:.3g}); tolerated "
-                                f"{max(tolerance, noise):.3g}"] if decayed else [])
+        problems = breaches + ([f"{fmt(decay)} worse than at validation ({fmt(valid)}); tolerated "
+                                f"{fmt(max(tolerance, noise))}"] if decayed else [])
         perf["metrics"][name] = {"value": current, "validation": valid, "decay": decay,
                                  "standard_error": se, "tolerance": tolerance,
                                  "min": th.get("min"), "max": th.get("max"),
@@ -385,14 +385,14 @@ def evaluate_performance(art: Any, scored: Any, labels: pd.DataFrame, *,
         few = len(yk) < MIN_LABELLED_ROWS
         if problems:
             status = "warn" if few else "fail"
-            text = f"{label} {current:.3g} on {len(yk):,} labelled rows is " + "; ".join(problems)
+            text = f"{label} {fmt(current)} on {len(yk):,} labelled rows is " + "; ".join(problems)
         elif few:
             status = "warn"
-            text = (f"{label} {current:.3g} on only {len(yk):,} labelled rows (validation "
-                    f"{valid:.3g}): too few to judge (at least {MIN_LABELLED_ROWS})")
+            text = (f"{label} {fmt(current)} on only {len(yk):,} labelled rows (validation "
+                    f"{fmt(valid)}): too few to judge (at least {MIN_LABELLED_ROWS})")
         else:
             status = "pass"
-            text = f"{label} {current:.3g} on {len(yk):,} labelled rows (validation {valid:.3g})"
+            text = f"{label} {fmt(current)} on {len(yk):,} labelled rows (validation {fmt(valid)})"
         if few and problems:
             text += f"; but {len(yk):,} labelled rows are too few to judge (at least {MIN_LABELLED_ROWS})"
         checks.append(CheckResult(

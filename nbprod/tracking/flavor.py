@@ -10,10 +10,17 @@ Rows that cannot be scored follow ``Artifact.score``'s ``errors`` policy: ``rais
 (a REST client needs one output row per input row, so a bad row is an error naming its row,
 column, rule and value), or ``params={"errors": "reject"}`` to leave rejected rows out (the
 output keeps the input's index).
+
+A request nbprod cannot score (a missing column, a value that does not convert, a bad row under
+``errors=raise``, an output outside the declared bounds, an unknown ``errors`` value) raises
+the same nbprod error that is also an ``MlflowException`` with ``INVALID_PARAMETER_VALUE``
+(:func:`request_error`): MLflow's scoring server answers HTTP 400 with nbprod's one-line message
+and no traceback. Anything else (a damaged artifact, a bug) stays a server error.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 
@@ -30,8 +37,72 @@ class NbprodPyfunc:
 
         if not isinstance(model_input, pd.DataFrame):
             model_input = pd.DataFrame(model_input)
+        from ..exceptions import InputError, NbprodUsageError, OutputBoundsError, SchemaError
+
         errors = (params or {}).get("errors") or "raise"
-        return self.artifact.score(model_input, errors=str(errors))
+        try:
+            return self.artifact.score(model_input, errors=str(errors))
+        except (SchemaError, InputError, NbprodUsageError, OutputBoundsError) as exc:
+            raise request_error(exc) from None
+
+
+def request_error(exc: BaseException) -> Exception:
+    """``exc``, an error in the request, as the same error that is also an ``MlflowException``
+    with ``INVALID_PARAMETER_VALUE``: HTTP 400 from MLflow's scoring server, while Python
+    callers keep catching nbprod's class (``SchemaError``, ``RowError``, ...) and its fields."""
+    from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+    error = request_error_class(type(exc).__name__)(
+        str(exc), error_code=INVALID_PARAMETER_VALUE,
+        error_class=f"NBPROD_{type(exc).__name__.upper()}")
+    error.__dict__.update(vars(exc))  # column, row, rule, value
+    return error
+
+
+@functools.cache
+def request_error_class(name: str) -> type:
+    """``Request<name>``: nbprod's exception class ``name`` and ``MlflowException`` in one.
+
+    MLflow's scoring server prefixes the message of an ``MlflowException`` with the whole
+    request (``Failed to predict data '<every row>'. Error: ...``) by assigning its
+    ``message``; here the message is set once, by ``MlflowException.__init__``, and stays
+    nbprod's one line."""
+    from mlflow.exceptions import MlflowException
+
+    from .. import exceptions
+
+    original = getattr(exceptions, name)
+
+    def message(self: Any) -> str:
+        return str(self.__dict__["_nbprod_message"])
+
+    def set_message(self: Any, value: str) -> None:
+        self.__dict__.setdefault("_nbprod_message", value)
+
+    def reduce(self: Any) -> Any:  # pickles by name: rebuilt from nbprod's class
+        return (_rebuild, (name, self.message, dict(self.__dict__)))
+
+    body = {"message": property(message, set_message), "__reduce__": reduce,
+            "__module__": __name__, "__qualname__": f"Request{name}",
+            "__doc__": f"{name} in a request: HTTP 400 from MLflow's scoring server."}
+    return type(f"Request{name}", (MlflowException, original), body)
+
+
+def _rebuild(name: str, message: str, state: dict[str, Any]) -> Exception:
+    from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+    error = request_error_class(name)(message, error_code=INVALID_PARAMETER_VALUE)
+    error.__dict__.update(state)
+    return error
+
+
+def __getattr__(attr: str) -> Any:  # Request<name> exists once built; pickle looks it up here
+    if attr.startswith("Request"):
+        from .. import exceptions
+
+        if isinstance(getattr(exceptions, attr[len("Request"):], None), type):
+            return request_error_class(attr[len("Request"):])
+    raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
 
 
 def load_pyfunc(path: str, model_config: Any = None) -> NbprodPyfunc:

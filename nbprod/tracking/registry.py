@@ -99,9 +99,13 @@ def register(path: str | Path, *, require_approval: bool | None = None) -> dict[
 
         run_id = log_package(root, m, mf.digest(m))["run_id"]
     _same_as_logged(client, run_id, root, mf.digest(m))
-    source = client.get_run(run_id).info.artifact_uri.rstrip("/") + "/" + ARTIFACT_DIR
+    model_id = logged_model(client, run_id)
+    if model_id is not None:  # the version is the packaging run's logged model
+        source = f"models:/{model_id}"
+    else:  # packaged before logged models: the run's copy of the files
+        source = client.get_run(run_id).info.artifact_uri.rstrip("/") + "/" + ARTIFACT_DIR
     version = client.create_model_version(
-        name, source=source, run_id=run_id,
+        name, source=source, run_id=run_id, model_id=model_id,
         tags={
             "nbprod.artifact_id": m["artifact_id"],
             "nbprod.digest": mf.digest(m),
@@ -151,7 +155,19 @@ def _same_as_logged(client, run_id: str, root: Path, digest: str) -> None:
 def _upload_signature(client, run_id: str | None, root: Path) -> None:
     sig = root / mf.SIGNATURE
     if run_id and sig.is_file() and not sig.is_symlink():
-        client.log_artifact(run_id, str(sig), ARTIFACT_DIR)
+        model_id = logged_model(client, run_id)
+        if model_id is not None:
+            client.log_model_artifact(model_id, str(sig))
+        else:
+            client.log_artifact(run_id, str(sig), ARTIFACT_DIR)
+
+
+def logged_model(client, run_id: str) -> str | None:
+    """The id of the logged model a packaging run output (None for runs logged before nbprod
+    logged models: their artifact is the run's ``nbprod-artifact/`` directory)."""
+    outputs = getattr(client.get_run(run_id), "outputs", None)
+    models = getattr(outputs, "model_outputs", None) or []
+    return str(models[0].model_id) if models else None
 
 
 # -- resolve -------------------------------------------------------------------------------
@@ -175,6 +191,26 @@ def download_pinned(uri: str, *, dst: str | Path | None = None) -> tuple[Path, t
             "so nbprod cannot check that the copy is what was registered. Register the artifact "
             "with `nbprod register PATH`.")
     return download(exact, dst=dst), (exact, digest)
+
+
+def download_logged(uri: str, *, dst: str | Path | None = None
+                    ) -> tuple[Path, tuple[str, str]]:
+    """A local copy of the logged model ``uri`` (``models:/<model_id>``, as packaging logs it)
+    and its pin: the digest the packaging recorded in the model's ``nbprod.digest`` tag."""
+    model_id = uri[len("models:/"):].strip("/")
+    try:
+        logged = _client().get_logged_model(model_id)
+    except Exception as exc:
+        import mlflow
+
+        raise RegistryError(f"Cannot find the logged model {uri} in MLflow "
+                            f"({mlflow.get_tracking_uri()}): {str(exc)[:200]}") from None
+    digest = (logged.tags or {}).get("nbprod.digest")
+    if not digest:
+        raise RegistryError(
+            f"{uri} carries no nbprod.digest tag: it was not logged by nbprod's packaging, so "
+            "nbprod cannot check that the copy is what was packaged.")
+    return download(uri, dst=dst), (uri, digest)
 
 
 def download(uri: str, *, dst: str | Path | None = None) -> Path:

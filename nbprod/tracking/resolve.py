@@ -1,4 +1,5 @@
-"""Artifacts named by MLflow URIs: ``models:/NAME@ALIAS``, ``models:/NAME/N`` and ``runs:/...``.
+"""Artifacts named by MLflow URIs: ``models:/NAME@ALIAS``, ``models:/NAME/N``, a logged model
+``models:/<model_id>`` and ``runs:/...``.
 
 The core loads artifacts from local paths (:func:`nbprod.core.artifact.load`); this module makes
 the local copy first. A ``models:/`` version is pinned: its digest must equal the one
@@ -8,10 +9,13 @@ the local copy first. A ``models:/`` version is pinned: its digest must equal th
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 URI_SCHEMES = ("models:/", "runs:/")
+# a logged model, models:/<model_id>, as packaging logs it (not a registered NAME/VERSION)
+LOGGED_MODEL = re.compile(r"^models:/m-[0-9a-f]{32}/?$")
 
 
 def local_copy(target: str | Path, *, dst: str | Path | None = None
@@ -19,9 +23,14 @@ def local_copy(target: str | Path, *, dst: str | Path | None = None
     """Where the artifact ``target`` names is on this machine, and its registry pin.
 
     A path is returned as it is (pin None); a ``models:/`` URI is downloaded (into ``dst`` when
-    given) and pinned to the digest ``nbprod register`` recorded; a ``runs:/`` URI is downloaded
-    without a pin."""
+    given) and pinned to the digest ``nbprod register`` recorded; a logged model,
+    ``models:/<model_id>``, is downloaded and pinned to the digest its packaging recorded; a
+    ``runs:/`` URI is downloaded without a pin."""
     text = str(target)
+    if LOGGED_MODEL.match(text):
+        from .registry import download_logged
+
+        return download_logged(text, dst=dst)
     if text.startswith("models:/"):
         from .registry import download_pinned
 

@@ -3,7 +3,10 @@
 Scoring runs log from a helper process (:class:`RunLogger`) started when the run begins: MLflow's
 import and the store connection then overlap with reading and scoring the batch, and the
 process hands back the artifact's earlier runs (for drift persistence and the report's trend)
-before the new run is logged. Tracking follows MLflow's configuration: ``MLFLOW_TRACKING_URI``,
+before the new run is logged. With the embedded SQLite store, once the monitoring experiment
+exists, no helper is needed: :mod:`nbprod.tracking.direct` reads the history and writes the run
+into the store's tables in milliseconds (and steps aside, for the helper, whenever it cannot be
+sure to write what MLflow writes). Tracking follows MLflow's configuration: ``MLFLOW_TRACKING_URI``,
 else the embedded SQLite store ``mlflow.db`` in the working directory.
 """
 
@@ -67,15 +70,28 @@ class RunLogger:
     """Logs one scoring run to MLflow from a helper process (see the module docs)."""
 
     def __init__(self, name: str, artifact_id: str, history: int = HISTORY_RUNS) -> None:
+        from . import direct
+
+        self._args = (experiment_name(name), artifact_id, history)
+        self._previous: list[dict[str, Any]] | None = None
+        self.proc: subprocess.Popen | None = None
+        self.direct: direct.Store | None = None
+        try:
+            self.direct = direct.open_store(experiment_name(name))
+        except direct.Unsupported:
+            self._start()
+
+    def _start(self) -> None:
+        experiment, artifact_id, history = self._args
+        self.direct = None
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "nbprod.tracking.worker", experiment_name(name), artifact_id,
+            [sys.executable, "-m", "nbprod.tracking.worker", experiment, artifact_id,
              str(history)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
-        self._previous: list[dict[str, Any]] | None = None
 
     def _read(self) -> dict[str, Any]:
-        assert self.proc.stdout is not None
+        assert self.proc is not None and self.proc.stdout is not None
         line = self.proc.stdout.readline()
         if not line:
             self.proc.wait(timeout=60)
@@ -88,13 +104,30 @@ class RunLogger:
 
     def previous(self) -> list[dict[str, Any]]:
         """Earlier runs of this artifact, newest first."""
+        if self._previous is None and self.direct is not None:
+            import sqlite3
+
+            try:
+                self._previous = self.direct.history(self._args[1], self._args[2])
+            except sqlite3.Error:
+                self._start()
         if self._previous is None:
             self._previous = self._read()["history"]
         return self._previous
 
     def log(self, summary: dict[str, Any], tags: dict[str, str]) -> dict[str, Any]:
         self.previous()
-        assert self.proc.stdin is not None
+        if self.direct is not None:
+            import sqlite3
+
+            from . import direct
+
+            try:
+                return self.direct.log(summary, run_metrics(summary), tags)
+            except (direct.Unsupported, sqlite3.Error, OSError):
+                self._start()  # MLflow records it instead
+                self._read()  # the helper's history (already known)
+        assert self.proc is not None and self.proc.stdin is not None
         payload = {"summary": summary, "metrics": run_metrics(summary), "tags": tags}
         self.proc.stdin.write(json.dumps(payload, default=str) + "\n")
         self.proc.stdin.close()
@@ -103,7 +136,7 @@ class RunLogger:
         return info
 
     def close(self) -> None:
-        if self.proc.poll() is None:
+        if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
 

@@ -137,14 +137,21 @@ def is_locked(exc: BaseException) -> bool:
     return False
 
 
+EXPERIMENT_KIND = "mlflow.experimentKind"  # which view the MLflow UI opens the experiment in
+CLASSIC_ML = "custom_model_development"  # the classic machine-learning view (runs, models)
+
+
 def get_or_create_experiment(mlflow_client: Any, name: str) -> str:
     """The id of experiment ``name``, created if missing (another process may create it at the
-    same moment: then its id)."""
+    same moment: then its id). The experiment is typed for MLflow's classic ML view unless it
+    already has a kind (one the user chose stays)."""
     exp = mlflow_client.get_experiment_by_name(name)
     if exp is not None:
+        if EXPERIMENT_KIND not in (exp.tags or {}):
+            mlflow_client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND, CLASSIC_ML)
         return str(exp.experiment_id)
     try:
-        return str(mlflow_client.create_experiment(name))
+        return str(mlflow_client.create_experiment(name, tags={EXPERIMENT_KIND: CLASSIC_ML}))
     except Exception as exc:
         if "already exists" not in str(exc):
             raise

@@ -61,10 +61,18 @@ def main(experiment: str, artifact_id: str, n: int) -> None:
 
 
 if __name__ == "__main__":
+    import os
+
+    code = 0
     try:
         main(sys.argv[1], sys.argv[2], int(sys.argv[3]))
     except Exception as exc:  # reported to the scoring run as one line
         from .store import store_error
 
         print(json.dumps({"error": str(store_error(exc))}), flush=True)
-        sys.exit(1)
+        code = 1
+    # every call was synchronous and its answer is printed: leave without finalising MLflow's
+    # ~2,000 modules (about 1.3 s the scoring run would otherwise wait for)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
