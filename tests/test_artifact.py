@@ -134,7 +134,8 @@ def test_contents_are_the_captured_code_and_a_loadable_mlflow_model(cancer_art):
         "input_path": "Optional[str]", "output_path": "Optional[str]",
         "labels_path": "Optional[str]", "summary_path": "Optional[str]",
         "artifact_path": "Optional[str]", "drift_runs": "int", "log_to_mlflow": "bool",
-        "raise_on_alert": "bool", "issues_path": "Optional[str]", "max_rejected": "float"}
+        "raise_on_alert": "bool", "issues_path": "Optional[str]", "max_rejected": "float",
+        "engine": "Optional[str]", "scheduler": "Optional[str]", "chunk_rows": "Optional[int]"}
     assert found["drift_runs"]["help"] == ("consecutive drifted runs before retraining is "
                                            "recommended")
 

@@ -122,10 +122,10 @@ def test_nbprod_load_and_the_scoring_entry_point_give_the_predictions_of_0_1_0(t
 
 def test_a_newer_notebook_fails_softly(tmp_path):
     """A section or a parameter this nbprod does not know: a note, a warning, still scored."""
-    with pytest.warns(UserWarning, match="does not know the scoring parameter.*engine"):
+    with pytest.warns(UserWarning, match="does not know the scoring parameter.*sample_share"):
         job = nbprod.scoring_job(input_path=str(FIXTURE / "batch.csv"),
                                  output_path=str(tmp_path / "p.csv"), artifact_path=str(ARTIFACT),
-                                 log_to_mlflow=False, engine="dask")
+                                 log_to_mlflow=False, sample_share=0.5)
     assert (tmp_path / "p.csv").read_bytes() == EXPECTED
     note = job.show("fairness")
     assert "no report section 'fairness'" in note.text and "Upgrade nbprod" in note.text

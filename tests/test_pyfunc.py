@@ -240,3 +240,77 @@ def test_mlflow_models_serve_answers_a_bad_request_with_400_naming_the_column(ca
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+_LOADED_DISTRIBUTIONS = r"""
+import json, sys
+from importlib.metadata import packages_distributions
+
+by_nbprod = set()
+
+
+class Spy:  # records the top-level modules that nbprod's own code imports first
+    def find_spec(self, name, path=None, target=None):
+        if "." not in name:
+            f = sys._getframe(1)
+            while f is not None and f.f_globals.get("__name__", "").startswith(
+                    ("importlib", "_frozen_importlib")):
+                f = f.f_back
+            if f is not None and f.f_globals.get("__name__", "").split(".")[0] == "nbprod":
+                by_nbprod.add(name)
+        return None
+
+
+sys.meta_path.insert(0, Spy())
+import pandas as pd
+import mlflow.pyfunc
+
+model = mlflow.pyfunc.load_model(sys.argv[1])
+model.predict(pd.read_csv(sys.argv[2]))
+names = packages_distributions()
+print(json.dumps(sorted({d for m in by_nbprod for d in names.get(m, [])})))
+"""
+
+
+def _closure(requirements: list[str]) -> set[str]:
+    """The distributions pip installs for ``requirements`` (as installed here), normalised."""
+    from importlib.metadata import PackageNotFoundError, requires
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    todo = [Requirement(r).name for r in requirements if not r.startswith("./")]
+    seen: set[str] = set()
+    while todo:
+        name = canonicalize_name(todo.pop())
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            reqs = requires(name) or []
+        except PackageNotFoundError:
+            continue
+        for r in map(Requirement, reqs):
+            if r.marker is None or r.marker.evaluate({"extra": ""}):
+                todo.append(r.name)
+    return seen
+
+
+def test_the_restored_environment_holds_everything_scoring_imports(cancer_art, tmp_path):
+    """Every distribution that loading and scoring through MLflow imports is in the artifact's
+    requirements (or pulled in by them): a restored environment (uv, virtualenv) would
+    otherwise fail on a missing module. Checked here without building an environment."""
+    import subprocess
+    import sys
+
+    from packaging.utils import canonicalize_name
+
+    cancer_art.batch.head(5).to_csv(tmp_path / "in.csv", index=False)
+    proc = subprocess.run([sys.executable, "-c", _LOADED_DISTRIBUTIONS, str(cancer_art.path),
+                           str(tmp_path / "in.csv")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    loaded = {canonicalize_name(d) for d in json.loads(proc.stdout.splitlines()[-1])}
+    reqs = (cancer_art.path / "requirements.txt").read_text().split()
+    assert loaded  # the spy saw what nbprod imports (skops, numpy, ...)
+    missing = loaded - _closure(reqs)
+    assert not missing, f"scoring imports {sorted(missing)}, which requirements.txt lacks"

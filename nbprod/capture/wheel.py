@@ -32,8 +32,8 @@ WHEELS_DIR = "wheels"
 # what loading and scoring an artifact import (MLflow's scoring server adds mlflow itself);
 # the notebook front ends (papermill, IPython, widgets, plotting) never run in a restored
 # environment, so the wheel does not ask for them
-RUNTIME_DEPENDENCIES = ("cryptography", "numpy", "pandas", "pyarrow", "scikit-learn", "scipy",
-                        "skops")
+RUNTIME_DEPENDENCIES = ("cryptography", "fastjsonschema", "jsonschema", "numpy", "pandas", "pyarrow",
+                        "scikit-learn", "scipy", "skops")
 _SKIPPED_DIRS = {"__pycache__", "labextension"}
 _EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip file can hold: no build date inside
 

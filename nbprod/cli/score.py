@@ -43,18 +43,30 @@ PUBLISH_ORDER = ("--report", "--html", "--summary", "--issues", "--output")  # p
 
 def run_score(args: argparse.Namespace) -> int:
     from ..core.dataio import file_format
+    from ..core.sources import is_pattern, resolve
     from ..core.staging import StagedOutputs
     from ..core.trust import child_environment
+    from ..jobs.engines import check_engine
     from ..jobs.kernel import run_notebook
+    from ..jobs.run import RUN_OPTIONS_ENV, is_directory_output
     from ..jobs.usage import check_outputs
 
     root, check = verified_artifact(args.artifact, args.trusted_key)
-    inp = Path(args.input).absolute()
-    file_format(args.input, "INPUT")  # messages quote the paths as the user typed them
-    file_format(args.output, "--output")
+    engine = check_engine(args.engine)
+    if args.scheduler and engine != "dask":
+        raise NbprodUsageError("--scheduler names a Dask scheduler: add --engine dask.")
+    inp = args.input if is_pattern(args.input) and not Path(args.input).exists() \
+        else str(Path(args.input).absolute())
+    resolve(args.input, "INPUT")  # a file, a directory, a glob; no kernel for an empty file
+    if is_directory_output(args.output):
+        if engine != "dask":
+            raise NbprodUsageError(
+                f"--output {args.output!r} ends with a separator: a directory of Parquet parts "
+                "is written by --engine dask only; name a file (CSV or Parquet).")
+    else:
+        file_format(args.output, "--output")  # messages quote the paths as the user typed them
     if args.issues:
         file_format(args.issues, "--issues")
-    input_file("INPUT", args.input, empty_too=True)  # no kernel for a plainly empty file
     if args.labels:
         input_file("--labels", args.labels)
     finals = check_outputs(score_outputs(args), artifact=root,
@@ -66,7 +78,7 @@ def run_score(args: argparse.Namespace) -> int:
         summary = staged.path("--summary") if args.summary else work / "summary.json"
         report = staged.path("--report") if args.report else work / "report.ipynb"
         params = {
-            "input_path": str(inp),
+            "input_path": inp,
             "output_path": str(finals["--output"]),
             "labels_path": str(Path(args.labels).absolute()) if args.labels else None,
             "summary_path": str(finals["--summary"]) if args.summary else str(summary),
@@ -81,8 +93,18 @@ def run_score(args: argparse.Namespace) -> int:
             params["log_to_mlflow"] = False
         notebook = work / "score.ipynb"  # run the bytes whose hash matched, not the file
         notebook.write_bytes(verified_notebook(check))
-        with child_environment(check, args.trusted_key):
-            run_notebook(notebook, report, params, env=staged.handed_to_kernel())
+        from ..core.progress import follow
+
+        progress = work / "progress.txt"
+        options = {"engine": engine, "scheduler": args.scheduler, "chunk_rows": args.chunk_rows,
+                   "progress": str(progress), "progress_shown": False}
+        env = {**staged.handed_to_kernel(), RUN_OPTIONS_ENV: json.dumps(options)}
+        shown = follow(progress, desc=f"nbprod score {Path(args.input).name}")
+        try:
+            with child_environment(check, args.trusted_key):
+                run_notebook(notebook, report, params, env=env)
+        finally:
+            shown.stop()
         result = json.loads(summary.read_text())
         status = result["status"]
         if args.html:
@@ -175,7 +197,9 @@ def add_score(sub: Any) -> None:
     p = sub.add_parser("score", help="score a file with an artifact (runs score.ipynb via papermill)")
     p.add_argument("artifact", metavar="PATH",
                    help="the artifact directory, or models:/NAME@ALIAS or models:/NAME/N")
-    p.add_argument("input", metavar="INPUT", help="CSV or Parquet file to score")
+    p.add_argument("input", metavar="INPUT",
+                   help="CSV or Parquet file to score; or a directory of them, a glob "
+                        "('data/*.parquet') or a Hive-partitioned directory, read as one batch")
     p.add_argument("-o", "--output", required=True, metavar="OUTPUT",
                    help="where to write predictions (CSV or Parquet)")
     p.add_argument("--labels", metavar="FILE", help="labels for this batch (target and id)")
@@ -192,8 +216,23 @@ def add_score(sub: Any) -> None:
     p.add_argument("--max-rejected", type=_share, metavar="SHARE",
                    help="rejected share of the input rows above which the run alerts (exit 3); "
                         "default 0.01 (1%%)")
+    p.add_argument("--chunk-rows", type=_chunk_rows_type(), metavar="N",
+                   help="rows read and scored at a time: memory is bounded by the chunk "
+                        "(default 250000)")
+    p.add_argument("--engine", choices=("local", "dask"), default="local",
+                   help="local: this machine, chunk after chunk (default); dask: a Dask "
+                        "cluster (a LocalCluster of one worker per core unless --scheduler)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="an existing Dask scheduler, e.g. tcp://host:8786 (default: "
+                        "DASK_SCHEDULER_ADDRESS, else a LocalCluster)")
     add_trusted_key(p)
     p.set_defaults(run=run_score)
+
+
+def _chunk_rows_type() -> Any:
+    from ..jobs.usage import whole_number_type
+
+    return whole_number_type(1, 10**12)
 
 
 def _drift_runs_type() -> Any:

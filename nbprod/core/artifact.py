@@ -118,6 +118,17 @@ class Artifact:
     def schema(self) -> Schema:
         return Schema.from_list(self.snapshot("train")["schema"]).select(self.input_columns)
 
+    @cached_property
+    def reading_schema(self) -> Schema:
+        """The training snapshot's whole schema (id and target included): how a batch's files
+        are read, so that text columns stay text."""
+        return Schema.from_list(self.snapshot("train")["schema"])
+
+    @cached_property
+    def train_profile(self) -> dict[str, Any]:
+        """The training snapshot's profile (the drift reference of the raw inputs)."""
+        return self.snapshot("train")["profile"]
+
     # -- scoring ------------------------------------------------------------------------
     @property
     def feature_source(self) -> str:

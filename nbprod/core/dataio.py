@@ -59,6 +59,16 @@ def read_frame(path: str | Path, schema: Schema | None = None, *, what: str = "i
     return df
 
 
+def csv_options(path: Path, schema: Schema | None) -> dict[str, Any]:
+    """``read_csv`` options for ``path`` under :func:`read_frame`'s rules: the text columns of
+    ``schema`` read as text, where only an empty field is missing (see
+    :func:`_missing_markers`). The streaming reader (:mod:`nbprod.core.sources`) uses them too."""
+    dtype: dict[str, Any] = {}
+    if schema is not None:
+        dtype = {c.name: "str" for c in schema.columns if c.kind == "string"}
+    return {"dtype": dtype or None, **_missing_markers(Path(path), dtype)}
+
+
 def _missing_markers(path: Path, text: dict[str, Any]) -> dict[str, Any]:
     """``read_csv`` options under which, in text columns, only an empty field is missing:
     "NA" (Namibia), "null" or "None" are values there, as they were in the training frame.

@@ -41,6 +41,7 @@ Columns declared as personal data (PII) never have their values echoed: their ``
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -183,9 +184,7 @@ class RowIssues:
 
     def describe(self, action: str, limit: int = 5) -> str:
         """e.g. ``usage non-finite 2, plan unseen-category 1``."""
-        parts = self.counts(action)
-        text = ", ".join(f"{_where(p['column'])} {p['rule']} {p['rows']}" for p in parts[:limit])
-        return text + (f" and {len(parts) - limit} more" if len(parts) > limit else "")
+        return describe_counts(self.counts(action), limit)
 
     def summary(self) -> dict[str, Any]:
         return {"rows_in": self.rows_in, "rejected": self.n_rejected, "flagged": self.n_flagged,
@@ -221,14 +220,7 @@ class RowIssues:
             col, row=row, rule=str(r["rule"]), value=value)
 
     def all_rejected_error(self) -> RowsRejectedError:
-        top = self.counts(REJECTED)[0]
-        col, rule = top["column"], top["rule"]
-        return RowsRejectedError(
-            f"Every one of the {self.rows_in:,} input rows was rejected; nothing to score. Most "
-            f"common: {'column ' + repr(col) if col else 'the model'}, rule {rule} "
-            f"({top['rows']:,} rows: {RULES.get(rule, rule)}). Is this the right file for this "
-            "model?",
-            col, rule=rule)
+        return all_rejected(self.counts(REJECTED)[0], self.rows_in)
 
     # -- changes ------------------------------------------------------------------------
     def add(self, positions: np.ndarray, *, column: str | None, rule: str, action: str,
@@ -262,19 +254,21 @@ class _Part:
 def validate(raw: pd.DataFrame, X: pd.DataFrame, lost: dict[str, np.ndarray], schema: Schema, *,
              profile: dict[str, Any] | None = None, takes: ModelTakes | None = None,
              id_column: str | None = None, hidden: Iterable[str] = (),
-             start: int = 0) -> RowIssues:
+             start: int = 0, duplicates: bool = True) -> RowIssues:
     """The issues of a batch: ``raw`` as read, ``X`` conformed in collecting mode
     (:func:`nbprod.core.schema.conform_rows`) with the positions of values that did not convert in
     ``lost``. ``profile`` is the training profile, ``takes`` what the model takes, ``hidden``
     the personal-data columns whose values are never echoed. ``start`` is the position of the
-    first row in the whole input (for chunks)."""
+    first row in the whole input (for chunks). ``duplicates=False`` leaves the ``duplicate-id``
+    rule to the caller: a chunk cannot see the ids of the others
+    (:mod:`nbprod.core.duplicates` finds them across a whole batch)."""
     n = len(X)
     takes = takes or ModelTakes()
     profile = profile or {}
     hidden = set(hidden)
     parts: list[_Part] = []
     if id_column is not None and id_column in raw.columns:
-        parts += _id_rules(raw[id_column], id_column, id_column in hidden)
+        parts += _id_rules(raw[id_column], id_column, id_column in hidden, duplicates)
     for spec in schema.columns:
         ref = profile.get(spec.name) or {}
         is_hidden = spec.name in hidden or bool(ref.get("hidden"))
@@ -287,7 +281,7 @@ def validate(raw: pd.DataFrame, X: pd.DataFrame, lost: dict[str, np.ndarray], sc
             if m.any():
                 pos = np.flatnonzero(m)
                 parts.append(_Part(pos, spec.name, rule, action, detail,
-                                   _value_texts(raw[spec.name], pos, is_hidden)))
+                                   _value_texts(raw[spec.name], pos, is_hidden, spec.kind)))
                 taken |= m
     ids = raw[id_column] if id_column is not None and id_column in raw.columns else None
     id_dtype = ids.dtype if ids is not None else "object"
@@ -448,27 +442,21 @@ def _ids_unique(ids: pd.Series) -> bool:
     return not ids.isna().any() and ids.is_unique
 
 
-def _id_rules(ids: pd.Series, name: str, hidden: bool) -> list[_Part]:
+def _id_rules(ids: pd.Series, name: str, hidden: bool, duplicates: bool = True) -> list[_Part]:
     if _ids_unique(ids):
         return []
     if pd.api.types.is_string_dtype(ids.dtype) and ids.dtype != object:
         blank = ids.str.strip().eq("").fillna(False).to_numpy(dtype=bool)
-        if not blank.any() and not ids.isna().any() and ids.is_unique:
+        if not blank.any() and not ids.isna().any() and (not duplicates or ids.is_unique):
             return []
-    codes, uniques = pd.factorize(ids, use_na_sentinel=True)
-    null = codes < 0
-    if len(uniques) and (ids.dtype == object or pd.api.types.is_string_dtype(ids.dtype)):
-        texts = pd.Series(uniques, dtype="object" if ids.dtype == object else ids.dtype)
-        blank = texts.str.strip().eq("").fillna(False).to_numpy(dtype=bool)
-        if blank.any():
-            null = null | ((codes >= 0) & blank[np.maximum(codes, 0)])
+    codes, null = _id_codes(ids)
     parts = []
     if null.any():
         pos = np.flatnonzero(null)
         parts.append(_Part(pos, name, "null-id", REJECTED, "the id is missing",
                            _value_texts(ids, pos, hidden)))
     valid = ~null
-    if valid.any():
+    if duplicates and valid.any():
         # factorize numbers ids in order of first appearance: a row is an id's first
         # occurrence exactly when its code exceeds every code before it
         runmax = np.maximum.accumulate(codes)
@@ -481,6 +469,25 @@ def _id_rules(ids: pd.Series, name: str, hidden: bool) -> list[_Part]:
             parts.append(_Part(pos, name, "duplicate-id", FLAGGED, detail,
                                _value_texts(ids, pos, hidden)))
     return parts
+
+
+def _id_codes(ids: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """``pd.factorize`` codes of the ids, and which ids are missing (null, or blank text)."""
+    codes, uniques = pd.factorize(ids, use_na_sentinel=True)
+    null = codes < 0
+    if len(uniques) and (ids.dtype == object or pd.api.types.is_string_dtype(ids.dtype)):
+        texts = pd.Series(uniques, dtype="object" if ids.dtype == object else ids.dtype)
+        blank = texts.str.strip().eq("").fillna(False).to_numpy(dtype=bool)
+        if blank.any():
+            null = null | ((codes >= 0) & blank[np.maximum(codes, 0)])
+    return codes, null
+
+
+def missing_ids(ids: pd.Series) -> np.ndarray:
+    """Which ids the ``null-id`` rule rejects: missing, or blank text."""
+    if isinstance(ids.dtype, np.dtype) and ids.dtype.kind in "iu":
+        return np.zeros(len(ids), dtype=bool)
+    return _id_codes(ids)[1]
 
 
 # -- the issues table -----------------------------------------------------------------------
@@ -529,14 +536,46 @@ def _frame(parts: list[_Part], start: int, id_column: str | None, ids: pd.Series
     return pd.DataFrame(cols)
 
 
-def _value_texts(s: pd.Series, positions: np.ndarray, hidden: bool) -> list[str | None]:
-    """The values at ``positions`` as text, cut to :data:`VALUE_CHARS` (nulls stay None)."""
+def _value_texts(s: pd.Series, positions: np.ndarray, hidden: bool,
+                 kind: str | None = None) -> list[str | None]:
+    """The values at ``positions`` as text, cut to :data:`VALUE_CHARS` (nulls stay None).
+
+    In a number column a value is shown as the column's kind reads it (integer ``5``, float
+    ``5.0``), whether the reader gave it as an integer, a float or text: what a chunk of rows
+    infers must not change how a value is shown."""
     if hidden:
         return [HIDDEN] * positions.size
     part = s.iloc[positions]
     missing = part.isna().to_numpy()
-    return [None if m else value_text(v) for v, m in zip(part.to_numpy(dtype=object), missing,
-                                                          strict=True)]
+    values = part.to_numpy(dtype=object)
+    if kind in ("integer", "float"):
+        values = [_as_number(v, kind) for v in values]
+    return [None if m else value_text(v) for v, m in zip(values, missing, strict=True)]
+
+
+def _as_number(value: Any, kind: str) -> Any:
+    """``value`` as a number of ``kind`` when it reads as one, else as it is."""
+    value = _plain(value)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        if "_" in text:  # Python's literals allow 1_000; readers do not
+            return value
+        try:
+            value = int(text) if kind == "integer" else float(text)
+        except ValueError:
+            try:
+                value = float(text)
+            except ValueError:
+                return value
+    if isinstance(value, int):
+        return float(value) if kind == "float" else value
+    if isinstance(value, float):
+        if kind == "integer" and value.is_integer():
+            return int(value)
+        return value
+    return value
 
 
 def value_text(value: Any) -> str:
@@ -550,12 +589,46 @@ def value_text(value: Any) -> str:
 
 def default_issues_path(output_path: str | Path) -> Path:
     """``<output stem>.issues<ext>`` beside the output: preds.csv -> preds.issues.csv,
-    preds.csv.gz -> preds.issues.csv.gz, preds.parquet -> preds.issues.parquet."""
+    preds.csv.gz -> preds.issues.csv.gz, preds.parquet -> preds.issues.parquet; for a directory
+    of Parquet parts (``preds/``), preds.issues.parquet."""
     p = Path(output_path)
+    if str(output_path).endswith(("/", os.sep)):
+        return p.with_name(f"{p.name}.issues.parquet")
     name = p.name
     ext = name[-7:] if name.lower().endswith(".csv.gz") else p.suffix
     stem = name[: len(name) - len(ext)] if ext else name
     return p.with_name(f"{stem}.issues{ext}")
+
+
+def all_rejected(top: dict[str, Any], rows_in: int) -> RowsRejectedError:
+    """The error when every input row was rejected; ``top`` is the most common rejection
+    (:meth:`RowIssues.counts`)."""
+    col, rule = top["column"], top["rule"]
+    return RowsRejectedError(
+        f"Every one of the {rows_in:,} input rows was rejected; nothing to score. Most "
+        f"common: {'column ' + repr(col) if col else 'the model'}, rule {rule} "
+        f"({top['rows']:,} rows: {RULES.get(rule, rule)}). Is this the right file for this "
+        "model?",
+        col, rule=rule)
+
+
+def describe_counts(parts: list[dict[str, Any]], limit: int = 5) -> str:
+    """:meth:`RowIssues.counts` in words: ``usage non-finite 2, plan unseen-category 1``."""
+    text = ", ".join(f"{_where(p['column'])} {p['rule']} {p['rows']}" for p in parts[:limit])
+    return text + (f" and {len(parts) - limit} more" if len(parts) > limit else "")
+
+
+def duplicate_issues(rows: np.ndarray, first: np.ndarray, ids: pd.Series, id_column: str,
+                     hidden: bool) -> pd.DataFrame:
+    """The issues table's rows for ids that repeat earlier rows' (found across a batch's
+    chunks by :mod:`nbprod.core.duplicates`): ``rows`` repeat ``first``."""
+    ids = ids.reset_index(drop=True)
+    local = np.arange(len(ids), dtype="int64")
+    part = _Part(local, id_column, "duplicate-id", FLAGGED,
+                 [f"the id repeats row {int(r)}" for r in first], _value_texts(ids, local, hidden))
+    frame = _frame([part], 0, id_column, ids, None)
+    frame["row"] = np.asarray(rows, dtype="int64")
+    return frame
 
 
 # -- small helpers --------------------------------------------------------------------------

@@ -160,19 +160,21 @@ def conform(df: pd.DataFrame, schema: Schema) -> pd.DataFrame:
     return pd.DataFrame(out, index=df.index, copy=False)
 
 
-def conform_rows(df: pd.DataFrame, schema: Schema) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+def conform_rows(df: pd.DataFrame, schema: Schema, *,
+                 whole: bool = True) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     """:func:`conform` in collecting mode: values that do not convert become nulls.
 
     Returns the conformed frame and, for each column that had such values, a boolean mask of
     their positions. Problems of the input as a whole still raise :class:`SchemaError`: not a
     DataFrame, a missing column, or a column where no value converts (the wrong type as a whole,
-    such as text in every row of a number column).
+    such as text in every row of a number column). ``whole=False`` (``df`` is one chunk of a
+    batch) leaves that last judgement to the caller, who sees the whole batch.
     """
     _require_columns(df, schema)
     out = {}
     lost: dict[str, np.ndarray] = {}
     for spec in schema.columns:
-        converted, bad = _convert_collecting(df[spec.name], spec)
+        converted, bad = _convert_collecting(df[spec.name], spec, whole)
         out[spec.name] = converted
         if bad is not None and bad.any():
             lost[spec.name] = bad
@@ -216,7 +218,8 @@ def _not_converting(spec: ColumnSpec, exc: Exception) -> SchemaError:
     )
 
 
-def _convert_collecting(s: pd.Series, spec: ColumnSpec) -> tuple[pd.Series, np.ndarray | None]:
+def _convert_collecting(s: pd.Series, spec: ColumnSpec,
+                        whole: bool = True) -> tuple[pd.Series, np.ndarray | None]:
     """Convert ``s``; values that do not convert become nulls, returned as a mask."""
     if spec.kind != "category" and str(s.dtype) == spec.dtype:
         return s, None
@@ -233,10 +236,24 @@ def _convert_collecting(s: pd.Series, spec: ColumnSpec) -> tuple[pd.Series, np.n
     lost = _lost_values(s, converted)
     if refused is not None and refused.any():
         lost = refused if lost is None else (lost | refused)
-    if lost is not None and lost.any() and not converted.notna().any():
+    if whole and lost is not None and lost.any() and not converted.notna().any():
         raise _values_not_converting(s, spec, lost, "none of its {} non-blank value(s) converts",
-                                     " Is this the right file, or the right column?")
+                                     _NOT_CONVERTING_HINT)
     return converted, lost
+
+
+_NOT_CONVERTING_HINT = " Is this the right file, or the right column?"
+
+
+def nothing_converts(spec: ColumnSpec, count: int, example: str, row: int) -> SchemaError:
+    """The error for a column where none of the ``count`` non-blank values converts (the wrong
+    input as a whole), judged over a batch's chunks; ``example`` is the first value as a message
+    quotes it, at ``row``. The words of :func:`_convert_collecting`'s."""
+    return SchemaError(
+        f"Column {spec.name!r} expected {spec.kind} values ({spec.dtype}); none of its "
+        f"{count} non-blank value(s) converts, e.g. {example} at row {row}.{_NOT_CONVERTING_HINT}",
+        column=spec.name,
+    )
 
 
 def _values_not_converting(s: pd.Series, spec: ColumnSpec, lost: np.ndarray, counted: str,

@@ -192,29 +192,41 @@ class Scorer:
         return self._issues(df, X, lost)
 
     def score_detailed(self, df: pd.DataFrame, *, apply_policy: bool = True,
-                       errors: str = "reject") -> Scored:
+                       errors: str = "reject", start: int = 0, part: bool = False) -> Scored:
         """Validate every row, score the rows not rejected, and keep what monitoring needs.
 
         ``apply_policy=False`` (parity replay) marks violating rows without the policy acting
         on them: nothing dropped, nothing refused. Raises :class:`~nbprod.exceptions.SchemaError`
         for problems of the input as a whole (missing column, no rows, a column where no value
-        converts, every row rejected)."""
+        converts, every row rejected).
+
+        ``part=True`` scores ``df`` as one chunk of a larger batch whose first row is at
+        position ``start``: what can only be judged on the whole batch is left to the caller
+        (:mod:`nbprod.jobs.chunk`): ids repeated across chunks, a column where no value
+        converts, every row rejected, the number of rows the model fails on, and the bounds'
+        ``fail`` policy. A chunk whose rows are all rejected comes back with an empty output."""
         if errors not in ERRORS:
             from ..exceptions import NbprodUsageError
 
             raise NbprodUsageError(f"errors must be one of {', '.join(ERRORS)}. Got {errors!r}.")
         self._require_id(df)
-        X, lost = conform_rows(df, self.schema)
+        X, lost = conform_rows(df, self.schema, whole=not part)
         if len(X) == 0:
             raise SchemaError("Input has no rows to score.")
-        issues = self._issues(df, X, lost)
+        issues = validate(df, X, lost, self.schema, profile=self.profile, takes=self.takes,
+                          id_column=self.id_column, hidden=self.hidden, start=start,
+                          duplicates=not part)
         rejected = issues.n_rejected
         if errors == "raise" and rejected:
             raise issues.first_rejection()
         if rejected == len(X):
-            raise issues.all_rejected_error()
+            if not part:
+                raise issues.all_rejected_error()
+            return self._nothing_kept(X, issues)
         keep = ~issues.rejected
-        feats, out, issues, keep = self._score_kept(df, X, issues, keep, errors)
+        feats, out, issues, keep = self._score_kept(df, X, issues, keep, errors, part)
+        if out is None:
+            return self._nothing_kept(X, issues)
         rejected = issues.n_rejected
         if errors == "raise" and rejected:
             raise issues.first_rejection()
@@ -229,10 +241,17 @@ class Scorer:
             from .bounds import violations
 
             bad = violations(out, self.bounds)
-            if apply_policy:
+            if apply_policy and not (part and self.bounds["policy"] == "fail"):
                 result = self.apply_bounds(out, bad)
         return Scored(result, Xk, out, bad, feats, issues=issues, positions=positions,
                       all_inputs=X)
+
+    def _nothing_kept(self, X: pd.DataFrame, issues: RowIssues) -> Scored:
+        """A chunk (``part=True``) whose every row was rejected: nothing to write."""
+        empty = pd.DataFrame({c: pd.Series([], dtype="object") for c in self.output_columns
+                              if c != OUT_OF_BOUNDS})
+        return Scored(empty, X.iloc[:0], empty, np.zeros(0, dtype=bool), None, issues=issues,
+                      positions=np.zeros(0, dtype="int64"), all_inputs=X)
 
     def _require_id(self, df: pd.DataFrame) -> None:
         if self.id_column and isinstance(df, pd.DataFrame) and self.id_column not in df.columns:
@@ -265,17 +284,19 @@ class Scorer:
         return feats, out
 
     def _score_kept(self, df: pd.DataFrame, X: pd.DataFrame, issues: RowIssues,
-                    keep: np.ndarray, errors: str) -> tuple[Any, pd.DataFrame, RowIssues, np.ndarray]:
+                    keep: np.ndarray, errors: str,
+                    part: bool = False) -> tuple[Any, pd.DataFrame | None, RowIssues, np.ndarray]:
         """Score the kept rows; rows the model fails on alone are rejected as model errors.
 
-        In ``raise`` mode the caller raises as soon as ``issues`` has a rejection."""
+        In ``raise`` mode the caller raises as soon as ``issues`` has a rejection. In a chunk
+        (``part``) that loses every row this way the output is None (see score_detailed)."""
         ids = df[self.id_column] if self.id_column else None
         Xk = X if not issues.rejected.any() else X.iloc[np.flatnonzero(keep)]
         try:
             feats, out = self._model(Xk)
         except ModelFailure as first:
             failed = self._isolate(Xk, first)
-            if len(failed) == len(Xk):
+            if len(failed) == len(Xk) and not part:
                 raise _batch_error(first, len(Xk)) from first.exc
             pos = np.flatnonzero(keep)[[p for p, _ in failed]]
             issues = issues.add(pos, column=None, rule=MODEL_ERROR, action=REJECTED,
@@ -283,6 +304,8 @@ class Scorer:
             if errors == "raise":
                 return None, pd.DataFrame(), issues, keep
             keep = ~issues.rejected
+            if not keep.any():
+                return None, None, issues, keep
             feats, out = self._model_again(X, keep)
         nonfinite = nonfinite_rows(out)
         if nonfinite.any():
@@ -291,6 +314,8 @@ class Scorer:
                                 detail="the model returned a non-finite output for this row",
                                 ids=ids)
             if issues.n_rejected == len(X):
+                if part:
+                    return None, None, issues, ~issues.rejected
                 raise issues.all_rejected_error()
             if errors == "raise":
                 return None, pd.DataFrame(), issues, keep
@@ -379,12 +404,18 @@ def failure_text(failure: ModelFailure) -> str:
 
 
 def _batch_error(failure: ModelFailure, rows: int, isolated: int = 0) -> FeatureError:
-    text = failure_text(failure)
+    return batch_refused(failure_text(failure), rows, isolated)
+
+
+def batch_refused(text: str, rows: int, isolated: int = 0) -> FeatureError:
+    """The error when the feature function or the model fails on a whole batch of ``rows``
+    (``text`` is :func:`failure_text`'s line), or on more than :data:`MAX_MODEL_ERROR_ROWS`
+    single rows (``isolated``)."""
     if isolated:
         return FeatureError(
             f"{text[0].upper()}{text[1:]} (on more than {MAX_MODEL_ERROR_ROWS} single rows, "
             "so the whole batch is refused: is the feature function or the model broken?)")
-    if failure.where.startswith("the feature function"):
+    if text.startswith("the feature function "):
         return FeatureError(f"The feature function {text[len('the feature function '):]}")
     return FeatureError(f"{text[0].upper()}{text[1:]} on every one of the {rows:,} rows.")
 

@@ -18,10 +18,11 @@ from ..exceptions import NotebookError
 
 
 def run_notebook(notebook: Path, output: Path, parameters: dict[str, Any],
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, *, progress: bool = False) -> None:
     """Execute ``notebook`` into ``output`` in the current directory with ``parameters``;
-    ``env`` adds variables to the kernel's environment. A failing cell raises
-    :class:`~nbprod.exceptions.NotebookError` (the executed notebook is written first)."""
+    ``env`` adds variables to the kernel's environment; ``progress`` draws papermill's bar of
+    cells (tqdm, on stderr). A failing cell raises :class:`~nbprod.exceptions.NotebookError`
+    (the executed notebook is written first)."""
     import logging
 
     import papermill as pm
@@ -30,7 +31,7 @@ def run_notebook(notebook: Path, output: Path, parameters: dict[str, Any],
     with tempfile.TemporaryFile("w+", prefix="nbprod-kernel-", suffix=".log") as log:
         try:
             pm.execute_notebook(
-                str(notebook), str(output), parameters=parameters, progress_bar=False,
+                str(notebook), str(output), parameters=parameters, progress_bar=progress,
                 log_output=False, cwd=str(Path.cwd()),
                 kernel_manager_class=_kernel_manager_logging_to(log, env),
             )

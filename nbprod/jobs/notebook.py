@@ -29,7 +29,10 @@ drift_runs: int = 3  # consecutive drifted runs before retraining is recommended
 log_to_mlflow: bool = True  # record the run in MLflow (MLFLOW_TRACKING_URI or ./mlflow.db)
 raise_on_alert: bool = False  # fail the notebook run when a monitoring check fails
 issues_path: "Optional[str]" = None  # rejected and flagged rows; default: beside the output as STEM.issues.EXT
-max_rejected: float = 0.01  # rejected share of the input rows above which the run alerts"""
+max_rejected: float = 0.01  # rejected share of the input rows above which the run alerts
+engine: "Optional[str]" = None  # "local" (default): this process; "dask": a Dask cluster (docs/scale.md)
+scheduler: "Optional[str]" = None  # an existing Dask scheduler's address (default: DASK_SCHEDULER_ADDRESS)
+chunk_rows: "Optional[int]" = None  # rows read and scored at a time (default 250000)"""
 
 
 def scoring_notebook(*, name: str, packaged_at: str, artifact_id: str) -> Any:
@@ -49,6 +52,9 @@ def scoring_notebook(*, name: str, packaged_at: str, artifact_id: str) -> Any:
         "    log_to_mlflow=log_to_mlflow,",
         "    issues_path=issues_path,",
         "    max_rejected=max_rejected,",
+        "    engine=engine,",
+        "    scheduler=scheduler,",
+        "    chunk_rows=chunk_rows,",
         f"    name={name!r},",
         f"    packaged_at={packaged_at!r},",
         f"    artifact_id={artifact_id!r},",

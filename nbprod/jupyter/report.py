@@ -149,20 +149,21 @@ def _pair(v: float | None, t: float | None) -> str:
 
 
 def drift_plots(run, top: int = PLOT_COLUMNS) -> Any:
-    """Reference versus current distributions of the most drifted columns, as inline SVG."""
+    """Reference versus current distributions of the most drifted columns, as inline SVG, drawn
+    from the binned profiles the run merged over its chunks (no row is binned again)."""
     d = run.drift
     ranked = [c for c, _ in sorted(d["columns"].items(), key=lambda kv: -kv[1]["score"])]
     drifted = [c for c in ranked if d["columns"][c]["drifted"]]
     chosen = (drifted + [c for c in ranked if c not in drifted])[:top]
     profile = run.artifact.snapshot("train")["profile"]
-    from ..monitoring.drift import batch_profile
+    merged = (run.profiles or {}).get("columns") or {}  # the batch's binned counts, merged
 
     panels = []
     for col in chosen:
         ref = profile[col]
-        if ref.get("hidden") or col not in run.scored.inputs.columns:
+        cur = merged.get(col)
+        if ref.get("hidden") or cur is None:
             continue
-        cur = batch_profile(run.scored.inputs[col], ref)
         bars = distribution_bars(ref, cur)
         if bars:
             panels.append((col, d["columns"][col]["drifted"], *bars))
@@ -287,7 +288,7 @@ def _performance(run) -> Html:
 
 def history(run) -> Any:
     past = list(reversed(run.history))  # oldest first
-    current = {"start_time": None, "status": run.status, "rows": len(run.predictions),
+    current = {"start_time": None, "status": run.status, "rows": run.row_count,
                "drift_share": run.drift["dataset"]["weighted_share"],
                "performance": {k: v.get("value") for k, v in (run.performance or {}).get("metrics", {}).items()},
                "estimated": {k: v.get("value") for k, v in

@@ -406,7 +406,8 @@ def _read_batch(run: Any, record: Any, predictions: Any, inputs: Any, issues: An
     """The batch's outputs and inputs, with the out-of-bounds mask and the input checks' flags
     when the run in memory has them (None otherwise)."""
     oob = flags = None
-    if predictions is None and run is not None:
+    held = run is not None and (run.scored is not None or run.predictions is not None)
+    if predictions is None and held:
         scored = run.scored
         outputs = scored.all_outputs if scored is not None else run.predictions
         oob = scored.out_of_bounds if scored is not None else None
@@ -415,7 +416,10 @@ def _read_batch(run: Any, record: Any, predictions: Any, inputs: Any, issues: An
         inputs_df = frame(inputs, "inputs") if inputs is not None else (
             scored.inputs if scored is not None else None)
     else:
-        path = predictions if predictions is not None else (record.output_path if record else None)
+        path = predictions if predictions is not None else (
+            record.output_path if record else getattr(run, "output_path", None))
+        if path is not None and run is not None and inputs is None and record is None:
+            inputs = run.input_path  # a run streamed to its output file: read both back
         if path is None:
             raise NbprodUsageError("No predictions to review: pass predictions=FILE.")
         outputs = frame(path, "predictions")

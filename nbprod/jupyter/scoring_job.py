@@ -82,7 +82,9 @@ def scoring_job(*, input_path: str | None = None, output_path: str | None = None
                 artifact_path: str | None = None, drift_runs: int = 3, log_to_mlflow: bool = True,
                 issues_path: str | None = None, max_rejected: float | None = None,
                 name: str | None = None, packaged_at: str | None = None,
-                artifact_id: str | None = None, **unknown: Any) -> ScoringJob:
+                artifact_id: str | None = None, engine: str | None = None,
+                scheduler: str | None = None, chunk_rows: int | None = None,
+                **unknown: Any) -> ScoringJob:
     """Score ``input_path`` with the artifact and return the job, whose :meth:`ScoringJob.show`
     draws the report: the one call every packaged ``score.ipynb`` makes.
 
@@ -103,6 +105,11 @@ def scoring_job(*, input_path: str | None = None, output_path: str | None = None
     name, packaged_at, artifact_id : str, optional
         Written into the notebook at packaging, so that it finds its artifact and starts MLflow
         logging at once.
+    engine, scheduler : str, optional
+        Where the batch is scored: ``"local"`` (default) or ``"dask"``, and an existing Dask
+        scheduler's address (see ``docs/scale.md``).
+    chunk_rows : int, optional
+        Rows read and scored at a time (default 250,000).
     **unknown
         Parameters a newer nbprod wrote: ignored with a warning.
 
@@ -144,7 +151,8 @@ def scoring_job(*, input_path: str | None = None, output_path: str | None = None
                       summary_path=summary_path, artifact_path=artifact_path,
                       packaged_at=packaged_at, artifact_id=artifact_id, drift_runs=drift_runs,
                       log_to_mlflow=log_to_mlflow, logger=logger, issues_path=issues_path,
-                      max_rejected=DEFAULT_MAX_REJECTED if max_rejected is None else max_rejected)
+                      max_rejected=DEFAULT_MAX_REJECTED if max_rejected is None else max_rejected,
+                      engine=engine, scheduler=scheduler, chunk_rows=chunk_rows)
     except BaseException:
         if logger is not None:
             logger.close()

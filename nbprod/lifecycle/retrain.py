@@ -89,8 +89,10 @@ def retrain(artifact: str | Path, *, output: str | Path, params: dict[str, Any] 
     env = {OUTPUT_ENV: str(out), NOTEBOOK_ENV: str(stored)}
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
+    from ..core.progress import wanted
+
     try:
-        run_notebook(verified, executed, params)
+        run_notebook(verified, executed, params, progress=wanted())  # a bar on a terminal only
     except NotebookError as exc:
         raise RetrainError(
             f"Retraining stopped in cell {exc.cell_index}: {_failure(exc, executed)} No new "

@@ -20,25 +20,59 @@ DEFAULT_DRIFT_RUNS = 3
 
 # -- drift -----------------------------------------------------------------------------------
 def measure_drift(art: Any, scored: Any, cfg: dr.DriftConfig | None = None) -> dict[str, Any]:
+    return drift_from(art, drift_profiles(art, scored), cfg)
+
+
+def drift_profiles(art: Any, scored: Any, *, mergeable: bool = False) -> dict[str, Any]:
+    """The batch's counts in the reference's bins: raw inputs of the scored rows, outputs and
+    model-input features. The profiles of a batch's chunks merge (:func:`merge_profiles`)."""
     from ..core.profile import feature_frame
 
+    ref = art.reference
+    train_profile = art.train_profile
+    out_ref = ref["outputs"]["profile"]
+    outputs = scored.all_outputs[[c for c in out_ref if c in scored.all_outputs.columns]]
+    features = None
+    if ref.get("features") and scored.features is not None:
+        frame = feature_frame(scored.features)
+        if frame is not None:
+            features = dr.frame_batch_profile(frame, ref["features"]["profile"],
+                                              mergeable=mergeable)
+    return {"columns": dr.frame_batch_profile(scored.inputs, train_profile, mergeable=mergeable),
+            "predictions": dr.frame_batch_profile(outputs, out_ref, mergeable=mergeable),
+            "features": features}
+
+
+def merge_profiles(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """:func:`drift_profiles` of two chunks of one batch, ``a`` before ``b``."""
+    out: dict[str, Any] = {}
+    for part in ("columns", "predictions", "features"):
+        pa_, pb = a.get(part), b.get(part)
+        if pa_ is None or pb is None:
+            out[part] = pa_ if pb is None else pb
+            continue
+        out[part] = {c: (dr.merge(pa_[c], pb[c]) if c in pb else pa_[c]) for c in pa_}
+        out[part].update({c: p for c, p in pb.items() if c not in pa_})
+    return out
+
+
+def drift_from(art: Any, profiles: dict[str, Any], cfg: dr.DriftConfig | None = None) -> dict[str, Any]:
+    """Drift statistics, decisions and the dataset verdict from the batch's profiles."""
     cfg = cfg or dr.DriftConfig()
     ref = art.reference
     train_profile = art.snapshot("train")["profile"]
-    batch = dr.frame_batch_profile(scored.inputs, train_profile)
+    batch = {c: dr.settled(p) for c, p in profiles["columns"].items()}
     columns = dr.compare(train_profile, batch, cfg)
     importance = {c: v["weight"] for c, v in (art.manifest.get("importance") or {}).get("columns", {}).items()}
     dataset = dr.dataset_verdict(columns, importance, cfg)
     out_ref = ref["outputs"]["profile"]
-    outputs = scored.all_outputs[[c for c in out_ref if c in scored.all_outputs.columns]]
-    out_batch = dr.frame_batch_profile(outputs, out_ref)
+    out_batch = {c: dr.settled(p) for c, p in profiles["predictions"].items()}
     predictions = dr.compare(out_ref, out_batch, cfg)
     features = None
-    if ref.get("features"):
-        frame = feature_frame(scored.features)
-        if frame is not None:
-            f_ref = ref["features"]["profile"]
-            features = dr.compare(f_ref, dr.frame_batch_profile(frame, f_ref), cfg)
+    if ref.get("features") and profiles.get("features") is not None:
+        f_ref = ref["features"]["profile"]
+        features = dr.compare(f_ref, {c: dr.settled(p) for c, p in profiles["features"].items()},
+                              cfg)
     return {
         "dataset": dataset,
         "columns": columns,

@@ -63,8 +63,16 @@ class DriftConfig:
 
 
 # -- batch profiles (mergeable) ------------------------------------------------------------
-def batch_profile(s: pd.Series, ref: dict[str, Any]) -> dict[str, Any]:
-    """Counts of a batch column in the reference's bins (or categories)."""
+NEW_COUNTS = 10_000  # distinct unseen values a mergeable profile counts, most frequent first
+
+
+def batch_profile(s: pd.Series, ref: dict[str, Any], *, mergeable: bool = False) -> dict[str, Any]:
+    """Counts of a batch column in the reference's bins (or categories).
+
+    ``mergeable=True`` also keeps the counts of values never seen in training
+    (``new_counts``, at most :data:`NEW_COUNTS` of them), so that the profiles of a batch's
+    chunks merge (:func:`merge`) into the ``new_values`` of the whole batch; :func:`settled`
+    drops them."""
     n = len(s)
     if ref["type"] == "numeric":
         values = numeric_values(s)
@@ -93,8 +101,21 @@ def batch_profile(s: pd.Series, ref: dict[str, Any]) -> dict[str, Any]:
                 freq[spill] += v
         out["frequencies"] = freq
         if spill == NEW:
-            out["new_values"] = sorted((k for k in counts if k not in known), key=lambda k: -counts[k])[:20]
+            new = {k: v for k, v in counts.items() if k not in known}
+            out["new_values"] = _most_frequent(new, 20)
+            if mergeable:
+                out["new_counts"] = {k: new[k] for k in _most_frequent(new, NEW_COUNTS)}
     return out
+
+
+def _most_frequent(counts: dict[str, int], limit: int) -> list[str]:
+    """The ``limit`` most frequent keys; ties in the order of the keys (deterministic)."""
+    return sorted(counts, key=lambda k: (-counts[k], k))[:limit]
+
+
+def settled(profile: dict[str, Any]) -> dict[str, Any]:
+    """A merged profile without what only merging needs (``new_counts``)."""
+    return {k: v for k, v in profile.items() if k != "new_counts"}
 
 
 def _key(value: Any) -> str:
@@ -111,19 +132,28 @@ def merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     if "counts" in a:
         out["counts"] = (np.asarray(a["counts"]) + np.asarray(b["counts"])).tolist()
     if "frequencies" in a:
+        keys = list(a["frequencies"]) + [k for k in b["frequencies"] if k not in a["frequencies"]]
         out["frequencies"] = {k: a["frequencies"].get(k, 0) + b["frequencies"].get(k, 0)
-                              for k in a["frequencies"].keys() | b["frequencies"].keys()}
+                              for k in keys}
     for key, pick in (("min", min), ("max", max)):
         vals = [p[key] for p in (a, b) if key in p]
         if vals:
             out[key] = pick(vals)
-    if "new_values" in a or "new_values" in b:
+    if "new_counts" in a and "new_counts" in b:
+        both = dict(a["new_counts"])
+        for k, v in b["new_counts"].items():
+            both[k] = both.get(k, 0) + v
+        out["new_counts"] = {k: both[k] for k in _most_frequent(both, NEW_COUNTS)}
+        out["new_values"] = _most_frequent(both, 20)
+    elif "new_values" in a or "new_values" in b:
         out["new_values"] = list(dict.fromkeys(a.get("new_values", []) + b.get("new_values", [])))[:20]
     return out
 
 
-def frame_batch_profile(df: pd.DataFrame, reference: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    return {c: batch_profile(df[c], reference[c]) for c in reference if c in df.columns}
+def frame_batch_profile(df: pd.DataFrame, reference: dict[str, dict[str, Any]], *,
+                        mergeable: bool = False) -> dict[str, Any]:
+    return {c: batch_profile(df[c], reference[c], mergeable=mergeable)
+            for c in reference if c in df.columns}
 
 
 # -- statistics ------------------------------------------------------------------------------

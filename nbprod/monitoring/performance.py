@@ -102,6 +102,12 @@ def join_labels(art: Any, preds: pd.DataFrame, labels: pd.DataFrame) -> LabelJoi
     return LabelJoin(y, len(labels), matched, empty, how)
 
 
+def id_kind(s: pd.Series) -> str:
+    """What a column of ids holds: ``number``, ``text``, ``bool`` or ``empty``; ids of different
+    kinds join as text (:func:`id_keys`)."""
+    return _kind(s)
+
+
 def _kind(s: pd.Series) -> str:
     nonnull = s.dropna()
     if nonnull.empty:
@@ -282,13 +288,17 @@ def _single_class_reason(yk: pd.Series, m: Any, task: str) -> str | None:
     return f"the labelled rows all hold class {only}; {m.label} needs at least two classes"
 
 
-def evaluate_performance(art: Any, scored: Any, labels: pd.DataFrame) -> tuple[dict[str, Any], list[CheckResult]]:
+def evaluate_performance(art: Any, scored: Any, labels: pd.DataFrame, *,
+                         scored_rows: int | None = None) -> tuple[dict[str, Any], list[CheckResult]]:
     """Metrics on the labelled rows against validation, and a ``labels`` check on the labels.
 
     Never passes on nonsense: labels with classes the model never saw or targets that are not
     finite numbers fail the ``labels`` check (and are left out of the metrics); a metric that
     cannot be computed (a single class, too few rows, an undefined value) is a ``warn`` with
     the reason; too few or no matched labels are a ``warn`` with the counts.
+
+    ``scored_rows``: the batch's scored rows, when ``scored.all_outputs`` holds only those that
+    may have a label (a batch scored in chunks keeps only those, see ``nbprod.jobs.chunk``).
     """
     import warnings
 
@@ -305,7 +315,8 @@ def evaluate_performance(art: Any, scored: Any, labels: pd.DataFrame) -> tuple[d
     lv = label_values(y[known], art.task, art.classes)
     usable_pos = np.flatnonzero(known)[lv.valid]
     usable = len(usable_pos)
-    perf: dict[str, Any] = {"labelled_rows": usable, "rows": len(outputs),
+    perf: dict[str, Any] = {"labelled_rows": usable,
+                            "rows": len(outputs) if scored_rows is None else scored_rows,
                             "label_rows": joined.label_rows, "matched_label_rows": joined.matched,
                             "empty_targets": joined.empty, "invalid_labels": lv.invalid,
                             "join": joined.how, "metrics": {}}
