@@ -173,7 +173,7 @@ def test_the_mlflow_environment_needs_only_public_packages_and_the_wheel(cancer_
                 assert digest == "sha256=" + base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
         metadata = zf.read(f"nbprod-{nbprod.__version__}.dist-info/METADATA").decode()
     assert {"nbprod/__init__.py", "nbprod/tracking/flavor.py", "nbprod/mlflow_flavor.py",
-            "nbprod/py.typed"} <= set(names)
+            "nbprod/py.typed", "nbprod/core/manifest.schema.json"} <= set(names)
     assert not [n for n in names if "__pycache__" in n or "labextension" in n]
     assert "Requires-Dist: skops" in metadata and "papermill" not in metadata
     # every artifact of the same nbprod carries the same bytes; MLflow names the environment

@@ -106,7 +106,7 @@ def _package_files(source: Path) -> list[Path]:
         rel = path.relative_to(source)
         if any(part in _SKIPPED_DIRS for part in rel.parts) or not path.is_file():
             continue
-        if path.suffix == ".py" or path.name == "py.typed":
+        if path.suffix in (".py", ".json") or path.name == "py.typed":  # code and its data
             out.append(path)
     return out
 

@@ -447,7 +447,7 @@ def explore(source: Any, *, artifact: str | Path | None = None) -> Explorer:
     ...                          artifact_path=str(ARTIFACT), log_to_mlflow=False)
     >>> ex = nbprod.explore(str(TMP / "out.summary.json"))
     >>> ex.columns  # drifted first, then by importance times severity
-    ['usage', 'tenure', 'plan']
+    ['usage', 'plan', 'tenure']
     >>> ex.details("usage")["drifted"]
     False
     """
