@@ -62,7 +62,7 @@ demo: install
 
 test: browser install test-extension
 	$(BIN)/lint-imports --no-logo
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 # the extension's unit tests: jest on its pure TypeScript (extension/src/__tests__). install's
 # build hook left extension/node_modules; the immutable `jlpm install` is then a no-op of seconds

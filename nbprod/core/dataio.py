@@ -10,6 +10,7 @@ import pandas as pd
 from ..exceptions import InputError
 from .files import atomic_path
 from .schema import Schema
+from .text import quote
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
@@ -28,17 +29,25 @@ def file_format(path: str | Path, flag: str = "path") -> str:
     return fmt
 
 
+def check_file(p: Path, what: str) -> None:
+    """Raise InputError naming the file unless ``p`` is a readable, non-empty file."""
+    try:
+        if not p.exists():
+            raise InputError(f"{what} file {quote(p)} does not exist.")
+        if p.is_dir():
+            raise InputError(f"{what} {quote(p)} is a directory, not a file.")
+        if p.stat().st_size == 0:
+            raise InputError(f"{what} file {quote(p)} is empty.")
+    except OSError as exc:
+        raise InputError(f"{what} {quote(p)} cannot be read: {exc.strerror or exc}.") from None
+
+
 def read_frame(path: str | Path, schema: Schema | None = None, *, what: str = "input") -> pd.DataFrame:
     """Read a CSV or Parquet file; string columns of ``schema`` are read as text (zip codes
     keep their leading zeros). Raises InputError naming the file for anything unreadable."""
     p = Path(path)
     fmt = file_format(p, what)
-    if not p.exists():
-        raise InputError(f"{what} file {str(p)!r} does not exist.")
-    if p.is_dir():
-        raise InputError(f"{what} {str(p)!r} is a directory, not a file.")
-    if p.stat().st_size == 0:
-        raise InputError(f"{what} file {str(p)!r} is empty.")
+    check_file(p, what)
     try:
         if fmt == "csv":
             dtype: dict[str, Any] = {}

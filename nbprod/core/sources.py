@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ..exceptions import InputError
-from .dataio import csv_options, file_format
+from .dataio import check_file, csv_options, file_format
 from .schema import Schema
 from .text import quote
 
@@ -77,7 +77,7 @@ def resolve(path: str | os.PathLike[str], what: str = "input") -> Source:
     if p.is_dir():
         return _directory(p, what)
     fmt = file_format(p, what)
-    _check_file(p, what)
+    check_file(p, what)
     return Source(spec, (p,), fmt, ((),))
 
 
@@ -100,7 +100,7 @@ def _directory(root: Path, what: str) -> Source:
                          "CSV or Parquet file, or a directory of them.")
     fmt = _one_format([f for f, _ in found], what, str(root))
     for f, _ in found:
-        _check_file(f, what)
+        check_file(f, what)
     return Source(str(root), tuple(f for f, _ in found), fmt, tuple(k for _, k in found))
 
 
@@ -117,18 +117,6 @@ def _one_format(files: list[Path], what: str, spec: str) -> str:
                          f"{quote(formats['csv'])}, {quote(formats['parquet'])}); a batch is "
                          "files of one format.")
     return next(iter(formats))
-
-
-def _check_file(p: Path, what: str) -> None:
-    try:
-        if not p.exists():
-            raise InputError(f"{what} file {quote(p)} does not exist.")
-        if p.is_dir():
-            raise InputError(f"{what} {quote(p)} is a directory, not a file.")
-        if p.stat().st_size == 0:
-            raise InputError(f"{what} file {quote(p)} is empty.")
-    except OSError as exc:
-        raise InputError(f"{what} {quote(p)} cannot be read: {exc.strerror or exc}.") from None
 
 
 # -- reading in chunks ---------------------------------------------------------------------------

@@ -393,14 +393,7 @@ def _cbpe(ref: dict[str, Any], part: dict[str, Any]) -> EstimatedPerformance:
     method = {"roc_auc": "expected ROC AUC under the calibrated probabilities",
               "accuracy": "expected share of correct predictions",
               "f1": "expected F1 from expected confusion counts"}
-    for name, value in values.items():
-        lo, hi = (np.nanquantile(draws[name], [0.025, 0.975]) if np.isfinite(draws[name]).any()
-                  else (np.nan, np.nan))
-        est.metrics[name] = EstimatedMetric(
-            value=_num(value), lower=_num(min(lo, value)), upper=_num(max(hi, value)),
-            validation=ref["validation"].get(name), tolerance=None, decay=None, dropped=False,
-            method=method[name] + "; 95% interval of the realised value (label draws x "
-                                  "calibration bootstrap)")
+    _add_metrics(est, ref, values, draws, method)
     return est
 
 
@@ -491,14 +484,7 @@ def _cbpe_multiclass(ref: dict[str, Any], part: dict[str, Any]) -> EstimatedPerf
                  "accuracy": np.sum(np.stack(draws_tp), axis=0) / n}
     method = {"roc_auc_ovr": "mean over classes of the expected one-vs-rest ROC AUC",
               "accuracy": "expected share of correct predictions"}
-    for name, value in values.items():
-        lo, hi = (np.nanquantile(draws[name], [0.025, 0.975]) if np.isfinite(draws[name]).any()
-                  else (np.nan, np.nan))
-        est.metrics[name] = EstimatedMetric(
-            value=_num(value), lower=_num(min(lo, value)), upper=_num(max(hi, value)),
-            validation=ref["validation"].get(name), tolerance=None, decay=None, dropped=False,
-            method=method[name] + "; 95% interval of the realised value (label draws x "
-                                  "calibration bootstrap)")
+    _add_metrics(est, ref, values, draws, method)
     return est
 
 
@@ -560,3 +546,16 @@ def tolerances(reference: dict[str, Any]) -> dict[str, float]:
         if short and th.get("max_decay") is not None:
             out[short] = float(th["max_decay"])
     return out
+
+
+def _add_metrics(est: Any, ref: dict[str, Any], values: dict[str, float],
+                 draws: dict[str, np.ndarray], method: dict[str, str]) -> None:
+    """Each estimated metric with the 95% interval of its label draws."""
+    for name, value in values.items():
+        lo, hi = (np.nanquantile(draws[name], [0.025, 0.975]) if np.isfinite(draws[name]).any()
+                  else (np.nan, np.nan))
+        est.metrics[name] = EstimatedMetric(
+            value=_num(value), lower=_num(min(lo, value)), upper=_num(max(hi, value)),
+            validation=ref["validation"].get(name), tolerance=None, decay=None, dropped=False,
+            method=method[name] + "; 95% interval of the realised value (label draws x "
+                                  "calibration bootstrap)")
