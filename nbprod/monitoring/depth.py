@@ -10,8 +10,9 @@ thin layer between them and a run:
   from the run, nothing else changes.
 - :class:`DepthPartial` carries the two partials of a batch; :func:`partial` computes it from a
   chunk's conformed inputs and outputs, :meth:`DepthPartial.merge` adds two chunks, and
-  :func:`finalize` gives the summary entries. A streaming run calls ``partial`` per chunk and
-  ``finalize`` once; :func:`measure` does both for a batch in one piece.
+  :func:`finalize` gives the summary entries. The scoring run (``nbprod.jobs.chunk``) calls
+  ``partial`` per chunk, merges the chunks' parts with the rest of their measures, and calls
+  ``finalize`` once (``nbprod.jobs.run``).
 - :func:`depth_checks` turns them into checks: ``drift:multivariate`` fails when the rows moved
   jointly (its false-alarm rate on unchanged data is at or below 0.1%); ``estimated:performance``
   warns when an estimated metric's whole interval lies beyond its tolerance, never fails.
@@ -105,19 +106,6 @@ def finalize(reference: dict[str, Any], part: DepthPartial, *, confidence: float
         else:
             result = estimation.finalize(est, part.estimation, estimation.tolerances(reference))
             out["estimated_performance"] = result.to_dict()
-    return out
-
-
-def measure(art: Any, scored: Any, drift: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The depth statistics of a batch scored in one piece (:func:`partial` then
-    :func:`finalize`). With the run's ``drift`` the estimate says when the inputs moved."""
-    from .drift import DriftConfig
-
-    cfg = DriftConfig()
-    ref = art.reference
-    part = partial(ref, scored.inputs, scored.output)
-    out = finalize(ref, part, confidence=cfg.confidence, min_effect=cfg.joint_min_effect)
-    reliability(out, drift)
     return out
 
 
