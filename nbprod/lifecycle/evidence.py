@@ -1,0 +1,197 @@
+"""Evidence over runs: is the challenger better, worse or equivalent to the champion?
+
+Each scoring run with labels reduces its rows to mergeable loss statistics (:class:`LossStats`:
+n, sum, sum of squares), so runs add up exactly however they were chunked. Per-row losses:
+the Brier score for classifiers (sum over classes of the squared difference between the
+predicted probability and the one-hot label) and the squared error for regressors. Lower is
+better.
+
+- shadow (both models score the same rows): the statistics of the paired difference, challenger
+  loss minus champion loss, row by row; :func:`decide_paired` runs a paired t-test on them.
+- A/B (each row is served by one arm): one :class:`LossStats` per arm; :func:`decide_welch` runs
+  Welch's two-sample t-test (unequal variances).
+
+The decision uses the two-sided confidence interval of the mean loss difference (challenger
+minus champion) at ``confidence``, and a minimum effect ``min_effect`` (in loss units):
+
+- ``equivalent`` when the interval lies inside (-min_effect, +min_effect);
+- otherwise ``better`` when it lies below 0, ``worse`` when it lies above 0;
+- otherwise ``not yet distinguishable`` (also with fewer than 2 rows in a sample).
+
+:func:`promotion_allowed` allows a promotion only on ``better``: an equivalent challenger gives
+no reason to change, and an undecided one no evidence.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from ..exceptions import NbprodUsageError
+
+BETTER, WORSE, EQUIVALENT, UNDECIDED = "better", "worse", "equivalent", "not yet distinguishable"
+DEFAULT_MIN_EFFECT = 0.005
+DEFAULT_CONFIDENCE = 0.95
+
+
+@dataclass(frozen=True)
+class LossStats:
+    """Mergeable statistics of a sample of per-row values: count, sum and sum of squares."""
+
+    n: int = 0
+    sum: float = 0.0
+    sumsq: float = 0.0
+
+    @classmethod
+    def of(cls, values: Any) -> LossStats:
+        v = np.asarray(values, dtype=float).ravel()
+        if not np.isfinite(v).all():
+            raise NbprodUsageError(f"expected finite per-row losses, received {int((~np.isfinite(v)).sum())} "
+                                   "non-finite value(s): drop rows without a label or prediction first")
+        return cls(int(v.size), float(v.sum()), float((v * v).sum()))
+
+    def __add__(self, other: LossStats) -> LossStats:
+        return LossStats(self.n + other.n, self.sum + other.sum, self.sumsq + other.sumsq)
+
+    @property
+    def mean(self) -> float:
+        return self.sum / self.n if self.n else math.nan
+
+    @property
+    def variance(self) -> float:
+        """Sample variance (n - 1 in the denominator); NaN below two values."""
+        if self.n < 2:
+            return math.nan
+        return max(self.sumsq - self.sum * self.sum / self.n, 0.0) / (self.n - 1)
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> LossStats:
+        return cls(int(d["n"]), float(d["sum"]), float(d["sumsq"]))
+
+
+def merge(stats: Any) -> LossStats:
+    """The statistics of all runs together."""
+    total = LossStats()
+    for s in stats:
+        total = total + s
+    return total
+
+
+def row_losses(y_true: Any, prediction: Any, *, task: str, classes: Any = None) -> np.ndarray:
+    """Per-row loss: Brier score for a classifier (``prediction`` is the (rows, classes)
+    probability matrix, columns in ``classes`` order), squared error for a regressor."""
+    y = np.asarray(y_true)
+    if task == "regressor":
+        return (np.asarray(prediction, dtype=float).ravel() - y.astype(float)) ** 2
+    if task != "classifier":
+        raise NbprodUsageError(f"expected task 'classifier' or 'regressor', received {str(task)[:40]!r}")
+    p = np.asarray(prediction, dtype=float)
+    cls = list(classes)
+    if p.ndim != 2 or p.shape[1] != len(cls):
+        raise NbprodUsageError(f"expected a probability matrix with {len(cls)} columns (one per class), "
+                               f"received shape {p.shape}")
+    onehot = (y.reshape(-1, 1) == np.asarray(cls, dtype=object).reshape(1, -1)).astype(float)
+    return ((p - onehot) ** 2).sum(axis=1)
+
+
+def paired_stats(champion_loss: Any, challenger_loss: Any) -> LossStats:
+    """Shadow: statistics of challenger loss minus champion loss, row by row."""
+    a = np.asarray(champion_loss, dtype=float).ravel()
+    b = np.asarray(challenger_loss, dtype=float).ravel()
+    if a.shape != b.shape:
+        raise NbprodUsageError(f"expected the same rows for both models, received {a.size} champion "
+                               f"and {b.size} challenger losses")
+    return LossStats.of(b - a)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    verdict: str
+    test: str
+    n: int | tuple[int, int]
+    difference: float       # mean loss, challenger minus champion (negative: challenger better)
+    low: float
+    high: float
+    p_value: float
+    min_effect: float
+    confidence: float
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["n"] = list(self.n) if isinstance(self.n, tuple) else self.n
+        return d
+
+    def describe(self) -> str:
+        return (f"{self.verdict}: challenger minus champion mean loss {self.difference:.4g} "
+                f"({self.confidence:.0%} CI {self.low:.4g} .. {self.high:.4g}, p={self.p_value:.3g}, "
+                f"n={self.n}, {self.test}, minimum effect {self.min_effect:g})")
+
+
+def _check(min_effect: float, confidence: float) -> None:
+    if not (isinstance(min_effect, int | float) and math.isfinite(min_effect) and min_effect >= 0):
+        raise NbprodUsageError(f"expected min_effect >= 0, received {str(min_effect)[:40]!r}")
+    if not (isinstance(confidence, int | float) and 0 < confidence < 1):
+        raise NbprodUsageError(f"expected confidence in (0, 1), e.g. 0.95, received {str(confidence)[:40]!r}")
+
+
+def _verdict(low: float, high: float, min_effect: float) -> str:
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return UNDECIDED
+    if -min_effect < low and high < min_effect:
+        return EQUIVALENT
+    if high < 0:
+        return BETTER
+    if low > 0:
+        return WORSE
+    return UNDECIDED
+
+
+def _interval(diff: float, se: float, df: float, confidence: float) -> tuple[float, float, float]:
+    from scipy import stats
+
+    if not (df > 0 and math.isfinite(se)):
+        return math.nan, math.nan, math.nan
+    if se == 0:
+        return diff, diff, (1.0 if diff == 0 else 0.0)
+    half = float(stats.t.ppf((1 + confidence) / 2, df)) * se
+    p = float(2 * stats.t.sf(abs(diff / se), df))
+    return diff - half, diff + half, p
+
+
+def decide_paired(diff: LossStats, *, min_effect: float = DEFAULT_MIN_EFFECT,
+                  confidence: float = DEFAULT_CONFIDENCE) -> Evidence:
+    """Shadow evidence: paired t-test on the per-row loss differences (challenger - champion)."""
+    _check(min_effect, confidence)
+    se = math.sqrt(diff.variance / diff.n) if diff.n >= 2 else math.nan
+    low, high, p = _interval(diff.mean, se, diff.n - 1, confidence)
+    return Evidence(_verdict(low, high, min_effect), "paired t-test", diff.n, diff.mean, low, high, p,
+                    float(min_effect), float(confidence))
+
+
+def decide_welch(champion: LossStats, challenger: LossStats, *, min_effect: float = DEFAULT_MIN_EFFECT,
+                 confidence: float = DEFAULT_CONFIDENCE) -> Evidence:
+    """A/B evidence: Welch's two-sample t-test on the arms' per-row losses."""
+    _check(min_effect, confidence)
+    n = (champion.n, challenger.n)
+    diff = challenger.mean - champion.mean if min(n) else math.nan
+    if min(n) < 2:
+        low = high = p = math.nan
+    else:
+        va, vb = champion.variance / champion.n, challenger.variance / challenger.n
+        se = math.sqrt(va + vb)
+        denom = va * va / (champion.n - 1) + vb * vb / (challenger.n - 1)
+        df = (va + vb) ** 2 / denom if denom > 0 else math.inf
+        low, high, p = _interval(diff, se, df, confidence)
+    return Evidence(_verdict(low, high, min_effect), "Welch t-test", n, diff, low, high, p,
+                    float(min_effect), float(confidence))
+
+
+def promotion_allowed(evidence: Evidence | None) -> bool:
+    """Promotion goes ahead without --force only when the challenger is shown better."""
+    return evidence is not None and evidence.verdict == BETTER

@@ -1,0 +1,47 @@
+"""lifecycle.evidence: mergeable loss statistics and the better/worse/equivalent decision."""
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from nbprod.exceptions import NbprodUsageError
+from nbprod.lifecycle import evidence as ev
+
+rng = np.random.default_rng(7)
+
+
+def test_stats_merge_exactly_and_paired_test_matches_scipy():
+    d = rng.normal(-0.02, 0.1, 3000)
+    parts = [ev.LossStats.of(c) for c in np.array_split(d, 7)]
+    total = ev.merge(parts)
+    assert total.n == 3000 and total.mean == pytest.approx(d.mean()) and total.variance == pytest.approx(d.var(ddof=1))
+    e = ev.decide_paired(total, min_effect=0.005)
+    ref = stats.ttest_1samp(d, 0.0)
+    ci = ref.confidence_interval(0.95)
+    assert e.p_value == pytest.approx(ref.pvalue) and (e.low, e.high) == pytest.approx((ci.low, ci.high))
+    assert e.verdict == ev.BETTER and ev.promotion_allowed(e)
+
+
+def test_welch_matches_scipy_and_verdicts():
+    a, b = rng.normal(0.2, 0.1, 2000), rng.normal(0.25, 0.15, 1500)
+    e = ev.decide_welch(ev.LossStats.of(a), ev.LossStats.of(b))
+    assert e.p_value == pytest.approx(stats.ttest_ind(b, a, equal_var=False).pvalue)
+    assert e.verdict == ev.WORSE and not ev.promotion_allowed(e)
+    same = rng.normal(0.2, 0.01, 4000)
+    eq = ev.decide_welch(ev.LossStats.of(same[:2000]), ev.LossStats.of(same[2000:]), min_effect=0.005)
+    assert eq.verdict == ev.EQUIVALENT and not ev.promotion_allowed(eq)
+    few = ev.decide_paired(ev.LossStats.of(rng.normal(0, 0.5, 5)), min_effect=0.001)
+    assert few.verdict == ev.UNDECIDED
+    assert ev.decide_paired(ev.LossStats.of([0.1])).verdict == ev.UNDECIDED
+
+
+def test_row_losses_and_bad_input():
+    brier = ev.row_losses(["a", "b"], [[0.8, 0.2], [0.5, 0.5]], task="classifier", classes=["a", "b"])
+    assert brier == pytest.approx([0.08, 0.5])
+    assert ev.row_losses([1.0, 2.0], [1.5, 2.0], task="regressor") == pytest.approx([0.25, 0.0])
+    with pytest.raises(NbprodUsageError, match="same rows"):
+        ev.paired_stats([1, 2], [1])
+    with pytest.raises(NbprodUsageError, match="confidence"):
+        ev.decide_paired(ev.LossStats.of([1, 2, 3]), confidence=1.5)
+    with pytest.raises(NbprodUsageError, match="finite"):
+        ev.LossStats.of([1.0, float("nan")])
