@@ -651,3 +651,30 @@ def test_execute_refuses_a_summary_path_it_could_not_write(cancer_art, tmp_path)
                       summary_path=str(tmp_path / "nodir" / "summary.json"),
                       artifact_path=str(cancer_art.path), log_to_mlflow=False)
     assert list((tmp_path / "out").iterdir()) == []  # the predictions were not written first
+
+
+def test_requirements_see_a_distribution_installed_after_the_first_scan(tmp_path, monkeypatch):
+    """The module-to-distribution map is scanned once per state of sys.path (the scan costs about
+    0.4 s a package), yet a distribution installed between two packagings is pinned by the second."""
+    import time
+
+    from nbprod.capture.provenance import module_distributions, requirements
+
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    source = "import nbprodtestmod\n\ndef features(df):\n    return df\n"
+    first = module_distributions()
+    assert "nbprodtestmod" not in first
+    assert module_distributions() is first  # nothing changed: no second scan
+    assert not any(r.startswith("nbprod-test-dist==") for r in requirements(source, object(), "w.whl"))
+
+    time.sleep(0.05)  # past the file system's timestamp granularity, as any real install is
+    (site / "nbprodtestmod").mkdir()
+    (site / "nbprodtestmod" / "__init__.py").write_text("")
+    info = site / "nbprod_test_dist-1.2.3.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: nbprod-test-dist\nVersion: 1.2.3\n")
+    (info / "top_level.txt").write_text("nbprodtestmod\n")
+    assert module_distributions()["nbprodtestmod"] == ["nbprod-test-dist"]
+    assert "nbprod-test-dist==1.2.3" in requirements(source, object(), "w.whl")

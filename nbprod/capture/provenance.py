@@ -5,6 +5,7 @@ and the pinned requirements MLflow restores.
 from __future__ import annotations
 
 import subprocess
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +76,6 @@ def requirements(feature_source: str, model: Any, wheel: str) -> list[str]:
     nbprod itself, the ``wheel`` inside the artifact (a path relative to the artifact: MLflow
     installs from the model's directory)."""
     import ast
-    from importlib.metadata import packages_distributions
 
     from .wheel import RUNTIME_DEPENDENCIES
 
@@ -86,7 +86,7 @@ def requirements(feature_source: str, model: Any, wheel: str) -> list[str]:
             top_level |= {a.name.split(".")[0] for a in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module:
             top_level.add(node.module.split(".")[0])
-    mapping = packages_distributions()
+    mapping = module_distributions()
     for mod in top_level:
         dists.update(mapping.get(mod, []))
     reqs = []
@@ -95,3 +95,29 @@ def requirements(feature_source: str, model: Any, wheel: str) -> list[str]:
         if v:
             reqs.append(f"{d}=={v}")
     return [*reqs, f"./{wheel}"]
+
+
+def module_distributions() -> dict[str, list[str]]:
+    """Which installed distributions provide each top-level module
+    (:func:`importlib.metadata.packages_distributions`). Scanning every installed distribution
+    costs about 0.4 s, so the answer is kept for as long as no directory on ``sys.path`` changes:
+    installing or removing a distribution adds or removes a ``.dist-info`` entry there, which
+    changes that directory's modification time, so the next call scans again."""
+    import os
+    import sys
+
+    state = [(os.getcwd(), None)]  # "" on sys.path is the working directory
+    for entry in sys.path:
+        try:
+            state.append((entry, os.stat(entry or ".").st_mtime_ns))
+        except OSError:
+            state.append((entry, None))
+    return _scan_distributions(tuple(state))
+
+
+@lru_cache(maxsize=1)
+def _scan_distributions(state: tuple[tuple[str, int | None], ...]) -> dict[str, list[str]]:
+    from importlib.metadata import packages_distributions
+
+    del state  # the cache key only
+    return packages_distributions()
