@@ -275,13 +275,17 @@ def _dask_same(art: Path, inp: Path, labels: Path, tmp: Path, **kw: Any) -> dict
 
 
 @pytest.mark.slow
-def test_dask_local_cluster_gives_the_single_process_results(kinds_art, tmp_path):
+def test_dask_local_cluster_gives_the_single_process_results(kinds_art, tmp_path, monkeypatch):
     inp, labels = _dask_batch(tmp_path)
     engine = _dask_same(kinds_art.path, inp, labels, tmp_path)
     n = os.cpu_count() or 1
     assert engine["scheduler"] == f"LocalCluster({n} workers)" and engine["workers"] == n
-    # the Python face: a Dask DataFrame, scored where its partitions are computed
+    # the Python face: a Dask DataFrame, scored where its partitions are computed, from a
+    # notebook whose namespace `%reset` cleared (which deletes __main__.__spec__, read when
+    # the LocalCluster spawns its workers)
     import dask.dataframe as dd
+
+    monkeypatch.delattr(sys.modules["__main__"], "__spec__", raising=False)
 
     frame = dd.from_pandas(pd.read_parquet(inp), npartitions=3)
     base, out0, _ = _run(kinds_art.path, inp, tmp_path / "base.parquet", ONE_PIECE, labels)

@@ -227,13 +227,23 @@ def test_a_failing_score_leaves_none_of_its_outputs(cancer_art, tmp_path, capfd)
     assert list(out.iterdir()) == []  # no output, no report of the failure, no staging
 
 
+def _from_a_terminal(argv: list[str]) -> list[str]:
+    """``argv`` run with Ctrl-C's default disposition, as a terminal starts it. A test runner
+    that ignores SIGINT (a background job of a non-interactive shell, nohup) passes that on to
+    its children, and a Python started with SIGINT ignored never raises KeyboardInterrupt."""
+    restore = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+               "os.execv(sys.argv[1], sys.argv[1:])")
+    return [sys.executable, "-c", restore, *argv]
+
+
 @pytest.mark.slow
 def test_ctrl_c_of_nbprod_score_removes_everything_it_started(cancer_art, tmp_path):
     write_csv(cancer_art.batch, tmp_path / "in.csv")
     out = tmp_path / "out"
     out.mkdir()
-    proc = subprocess.Popen([*_console_script(), "score", str(cancer_art.path), "in.csv", "-o",
-                             "out/p.csv", "--report", "out/r.ipynb", "--no-mlflow"],
+    proc = subprocess.Popen(_from_a_terminal([*_console_script(), "score", str(cancer_art.path),
+                                              "in.csv", "-o", "out/p.csv", "--report",
+                                              "out/r.ipynb", "--no-mlflow"]),
                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     me = psutil.Process(proc.pid)
     kernel = _child_running("ipykernel")

@@ -43,6 +43,7 @@ def ishell(in_tmp, monkeypatch):
     sh.run_line_magic("load_ext", "nbprod")
     yield sh
     sh.reset()
+    sh.cleanup()  # gives sys.modules['__main__'] back
     InteractiveShell.clear_instance()
 
 

@@ -303,6 +303,19 @@ def _format(path: Path) -> str:
     return file_format(path, "output")
 
 
+def main_module_spec_restored() -> None:
+    """Give ``__main__`` back the ``__spec__`` attribute that IPython's ``%reset`` deletes.
+
+    A LocalCluster spawns its worker processes with :mod:`multiprocessing`, which reads
+    ``__main__.__spec__`` and fails ("module '__main__' has no attribute '__spec__'") in a
+    notebook whose namespace was reset. ``None`` is what an interactive ``__main__`` has."""
+    import sys
+
+    main = sys.modules.get("__main__")
+    if main is not None and not hasattr(main, "__spec__"):
+        main.__spec__ = None
+
+
 class _client:
     """A distributed Client: on the cluster at ``address``, or on a LocalCluster of its own."""
 
@@ -332,6 +345,7 @@ class _client:
                     f"{SCHEDULER_ENV})?") from None
             return self.client, self.address
         n = self.workers or os.cpu_count() or 1
+        main_module_spec_restored()
         self.cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                     dashboard_address=None, silence_logs=logging.ERROR)
         self.client = Client(self.cluster)
