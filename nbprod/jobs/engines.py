@@ -303,7 +303,7 @@ def _format(path: Path) -> str:
     return file_format(path, "output")
 
 
-def main_module_spec_restored() -> None:
+def _main_module_spec_restored() -> None:
     """Give ``__main__`` back the ``__spec__`` attribute that IPython's ``%reset`` deletes.
 
     A LocalCluster spawns its worker processes with :mod:`multiprocessing`, which reads
@@ -345,7 +345,7 @@ class _client:
                     f"{SCHEDULER_ENV})?") from None
             return self.client, self.address
         n = self.workers or os.cpu_count() or 1
-        main_module_spec_restored()
+        _main_module_spec_restored()
         self.cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                     dashboard_address=None, silence_logs=logging.ERROR)
         self.client = Client(self.cluster)
