@@ -118,6 +118,7 @@ def package(
     log_to_mlflow: bool = True,
     user: str | None = None,
     sign: Any = None,
+    progress: bool | None = None,
 ) -> PackageResult:
     """Write the artifact of ``session`` at ``path``, complete or not at all.
 
@@ -145,6 +146,9 @@ def package(
     sign : str, Path or private key, optional
         An Ed25519 private key (PEM path or key object) that signs the artifact
         (``nbprod.sig``) before the parity replay and the MLflow copy.
+    progress : bool, optional
+        Show a bar of the steps (:data:`STEPS`) on standard error; default: when standard error
+        is a terminal (a script or terminal IPython, not Jupyter, papermill or a log).
 
     Returns
     -------
@@ -156,6 +160,22 @@ def package(
     >>> result = session.package("artifacts/churn", log_to_mlflow=False)  # doctest: +SKIP
     >>> nbprod.verify(result.path)  # doctest: +SKIP
     """
+    from ..core.progress import steps
+
+    shown = steps(STEPS, desc=f"nbprod package {Path(path).name}", enabled=progress)
+    try:
+        return _package(session, path, force=force, overwrite=overwrite,
+                        log_to_mlflow=log_to_mlflow, user=user, sign=sign, shown=shown)
+    finally:
+        shown.close()
+
+
+# the steps of packaging that take seconds, as the progress bar names them
+STEPS = ["row rules", "importance", "contents", "parity replay", "MLflow"]
+
+
+def _package(session, path: str | Path, *, force: bool, overwrite: bool, log_to_mlflow: bool,
+             user: str | None, sign: Any, shown: Any) -> PackageResult:
     t0 = time.perf_counter()
     path = Path(path).expanduser().absolute()
     signer = None
@@ -170,6 +190,7 @@ def package(
     _check_destination(path, overwrite=overwrite)
 
     live = session.live_scorer()
+    shown.note(STEPS[0])
     rules = apply_row_rules(session, live)
     if cap.task == "classification":
         live.prediction_from_proba = _argmax_matches_predict(session, live)
@@ -179,7 +200,11 @@ def package(
     expected = live.score_detailed(sample, apply_policy=False).parity_frame()
     from .importance import permutation_importance
 
+    shown.update()
+    shown.note(STEPS[1])
     importance = permutation_importance(session)
+    shown.update()
+    shown.note(STEPS[2])
     from .privacy import guard_feature_names
 
     guard_feature_names(session)
@@ -200,11 +225,16 @@ def package(
         manifest = mf.read(staging)
         signed_by = _sign_or_check_types(staging, manifest, signer)
         t2 = time.perf_counter()
+        shown.update()
+        shown.note(STEPS[3])
         _check_parity(staging, sample, expected, signer)
         t3 = time.perf_counter()
+        shown.update()
+        shown.note(STEPS[4] if log_to_mlflow else "")
         digest = mf.digest(manifest)
         run_info = mlflow_run(staging, manifest, digest, cap.model) if log_to_mlflow else None
         t4 = time.perf_counter()
+        shown.update()
         _readable(staging)
         _move_into_place(owner, path)
     except BaseException:
