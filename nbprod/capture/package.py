@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,7 +30,7 @@ from ..jobs.notebook import scoring_notebook
 from .contract import PACKAGE_MIME, PACKAGE_VERSION  # read by the JupyterLab extension
 from .example import input_example
 from .provenance import default_name, environment, provenance, requirements
-from .replay import replay
+from .replay import Warm, replay
 from .row_rules import ROW_RULES_KIND, apply_row_rules
 from .training import store_training_notebook
 from .wheel import write as write_wheel
@@ -163,11 +164,11 @@ def package(
     from ..core.progress import steps
 
     shown = steps(STEPS, desc=f"nbprod package {Path(path).name}", enabled=progress)
-    try:
+    with ExitStack() as cleanup:
+        cleanup.callback(shown.close)
         return _package(session, path, force=force, overwrite=overwrite,
-                        log_to_mlflow=log_to_mlflow, user=user, sign=sign, shown=shown)
-    finally:
-        shown.close()
+                        log_to_mlflow=log_to_mlflow, user=user, sign=sign, shown=shown,
+                        cleanup=cleanup)
 
 
 # the steps of packaging that take seconds, as the progress bar names them
@@ -175,7 +176,7 @@ STEPS = ["row rules", "importance", "contents", "parity replay", "MLflow"]
 
 
 def _package(session, path: str | Path, *, force: bool, overwrite: bool, log_to_mlflow: bool,
-             user: str | None, sign: Any, shown: Any) -> PackageResult:
+             user: str | None, sign: Any, shown: Any, cleanup: ExitStack) -> PackageResult:
     t0 = time.perf_counter()
     path = Path(path).expanduser().absolute()
     signer = None
@@ -188,6 +189,8 @@ def _package(session, path: str | Path, *, force: bool, overwrite: bool, log_to_
     cap = session.require_model()
     override = _override(session, force=force, user=user)
     _check_destination(path, overwrite=overwrite)
+    # the replay's fresh process imports its libraries while the artifact is prepared
+    warm = cleanup.enter_context(Warm())
 
     live = session.live_scorer()
     shown.note(STEPS[0])
@@ -227,7 +230,7 @@ def _package(session, path: str | Path, *, force: bool, overwrite: bool, log_to_
         t2 = time.perf_counter()
         shown.update()
         shown.note(STEPS[3])
-        _check_parity(staging, sample, expected, signer)
+        _check_parity(staging, sample, expected, signer, warm)
         t3 = time.perf_counter()
         shown.update()
         shown.note(STEPS[4] if log_to_mlflow else "")
@@ -288,9 +291,9 @@ def _check_destination(path: Path, *, overwrite: bool) -> None:
 
 
 def _check_parity(staging: Path, sample: pd.DataFrame, expected: pd.DataFrame,
-                  signer: Any) -> None:
+                  signer: Any, warm: Warm | None = None) -> None:
     """The staged artifact, loaded in a fresh process, scores ``sample`` as the notebook did."""
-    actual = replay(staging, sample, signer=signer)
+    actual = replay(staging, sample, signer=signer, warm=warm)
     problems = compare_outputs(expected, actual)
     if problems:
         raise ParityError(
