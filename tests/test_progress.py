@@ -1,5 +1,8 @@
 """Progress of packaging: a bar of its steps on a terminal, nothing in logs or Jupyter unless
-asked (``Session.package(progress=...)``, ``%nbprod package PATH --progress``)."""
+asked (``Session.package(progress=...)``, ``%nbprod package PATH --progress``). That a packaging
+whose stderr is no terminal draws nothing is asserted in
+tests/test_package.py::test_regression_package_and_score; `nbprod retrain`'s bar in
+tests/test_lifecycle.py."""
 
 from __future__ import annotations
 
@@ -77,17 +80,6 @@ def test_packaging_shows_its_steps_on_a_terminal(diabetes, tmp_path, monkeypatch
     for step in ("row rules", "importance", "contents", "parity replay"):
         assert step in text, f"step {step!r} not shown: {text[-400:]!r}"
     assert "5/5" in text or "4/5" in text  # the count of steps done (MLflow was not logged)
-
-
-def test_packaging_draws_nothing_when_stderr_is_not_a_terminal(diabetes, tmp_path,
-                                                                monkeypatch):
-    s = _session(diabetes)
-    log = io.StringIO()  # a log file, a pipe, cron: not a terminal
-    monkeypatch.setattr(sys, "stderr", log)
-    s.package(tmp_path / "art", log_to_mlflow=False)
-    monkeypatch.setattr(sys, "stderr", sys.__stderr__)
-    assert "nbprod package" not in log.getvalue()
-    assert "parity replay" not in log.getvalue()
 
 
 def test_the_magic_draws_the_bar_only_when_asked(shell, diabetes, monkeypatch):

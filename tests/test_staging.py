@@ -98,8 +98,12 @@ package_cancer(pd.read_parquet(sys.argv[2]), Path(sys.argv[3]))
 def _package_moments(parent: Path) -> dict[str, Event]:
     seen = {"replay": False}
 
+    left: dict[int, set[Path]] = {}  # per run: replay directories an earlier killed run left
+
     def replaying(me: psutil.Process) -> bool:  # the replay's process starts early: its sample
-        return any((d / "sample.pkl").exists() for d in _hidden(parent, ".nbprod-replay."))
+        samples = {d for d in _hidden(parent, ".nbprod-replay.") if (d / "sample.pkl").exists()}
+        left.setdefault(me.pid, samples)  # first look: the run has not started its replay yet
+        return bool(samples - left[me.pid])
 
     def during_replay(me: psutil.Process) -> bool:
         return replaying(me)
