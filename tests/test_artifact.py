@@ -678,3 +678,25 @@ def test_requirements_see_a_distribution_installed_after_the_first_scan(tmp_path
     (info / "top_level.txt").write_text("nbprodtestmod\n")
     assert module_distributions()["nbprodtestmod"] == ["nbprod-test-dist"]
     assert "nbprod-test-dist==1.2.3" in requirements(source, object(), "w.whl")
+
+
+def test_requirements_scan_once_whatever_the_working_directory(tmp_path, monkeypatch):
+    """Moving to another directory (every notebook and test does) does not cost a second scan,
+    unless "" is on sys.path (``python -c``, a kernel): then the working directory's
+    distributions count."""
+    import sys
+
+    from nbprod.capture.provenance import module_distributions
+
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p != ""])
+    first = module_distributions()
+    monkeypatch.chdir(tmp_path)
+    assert module_distributions() is first
+    (tmp_path / "nbprodcwdmod").mkdir()
+    (tmp_path / "nbprodcwdmod" / "__init__.py").write_text("")
+    info = tmp_path / "nbprod_cwd_dist-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: nbprod-cwd-dist\nVersion: 0.1\n")
+    (info / "top_level.txt").write_text("nbprodcwdmod\n")
+    monkeypatch.syspath_prepend("")
+    assert module_distributions()["nbprodcwdmod"] == ["nbprod-cwd-dist"]

@@ -28,6 +28,41 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
                           text=True, cwd=cwd)
 
 
+def _cli_on_a_terminal(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """:func:`_cli` with standard error on a pseudo-terminal, as at a person's terminal."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+    import threading
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
+    got = bytearray()
+
+    def pump() -> None:
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: every writer has closed the terminal
+                return
+            if not chunk:
+                return
+            got.extend(chunk)
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    proc = subprocess.Popen([sys.executable, "-m", "nbprod.cli", *args], stdout=subprocess.PIPE,
+                            stderr=slave, text=True, cwd=cwd)
+    os.close(slave)
+    out, _ = proc.communicate()
+    reader.join(timeout=30)
+    os.close(master)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out,
+                                       got.decode("utf-8", "replace"))
+
+
 def _cancer() -> pd.DataFrame:
     from sklearn.datasets import load_breast_cancer
 
@@ -108,6 +143,7 @@ def test_the_loop(world, monkeypatch, mlflow_store):
                    cwd=tmp)
     assert retrain.returncode == 0, retrain.stderr
     assert (tmp / "v2" / "nbprod.json").is_file() and "challenger" in retrain.stdout
+    assert "Executing" not in retrain.stderr  # no progress bar in a pipe or a log
     v2 = nbprod.load(tmp / "v2")
     assert v2.snapshot("train")["fingerprint"] != nbprod.load(tmp / "v1").snapshot("train")["fingerprint"]
     # v2 says where it came from: the notebook stored in v1, which still exists
@@ -239,9 +275,10 @@ def test_reviewers_feedback_feeds_retraining(after_the_loop):
     for i in ids:  # the minder says the recorded label was wrong
         queue.relabel(i, 1 - int(truth[i]), note="chart re-read")
 
-    r = _cli("retrain", "v1", "--param", "data_path=reviewed.csv", "--feedback", "fb.parquet",
-             "-o", "v5", cwd=tmp)
+    r = _cli_on_a_terminal("retrain", "v1", "--param", "data_path=reviewed.csv", "--feedback",
+                           "fb.parquet", "-o", "v5", cwd=tmp)
     assert r.returncode == 0, r.stderr
+    assert "Executing" in r.stderr and "cell" in r.stderr  # the notebook's cells, on a terminal
     v5 = nbprod.load(tmp / "v5")
     trained = pd.concat([v5.snapshot_sample("train"), v5.snapshot_sample("valid")])
     assert len(trained) == len(data)  # every row is in a sample at this size

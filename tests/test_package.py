@@ -129,7 +129,7 @@ def test_parity_replay_catches_a_planted_hidden_global(cancer, tmp_path):
     assert not (tmp_path / "art").exists()
 
 
-def test_regression_package_and_score(diabetes, tmp_path):
+def test_regression_package_and_score(diabetes, tmp_path, capsys):
     from sklearn.ensemble import GradientBoostingRegressor
 
     s = nbprod.Session("diabetes")
@@ -144,6 +144,7 @@ def test_regression_package_and_score(diabetes, tmp_path):
     s.model(GradientBoostingRegressor(n_estimators=20, random_state=0).fit(X, diabetes["target"].iloc[:300]))
     res = s.package(tmp_path / "art", log_to_mlflow=False)
     assert res.parity_rows == 100  # 50 sampled rows per snapshot
+    assert "nbprod package" not in capsys.readouterr().err  # stderr is no terminal: no bar
     m = json.loads((tmp_path / "art" / "nbprod.json").read_text())
     assert m["task"] == "regression" and m["classes"] is None
     assert any("Tree" in t for t in m["model"]["trusted_types"])  # listed explicitly

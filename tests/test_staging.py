@@ -95,9 +95,15 @@ package_cancer(pd.read_parquet(sys.argv[2]), Path(sys.argv[3]))
 """
 
 
-def _package_moments() -> dict[str, Event]:
+def _package_moments(parent: Path) -> dict[str, Event]:
     seen = {"replay": False}
-    replaying = _child_running("nbprod.capture.replay")
+
+    left: dict[int, set[Path]] = {}  # per run: replay directories an earlier killed run left
+
+    def replaying(me: psutil.Process) -> bool:  # the replay's process starts early: its sample
+        samples = {d for d in _hidden(parent, ".nbprod-replay.") if (d / "sample.pkl").exists()}
+        left.setdefault(me.pid, samples)  # first look: the run has not started its replay yet
+        return bool(samples - left[me.pid])
 
     def during_replay(me: psutil.Process) -> bool:
         return replaying(me)
@@ -123,7 +129,7 @@ def test_kill_9_during_packaging_leaves_no_artifact_but_the_complete_one(cancer,
     parent.mkdir()
     path = parent / "art"
     argv = [sys.executable, "-c", PACKAGE, str(ROOT), str(data), str(path)]
-    for moment, event in _package_moments().items():
+    for moment, event in _package_moments(parent).items():
         _kill_at(argv, tmp_path, event)
         assert _accepted(tmp_path) == [], f"killed {moment}: a directory verifies"
         assert not path.exists(), f"killed {moment}"

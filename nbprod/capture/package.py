@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,7 +30,7 @@ from ..jobs.notebook import scoring_notebook
 from .contract import PACKAGE_MIME, PACKAGE_VERSION  # read by the JupyterLab extension
 from .example import input_example
 from .provenance import default_name, environment, provenance, requirements
-from .replay import replay
+from .replay import Warm, replay
 from .row_rules import ROW_RULES_KIND, apply_row_rules
 from .training import store_training_notebook
 from .wheel import write as write_wheel
@@ -118,6 +119,7 @@ def package(
     log_to_mlflow: bool = True,
     user: str | None = None,
     sign: Any = None,
+    progress: bool | None = None,
 ) -> PackageResult:
     """Write the artifact of ``session`` at ``path``, complete or not at all.
 
@@ -145,6 +147,9 @@ def package(
     sign : str, Path or private key, optional
         An Ed25519 private key (PEM path or key object) that signs the artifact
         (``nbprod.sig``) before the parity replay and the MLflow copy.
+    progress : bool, optional
+        Show a bar of the steps (:data:`STEPS`) on standard error; default: when standard error
+        is a terminal (a script or terminal IPython, not Jupyter, papermill or a log).
 
     Returns
     -------
@@ -156,6 +161,22 @@ def package(
     >>> result = session.package("artifacts/churn", log_to_mlflow=False)  # doctest: +SKIP
     >>> nbprod.verify(result.path)  # doctest: +SKIP
     """
+    from ..core.progress import steps
+
+    shown = steps(STEPS, desc=f"nbprod package {Path(path).name}", enabled=progress)
+    with ExitStack() as cleanup:
+        cleanup.callback(shown.close)
+        return _package(session, path, force=force, overwrite=overwrite,
+                        log_to_mlflow=log_to_mlflow, user=user, sign=sign, shown=shown,
+                        cleanup=cleanup)
+
+
+# the steps of packaging that take seconds, as the progress bar names them
+STEPS = ["row rules", "importance", "contents", "parity replay", "MLflow"]
+
+
+def _package(session, path: str | Path, *, force: bool, overwrite: bool, log_to_mlflow: bool,
+             user: str | None, sign: Any, shown: Any, cleanup: ExitStack) -> PackageResult:
     t0 = time.perf_counter()
     path = Path(path).expanduser().absolute()
     signer = None
@@ -168,8 +189,11 @@ def package(
     cap = session.require_model()
     override = _override(session, force=force, user=user)
     _check_destination(path, overwrite=overwrite)
+    # the replay's fresh process imports its libraries while the artifact is prepared
+    warm = cleanup.enter_context(Warm())
 
     live = session.live_scorer()
+    shown.note(STEPS[0])
     rules = apply_row_rules(session, live)
     if cap.task == "classification":
         live.prediction_from_proba = _argmax_matches_predict(session, live)
@@ -179,7 +203,11 @@ def package(
     expected = live.score_detailed(sample, apply_policy=False).parity_frame()
     from .importance import permutation_importance
 
+    shown.update()
+    shown.note(STEPS[1])
     importance = permutation_importance(session)
+    shown.update()
+    shown.note(STEPS[2])
     from .privacy import guard_feature_names
 
     guard_feature_names(session)
@@ -200,11 +228,16 @@ def package(
         manifest = mf.read(staging)
         signed_by = _sign_or_check_types(staging, manifest, signer)
         t2 = time.perf_counter()
-        _check_parity(staging, sample, expected, signer)
+        shown.update()
+        shown.note(STEPS[3])
+        _check_parity(staging, sample, expected, signer, warm)
         t3 = time.perf_counter()
+        shown.update()
+        shown.note(STEPS[4] if log_to_mlflow else "")
         digest = mf.digest(manifest)
         run_info = mlflow_run(staging, manifest, digest, cap.model) if log_to_mlflow else None
         t4 = time.perf_counter()
+        shown.update()
         _readable(staging)
         _move_into_place(owner, path)
     except BaseException:
@@ -258,9 +291,9 @@ def _check_destination(path: Path, *, overwrite: bool) -> None:
 
 
 def _check_parity(staging: Path, sample: pd.DataFrame, expected: pd.DataFrame,
-                  signer: Any) -> None:
+                  signer: Any, warm: Warm | None = None) -> None:
     """The staged artifact, loaded in a fresh process, scores ``sample`` as the notebook did."""
-    actual = replay(staging, sample, signer=signer)
+    actual = replay(staging, sample, signer=signer, warm=warm)
     problems = compare_outputs(expected, actual)
     if problems:
         raise ParityError(

@@ -106,7 +106,8 @@ def module_distributions() -> dict[str, list[str]]:
     import os
     import sys
 
-    state = [(os.getcwd(), None)]  # "" on sys.path is the working directory
+    # "" on sys.path is the working directory; without it, moving elsewhere changes nothing
+    state = [(os.getcwd(), None)] if "" in sys.path else []
     for entry in sys.path:
         try:
             state.append((entry, os.stat(entry or ".").st_mtime_ns))

@@ -5,10 +5,17 @@ snapshot sample exactly as the notebook does.
 artifact and runs ``python -m nbprod.capture.replay ARTIFACT SAMPLE.pkl OUT.pkl [PUB.pem]``;
 :func:`main` (the fresh process) loads the artifact as ``nbprod.load`` would and scores the
 sample there, so nothing from the notebook's memory can leak into the result.
+
+Starting that process and importing pandas, scikit-learn and skops there takes seconds, so
+packaging starts it early (:class:`Warm`, ``python -m nbprod.capture.replay --wait``): it
+imports those libraries while the artifact is written, and is told the paths on its standard
+input when the replay starts. It is as fresh as before: it never saw the notebook, only the
+library imports happen earlier.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import subprocess
@@ -22,17 +29,65 @@ from ..core.staging import StagingDir
 from ..exceptions import ParityError
 
 REPLAY_TIMEOUT_S = 600
+WAIT = "--wait"
 
 
-def replay(root: Path, sample: pd.DataFrame, signer: Any = None) -> pd.DataFrame:
-    """Load the artifact at ``root`` in a fresh Python process and score ``sample`` there.
+def _environment() -> dict[str, str]:
+    """The replay's environment: this one, less the trusted keys (it trusts the signer only)."""
+    from ..core.signing import ENV
+    from ..core.trust import AUTHENTIC_ENV
+
+    return {k: v for k, v in os.environ.items() if k not in (ENV, AUTHENTIC_ENV)}
+
+
+class Warm:
+    """The replay's fresh process, started before it is needed (a context manager: on the way
+    out a process never told what to replay is ended)."""
+
+    def __init__(self) -> None:
+        import tempfile
+
+        self._stderr = tempfile.TemporaryFile(  # noqa: SIM115 - closed by close()
+            "w+", prefix="nbprod-replay-", suffix=".log")
+        self.proc: subprocess.Popen | None = subprocess.Popen(
+            [sys.executable, "-m", "nbprod.capture.replay", WAIT], stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL, stderr=self._stderr, text=True, env=_environment())
+
+    def run(self, argv: list[str]) -> tuple[int, str]:
+        """Replay with ``argv`` (as :func:`main` takes it): the exit code and standard error."""
+        proc, self.proc = self.proc, None
+        assert proc is not None, "a warm replay process runs once"
+        try:
+            proc.communicate(json.dumps(argv) + "\n", timeout=REPLAY_TIMEOUT_S)
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        self._stderr.seek(0)
+        return proc.returncode, self._stderr.read()
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+        self._stderr.close()
+
+    def __enter__(self) -> Warm:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def replay(root: Path, sample: pd.DataFrame, signer: Any = None,
+           warm: Warm | None = None) -> pd.DataFrame:
+    """Load the artifact at ``root`` in a fresh Python process (``warm``, started earlier, or a
+    new one) and score ``sample`` there.
 
     The replay trusts exactly the signer's public key (none when unsigned), whatever
     ``NBPROD_TRUSTED_KEYS`` says: it checks parity, and the signature it just made.
     """
-    from ..core.signing import ENV
-    from ..core.trust import AUTHENTIC_ENV
-
     # the sample goes to a staging directory beside the artifact, not to /tmp: removed on the
     # way out, and by the next package if this process is killed
     scratch = StagingDir.create(root.parent, "nbprod-replay")
@@ -48,14 +103,18 @@ def replay(root: Path, sample: pd.DataFrame, signer: Any = None) -> pd.DataFrame
 
             keys = [str(Path(tmp) / "signer.pub.pem")]
             Path(keys[0]).write_bytes(public_pem(signer))
-        env = {k: v for k, v in os.environ.items() if k not in (ENV, AUTHENTIC_ENV)}
-        proc = subprocess.run(
-            [sys.executable, "-m", "nbprod.capture.replay", str(root), str(src), str(dst), *keys],
-            capture_output=True, text=True, timeout=REPLAY_TIMEOUT_S, env=env,
-        )
-        if proc.returncode != 0:
-            lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
-            last = lines[-1] if lines else f"exit code {proc.returncode}"
+        argv = [str(root), str(src), str(dst), *keys]
+        if warm is not None and warm.proc is not None and warm.proc.poll() is None:
+            returncode, stderr = warm.run(argv)
+        else:
+            proc = subprocess.run(
+                [sys.executable, "-m", "nbprod.capture.replay", *argv],
+                capture_output=True, text=True, timeout=REPLAY_TIMEOUT_S, env=_environment(),
+            )
+            returncode, stderr = proc.returncode, proc.stderr
+        if returncode != 0:
+            lines = [ln for ln in stderr.strip().splitlines() if ln.strip()]
+            last = lines[-1] if lines else f"exit code {returncode}"
             raise ParityError(
                 "Parity replay failed: the artifact could not score its snapshot sample in a "
                 f"fresh process: {last}"
@@ -67,6 +126,12 @@ def replay(root: Path, sample: pd.DataFrame, signer: Any = None) -> pd.DataFrame
 
 
 def main(argv: list[str]) -> int:
+    if argv == [WAIT]:  # started early (Warm): import now, then wait for the paths
+        _preload()
+        line = sys.stdin.readline()
+        if not line.strip():
+            return 0  # packaging stopped before its replay
+        argv = json.loads(line)
     root, src, dst, *keys = argv  # keys: the signer's public key when packaging signs
     art = load_staging(root, keys)
     with open(src, "rb") as fh:
@@ -75,6 +140,16 @@ def main(argv: list[str]) -> int:
     with open(dst, "wb") as fh:
         pickle.dump(scored, fh, protocol=pickle.HIGHEST_PROTOCOL)
     return 0
+
+
+def _preload() -> None:
+    """What loading and scoring an artifact imports (libraries only: no artifact exists yet)."""
+    from contextlib import suppress
+
+    from ..core import artifact, scoring, trust  # noqa: F401
+
+    with suppress(ImportError):  # else the replay says what is missing
+        import skops.io  # noqa: F401 - the model store, and the scikit-learn it imports
 
 
 def load_staging(root: str, keys: list[str]):

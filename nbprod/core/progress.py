@@ -35,6 +35,9 @@ class _Quiet:
     def set_total(self, total: int | None) -> None:
         self.total = total
 
+    def note(self, text: str) -> None:
+        """Show ``text`` after the count (e.g. the step under way)."""
+
     def close(self) -> None:
         pass
 
@@ -61,6 +64,9 @@ class _Bar(_Quiet):
         self._bar.total = total
         self._bar.refresh()
 
+    def note(self, text: str) -> None:
+        self._bar.set_postfix_str(text)
+
     def close(self) -> None:
         self._bar.close()
 
@@ -77,7 +83,8 @@ def bar(total: int | None = None, *, desc: str, unit: str = "rows",
 
 
 def steps(names: list[str], *, desc: str, enabled: bool | None = None) -> Any:
-    """A bar over named steps (``update`` after each), e.g. the steps of packaging."""
+    """A bar over named steps (``update`` after each), e.g. the steps of packaging; ``note``
+    names the step under way."""
     b = bar(len(names), desc=desc, unit="step", enabled=enabled)
     return b
 

@@ -125,6 +125,9 @@ def build_parser() -> _Parser:
     s.add_argument("--notebook", metavar="NB",
                    help="the training notebook to store for retraining (default: this notebook, "
                         "when the frontend or NBPROD_NOTEBOOK tells its path)")
+    s.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="a bar of the packaging steps on stderr (default: when stderr is a "
+                        "terminal, so terminal IPython shows it and Jupyter does not)")
 
     s = sub.add_parser("check", help="run a check on the captures: " + ", ".join(CHECK_KINDS))
     kinds = s.add_subparsers(dest="kind", metavar="KIND", parser_class=_Parser)
@@ -326,7 +329,7 @@ class NbprodMagics(Magics):
         path = os.environ.get(OUTPUT_ENV) or args.path  # retraining chooses the output
         result = self.session.package(
             path, force=args.force, overwrite=args.overwrite, log_to_mlflow=not args.no_mlflow,
-            sign=args.sign,
+            sign=args.sign, progress=args.progress,
         )
         if args.register:
             from ..tracking.registry import register
