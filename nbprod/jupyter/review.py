@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.files import plain
+from ..core.results import number
 from ..exceptions import InputError, NbprodUsageError
 from ..lifecycle import feedback as feedback_file
 from ..lifecycle.feedback import Decision
@@ -127,11 +128,11 @@ def select(outputs: pd.DataFrame, *, task: str, classes: list[Any] | None, ids: 
             why.append(REASONS["out_of_bounds"][1])
         if large[i]:
             reasons.append("large_error")
-            why.append(f"misclassified (label {label_text(labels.iloc[i])}, p(label) {1 - error[i]:.2f})"
-                       if task == "classification" else f"|error| {error[i]:.4g} ≥ {threshold:.4g}")
+            why.append(f"misclassified (label {label_text(labels.iloc[i])}, p(label) {number(1 - error[i])})"
+                       if task == "classification" else f"|error| {number(error[i])} ≥ {number(threshold)}")
         if low[i]:
             reasons.append("low_confidence")
-            why.append(f"low confidence {confidence[i]:.2f} < {min_confidence:g}")
+            why.append(f"low confidence {number(confidence[i])} < {min_confidence:g}")
         if inflag[i]:
             reasons.append("flagged_input")
             why.append(f"input outside what the model saw: {input_flags[i]}")
