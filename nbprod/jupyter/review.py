@@ -45,6 +45,7 @@ import pandas as pd
 
 from ..core.files import plain
 from ..core.results import number
+from ..core.text import one_line
 from ..exceptions import InputError, NbprodUsageError
 from ..lifecycle import feedback as feedback_file
 from ..lifecycle.feedback import Decision
@@ -510,7 +511,8 @@ def _explanations(art: Any, inputs: pd.DataFrame, ids: pd.Series,
             logging.getLogger(__name__).warning("no explanations in the review queue: %s", exc)
             return out
         for row, part in result.top(TOP).groupby("row", sort=False):
-            said = ", ".join(f"{f}={'?' if v is None else v} {c:+.3g}" for f, v, c in
+            said = ", ".join(f"{one_line(f)}={'?' if v is None else number(v)} "
+                             f"{'+' if c > 0 else ''}{number(c)}" for f, v, c in
                              zip(part["feature"], part["value"], part["contribution"], strict=True))
             out[int(row)] = f"{said} ({result.scale})"
         return out

@@ -91,8 +91,18 @@ describe('readOutputs', () => {
   it('a check cell takes the bundle status and the failing message', () => {
     const reading = readOutputs([display(CHECK_MIME, check)], 5);
     expect(reading.status).toBe('fail');
-    expect(reading.message).toBe('validation accuracy 0.964 is below the minimum 0.999');
+    expect(reading.message).toBe('validation accuracy 0.9645 is below the minimum 0.999');
     expect(reading.checks.map(c => c.name)).toEqual(['metric:accuracy']);
+  });
+
+  it('a check message reaches the badge and the panel as the very text nbprod wrote', () => {
+    // the badge and the panel put it in text nodes (renderers.ts h()): no Markdown, no HTML
+    const hostile = 'column `a ``b`` c` <script>alert(1)</script> | *x* $y$ [l](http://e.example)';
+    const bundle = JSON.parse(JSON.stringify(check));
+    bundle.results[0].message = hostile;
+    const reading = readOutputs([display(CHECK_MIME, bundle)], 5);
+    expect(reading.message).toBe(hostile);
+    expect(reading.checks[0].message).toBe(hostile);
   });
 
   it('a status cell takes the worst check status', () => {
