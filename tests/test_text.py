@@ -167,3 +167,12 @@ def test_the_report_shows_hostile_text_literally_and_exports_to_html(hostile_run
     nbformat.write(nb, str(tmp_path / "fetching.ipynb"))
     with pytest.raises(NbprodError, match="external URL"):
         to_html(tmp_path / "fetching.ipynb")
+
+
+def test_an_estimate_reads_in_the_one_format():
+    from nbprod.monitoring.estimation import EstimatedMetric, EstimatedPerformance, describe
+
+    est = EstimatedPerformance("cbpe", "unchanged", 500, metrics={"mae": EstimatedMetric(
+        1597.38, 1234.5, 2000.01, 0.123456, 12345.67, 0.1, True, "dle")})
+    assert describe(est) == ("estimated MAE 1,597 [1,234, 2,000] (validation 0.1235; dropped "
+                             "beyond the tolerance 12,346)")
