@@ -139,7 +139,7 @@ def test_bundles_carry_json_for_lab_and_html_for_other_frontends(tmp_path: Path)
         nbformat.v4.new_output("display_data", data=b) for b in (check, status, package)])]
     exporter = HTMLExporter(mathjax_url="", require_js_url="")
     html, _ = exporter.from_notebook_node(nb)
-    assert 'class="nbprod-checks"' in html
+    assert 'class="nbprod-checks ' in html
     assert "<b>nbprod status</b>" in html and "nbprod: packaged" in html, html[-3000:]
 
 

@@ -240,7 +240,7 @@ def test_numbers_and_lists_read_the_same_everywhere():
 
     assert [number(v) for v in (10790.0, 1597.3, 0.99234, 12, float("nan"), None)] == [
         "10,790", "1,597", "0.9923", "12", "nan", ""]
-    assert fmt(1597.3) == "1,597" and fmt(0.99234) == "0.992"
+    assert fmt(1597.3) == "1,597" and fmt(0.99234) == "0.9923"  # messages read as tables do
     assert cell_text(10790.0) == "10,790"  # the history table's rows of earlier runs
     assert listing(["a", "b", "c"]) == "a, b, c"
     assert listing([f"c{i}" for i in range(7)]) == "c0, c1, c2, c3, c4 and 2 more"

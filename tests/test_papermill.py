@@ -75,30 +75,71 @@ def test_papermill_api_scores_and_measures_performance(cancer_art, tmp_path):
     assert "Performance" in text
 
 
-def test_papermill_cli_scores_a_regression_batch(diabetes_art, tmp_path):
+def _volatile_free(summary: dict, cwd: Path) -> dict:
+    """A summary without its timings and start time, paths made relative to ``cwd``."""
+    text = json.dumps({k: v for k, v in summary.items() if k not in ("started", "timings")})
+    return json.loads(text.replace(f"{cwd}{os.sep}", ""))
+
+
+def test_papermill_cli_with_the_nbprod_engine_scores_as_nbprod_score_does(diabetes_art,
+                                                                         tmp_path, capsys,
+                                                                         monkeypatch):
+    """A user's scheduled job: the venv's `papermill` executable, `--engine nbprod` (found
+    through the entry point that installing nbprod registers), `-p` parameters as strings on
+    the command line. The predictions and the summary equal `nbprod score`'s on the same files;
+    no kernel warning reaches the job's log; `--help-notebook` shows the parameters' types."""
     from sklearn.metrics import r2_score
 
-    write_csv(diabetes_art.batch, tmp_path / "batch.csv")
-    write_csv(diabetes_art.labels, tmp_path / "labels.csv")  # no id: joined by row order
+    from nbprod import cli
+
+    pm_dir, cli_dir = tmp_path / "papermill", tmp_path / "cli"
+    for d in (pm_dir, cli_dir):
+        d.mkdir()
+        write_csv(diabetes_art.batch, d / "batch.csv")
+        write_csv(diabetes_art.labels, d / "labels.csv")  # no id: joined by row order
     papermill = Path(sys.executable).with_name("papermill")
     cmd = ([str(papermill)] if papermill.exists() else [sys.executable, "-m", "papermill"])
     proc = subprocess.run(
-        [*cmd, str(diabetes_art.path / "score.ipynb"), "report.ipynb",
-         "-p", "input_path", "batch.csv", "-p", "output_path", "preds.parquet",
+        [*cmd, "--engine", "nbprod", "--no-progress-bar", str(diabetes_art.path / "score.ipynb"),
+         "report.ipynb", "-p", "input_path", "batch.csv", "-p", "output_path", "preds.parquet",
          "-p", "labels_path", "labels.csv", "-p", "summary_path", "summary.json",
-         "-p", "log_to_mlflow", "False", "--log-level", "WARNING"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300, env=os.environ.copy(),
+         "-p", "log_to_mlflow", "False", "-p", "chunk_rows", "25", "-p", "max_rejected", "0.5"],
+        cwd=pm_dir, capture_output=True, text=True, timeout=300, env=os.environ.copy(),
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    preds = pd.read_parquet(tmp_path / "preds.parquet")
+    assert "without encryption" not in proc.stderr
+    preds = pd.read_parquet(pm_dir / "preds.parquet")
     assert list(preds.columns) == ["prediction"]
     expected = diabetes_art.expected(diabetes_art.batch)
     np.testing.assert_allclose(preds["prediction"], expected["prediction"], rtol=1e-12)
-    summary = json.loads((tmp_path / "summary.json").read_text())
+    summary = json.loads((pm_dir / "summary.json").read_text())
     assert summary["rows"] == len(diabetes_art.batch)
+    chunks = -(-len(diabetes_art.batch) // 25)  # -p chunk_rows 25 reached the run as a number
+    assert summary["engine"] == {"name": "local", "chunks": chunks, "chunk_rows": 25}
     r2 = summary["performance"]["metrics"]["r2"]["value"]
     assert r2 == pytest.approx(r2_score(diabetes_art.labels["target"], preds["prediction"]))
     assert set(summary["prediction"]) >= {"mean", "min", "max"}
+
+    monkeypatch.chdir(cli_dir)  # nbprod score on the same files, as a user types it
+    rc = cli.main(["score", str(diabetes_art.path), "batch.csv", "-o", "preds.parquet",
+                   "--labels", "labels.csv", "--summary", "summary.json", "--no-mlflow",
+                   "--chunk-rows", "25", "--max-rejected", "0.5"])
+    assert rc == cli.EXIT_OK, capsys.readouterr().err
+    pd.testing.assert_frame_equal(pd.read_parquet(cli_dir / "preds.parquet"), preds)
+    pd.testing.assert_frame_equal(pd.read_parquet(cli_dir / "preds.issues.parquet"),
+                                  pd.read_parquet(pm_dir / "preds.issues.parquet"))
+    scored = json.loads((cli_dir / "summary.json").read_text())
+    assert _volatile_free(summary, pm_dir) == _volatile_free(scored, cli_dir)
+
+    # papermill --help-notebook, as a user reads it: every parameter with its type
+    shown = subprocess.run([*cmd, "--help-notebook", str(diabetes_art.path / "score.ipynb")],
+                           capture_output=True, text=True, timeout=120, env=os.environ.copy())
+    assert shown.returncode == 0, shown.stderr[-3000:]
+    assert "Unknown type" not in shown.stdout
+    for line in ("input_path: Optional[str] (default None)", "drift_runs: int (default 3)",
+                 "log_to_mlflow: bool (default True)", "max_rejected: float (default 0.01)",
+                 "chunk_rows: Optional[int] (default None)"):
+        assert line in shown.stdout, shown.stdout
 
 
 def test_a_failing_input_fails_the_papermill_run_and_writes_nothing(cancer_art, tmp_path):

@@ -266,12 +266,56 @@ function summarize(reading: IOutputReading, said = ''): string {
 }
 
 /** A value as the Python side's HTML shows it: 4 significant digits, dicts as "k v" pairs. */
+/**
+ * A number as nbprod.core.results.number shows it, so a value reads the same in the extension,
+ * the CLI, the report and the widgets: a whole number with thousands separators (`10,790`),
+ * from 1,000 up rounded to a whole number (`1,597`), below that 4 significant digits as
+ * Python's `%.4g` writes them (`0.9923`, `1e-12`); `nan`, `inf`, `-inf`.
+ */
+export function formatNumber(value: number): string {
+  if (Number.isNaN(value)) {
+    return 'nan';
+  }
+  if (!Number.isFinite(value)) {
+    return value > 0 ? 'inf' : '-inf';
+  }
+  if ((Number.isInteger(value) && Math.abs(value) < 1e15) || Math.abs(value) >= 1000) {
+    return wholeNumber(value);
+  }
+  // %.4g: the exponent after rounding to 4 significant digits picks fixed or exponent notation
+  const [mantissa, exp] = value.toExponential(3).split('e');
+  const exponent = Number(exp);
+  if (exponent >= 3) {
+    return wholeNumber(Number(value.toExponential(3))); // 999.96 is 1,000
+  }
+  if (exponent >= -4) {
+    return stripZeros(value.toFixed(3 - exponent));
+  }
+  const digits = String(Math.abs(exponent)).padStart(2, '0');
+  return `${stripZeros(mantissa)}e${exponent < 0 ? '-' : '+'}${digits}`;
+}
+
+function wholeNumber(value: number): string {
+  let whole = Math.round(value); // ties to even, as Python's format does
+  if (Math.abs(value % 1) === 0.5 && whole % 2 !== 0) {
+    whole -= 1;
+  }
+  const grouped = BigInt(Math.abs(whole))
+    .toString()
+    .replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+  return whole < 0 ? `-${grouped}` : grouped;
+}
+
+function stripZeros(fixed: string): string {
+  return fixed.includes('.') ? fixed.replace(/\.?0+$/, '') : fixed;
+}
+
 export function formatValue(value: unknown): string {
   if (value === null || value === undefined) {
     return '';
   }
   if (typeof value === 'number') {
-    return Number.isInteger(value) ? String(value) : value.toPrecision(4).replace(/\.?0+(e|$)/, '$1');
+    return formatNumber(value);
   }
   if (Array.isArray(value)) {
     return value.map(formatValue).join(', ');

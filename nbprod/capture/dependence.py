@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..core.results import number
+
 TOP = 3
 ROWS = 500
 GRID = 20
@@ -89,7 +91,7 @@ def html(pd_ref: dict[str, Any] | None) -> str:
         lo, hi = min(ys), max(ys)
         charts.append(
             f"<figure style='display:inline-block;margin:4px 12px 4px 0'>{_svg(entry)}"
-            f"<figcaption><code>{_html.escape(name)}</code>: {lo:.3g} to {hi:.3g}</figcaption></figure>")
+            f"<figcaption><code>{_html.escape(name)}</code>: {number(lo)} to {number(hi)}</figcaption></figure>")
     return (f"<p><b>Partial dependence</b> (the model's average {_html.escape(pd_ref['response'])} "
             f"as one input varies, {pd_ref['rows']} validation rows; docs/explain.md)</p>"
             + "".join(charts))
@@ -104,7 +106,7 @@ def _svg(entry: dict[str, Any], width: int = 180, height: int = 70) -> str:
     if entry["kind"] == "categorical":
         w = max(2.0, (width - 12) / max(n, 1) - 4)
         marks = "".join(f"<rect x='{x - w / 2:.1f}' y='{y:.1f}' width='{w:.1f}' height='{height - 6 - y + 1:.1f}' "
-                        f"fill='#0969da'><title>{_html.escape(str(g))}: {v:.4g}</title></rect>"
+                        f"fill='#0969da'><title>{_html.escape(str(g))}: {number(v)}</title></rect>"
                         for x, y, g, v in zip(xs, yy, entry["grid"], ys, strict=True))
     else:
         points = " ".join(f"{x:.1f},{y:.1f}" for x, y in zip(xs, yy, strict=True))

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..core.results import CheckResult, fmt
+from ..core.results import CheckResult, fmt, listing
 from ..core.snapshot import row_hashes
 from .context import number
 
@@ -85,7 +85,7 @@ def _constant(train) -> CheckResult:
     if constant:
         return _result("constant", "warn",
                        f"{len(constant)} constant column(s) carry no information: "
-                       + ", ".join(constant[:10]), len(constant), 0, columns=constant)
+                       + listing(constant, 10), len(constant), 0, columns=constant)
     return _result("constant", "pass", "no constant columns", 0, 0)
 
 

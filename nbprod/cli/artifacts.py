@@ -87,8 +87,9 @@ def describe(m: dict[str, Any]) -> str:
     ]
     if m.get("classes") is not None:
         lines.append(f"  classes     {', '.join(map(str, m['classes']))}")
-    lines.append(f"  inputs      {len(m['input_columns'])}: {', '.join(m['input_columns'][:12])}"
-                 + (" ..." if len(m["input_columns"]) > 12 else ""))
+    from ..core.results import listing
+
+    lines.append(f"  inputs      {len(m['input_columns'])}: {listing(m['input_columns'], 12)}")
     for role, s in m["snapshots"].items():
         found = s.get("pii_detected") or {}
         pii = (f", PII {', '.join(c + (' (detected)' if c in found else '') for c in s['pii'])}"

@@ -30,6 +30,7 @@ import pandas as pd
 
 from ..exceptions import ExplainError, ExplainWarning, NbprodUsageError
 from . import shapley
+from .results import number
 from .rows import RowIssues, value_text
 
 log = logging.getLogger(__name__)
@@ -218,7 +219,7 @@ def _contributions(model: Any, task: str, F: pd.DataFrame, F_bg: pd.DataFrame,
                                  permutations=permutations, seed=seed, to_model=to_model)
     if not _adds_up(phi, base, g):
         raise ExplainError(f"The {chosen} contributions do not add up to the model's output "
-                           f"(largest gap {_gap(phi, base, g):.3g}); this is a bug in nbprod.")
+                           f"(largest gap {number(_gap(phi, base, g))}); this is a bug in nbprod.")
     if notes:
         warnings.warn(" ".join(notes), ExplainWarning, stacklevel=3)
     return phi, base, chosen, notes

@@ -39,33 +39,42 @@ def worst(statuses: list[str]) -> str:
 
 
 def fmt(value: float) -> str:
-    """A measured value or threshold as a check's message shows it (3 significant digits)."""
-    return number(value, digits=3)
+    """A measured value or threshold as a check's message shows it: :func:`number`, the format
+    of the tables, so a value reads the same in the message and in the table beside it."""
+    return number(value)
 
 
 def number(value: Any, digits: int = 4) -> str:
     """A number as nbprod shows it to people, in the CLI, messages, reports and widgets alike:
     a whole number with thousands separators (``10,790``), from 1,000 up rounded to a whole
     number (``1,597``), below that ``digits`` significant digits (``0.9923``); never
-    scientific notation for a number a person counts. Empty for None; NaN is ``nan``."""
+    scientific notation for a number a person counts. NumPy's numbers too. Empty for None;
+    NaN is ``nan``."""
+    import numbers
+
     if value is None:
         return ""
-    if isinstance(value, float) and value != value:
-        return "nan"
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         return str(value)
+    value = int(value) if isinstance(value, numbers.Integral) else float(value)
+    if value != value:
+        return "nan"
     if value in (float("inf"), float("-inf")):
         return "inf" if value > 0 else "-inf"
     if float(value).is_integer() and abs(value) < 1e15:
         return f"{int(value):,}"
     if abs(value) >= 1000:
         return f"{value:,.0f}"
-    return f"{value:.{digits}g}"
+    shown = f"{value:.{digits}g}"
+    return f"{float(shown):,.0f}" if abs(float(shown)) >= 1000 else shown  # 999.96 is 1,000
 
 
 def listing(items: list[Any], limit: int = 5) -> str:
     """Up to ``limit`` items, comma-separated, and how many more there are:
-    ``a, b, c, d, e and 2 more``."""
-    items = [str(i) for i in items]
+    ``a, b, c, d, e and 2 more``. Each item is on one line and cut to a sane length
+    (:func:`nbprod.core.text.one_line`): a column name cannot break a message into lines."""
+    from .text import one_line
+
+    items = [one_line(i) for i in items]
     shown = ", ".join(items[:limit])
     return f"{shown} and {len(items) - limit} more" if len(items) > limit else shown

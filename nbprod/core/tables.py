@@ -40,6 +40,18 @@ class Html:
         return self.text
 
 
+# MathJax skips elements of these classes (MathJax 2 in the classic Notebook and nbconvert's
+# templates, MathJax 3 in JupyterLab and Notebook 7), so a '$' in a column name or a message
+# stays a dollar sign instead of starting a formula.
+NO_MATH = "tex2jax_ignore mathjax_ignore"
+
+
+def literal(view: Html) -> Html:
+    """``view`` in an element that Jupyter's math typesetting leaves alone (:data:`NO_MATH`):
+    user text in it (column names, values, messages) shows literally."""
+    return Html(f'<div class="nbprod-view {NO_MATH}">{view.html}</div>', view.text)
+
+
 _TABLE = ("<table><thead><tr>{% for c in columns %}<th style='text-align:left'>{{ c }}</th>"
           "{% endfor %}</tr></thead><tbody>{% for row in rows %}<tr>{% for v in row %}"
           "<td>{{ v }}</td>{% endfor %}</tr>{% endfor %}</tbody></table>")

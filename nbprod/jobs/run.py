@@ -35,7 +35,7 @@ from ..core.artifact import Artifact, load
 from ..core.dataio import read_frame
 from ..core.files import finite, write_json
 from ..core.pii import columns_of
-from ..core.results import CheckResult, worst
+from ..core.results import CheckResult, listing, worst
 from ..exceptions import InputError, IntegrityError, MonitoringAlert, NbprodError, NbprodUsageError
 
 _STATUS_OF = {"pass": "ok", "skip": "ok", "warn": "warn", "fail": "alert"}
@@ -412,7 +412,7 @@ def _judge(job: _Job, streamed: Any) -> _Outcome:
         checks.append(CheckResult(
             name="input:extra-columns", kind="input", status="pass",
             message=f"{len(extra)} column(s) the model does not use were ignored: "
-            + ", ".join(extra[:10]),
+            + listing(extra, 10),
             value=len(extra), details={"columns": extra}))
     profile = art.train_profile
     checks += [ic.null_rates_check(m.inputs, profile), ic.unseen_check(m.inputs, profile),

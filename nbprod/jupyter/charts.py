@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import html
 
+from ..core.results import number
+
 REFERENCE_FILL = "#8c959f"
 CURRENT_FILL = "#0969da"
 DRIFTED_FILL = "#cf222e"
@@ -61,13 +63,13 @@ def bars_svg(title: str, labels: list[object], ref: list[float], cur: list[float
             h = values[i] * scale
             parts.append(f'<rect x="{x + dx:.1f}" y="{height - pad - h:.1f}" width="{bar:.1f}" '
                          f'height="{h:.1f}" fill="{fill}"><title>{html.escape(str(labels[i]))}: '
-                         f'{values[i]:.3f}</title></rect>')
+                         f'{number(values[i])}</title></rect>')
     step = max(1, n // 5)
     for i in range(0, len(labels), step):
         x = pad + i * slot + slot / 2
         parts.append(f'<text x="{x:.1f}" y="{height - pad + 12}" text-anchor="middle" font-size="9" '
                      f'font-family="sans-serif">{html.escape(str(labels[i])[:9])}</text>')
-    parts.append(f'<text x="4" y="{top + 8}" font-size="9" font-family="sans-serif">{peak:.2f}</text>')
+    parts.append(f'<text x="4" y="{top + 8}" font-size="9" font-family="sans-serif">{number(peak)}</text>')
     parts.append("</svg>")
     return "".join(parts)
 

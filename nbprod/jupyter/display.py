@@ -10,7 +10,7 @@ import html
 from typing import Any
 
 from ..core.results import CheckResult, number, worst
-from ..core.tables import badge, table
+from ..core.tables import NO_MATH, badge, table
 
 CHECK_MIME = "application/vnd.nbprod.check+json"
 def _value(v: Any) -> str:
@@ -41,7 +41,7 @@ class ResultsView:
                 for r in self.results]
         grid = table(rows, ["status", "check", "result", "value", "threshold"],
                      raw=("status", "check"))
-        return (f'<div class="nbprod-checks"><b>{html.escape(self.title)}</b> {badge(self.status)}'
+        return (f'<div class="nbprod-checks {NO_MATH}"><b>{html.escape(self.title)}</b> {badge(self.status)}'
                 f"{grid}</div>")
 
     def text(self) -> str:

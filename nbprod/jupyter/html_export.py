@@ -4,7 +4,9 @@ nbconvert's HTML exporter does the work; inputs tagged ``remove-input``/``hide-i
 dropped and prompts are hidden. The report needs no JavaScript (tables and inline SVG plots),
 so the template's scripts — which would fetch MathJax and Mermaid from a CDN — are removed, as
 are the stylesheet comments that cite web pages. Any ``http(s)://`` address left in the page is
-an error rather than shipped.
+an error rather than shipped; an address written in the page's text (a column named
+``see http://...``, quoted in a message) is text, not a fetch, and its ``:`` is written as
+``&#58;`` so that it shows unchanged and the check stays strict for the markup.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ _SCRIPT = re.compile(r"<script\b[^>]*>.*?</script>", re.I | re.S)
 _STYLE = re.compile(r"(<style\b[^>]*>)(.*?)(</style>)", re.I | re.S)
 _CSS_COMMENT = re.compile(r"/\*.*?\*/", re.S)
 _URL = re.compile(r"https?://", re.I)
+_TEXT = re.compile(r">([^<>]+)<")  # a text node between two tags
 
 
 def to_html(notebook: str | Path) -> str:
@@ -46,11 +49,22 @@ def to_html(notebook: str | Path) -> str:
     body, _ = exporter.from_notebook_node(nb)
     body = _SCRIPT.sub("", body)
     body = _STYLE.sub(lambda m: m.group(1) + _CSS_COMMENT.sub("", m.group(2)) + m.group(3), body)
+    body = _text_addresses_defused(body)
     left = _URL.search(body)
     if left:
         context = body[max(0, left.start() - 40):left.start() + 60].replace("\n", " ")
         raise NbprodError(f"the HTML report would still contain an external URL: ...{context}...")
     return body
+
+
+def _text_addresses_defused(body: str) -> str:
+    """``body`` with ``http(s)://`` in its text nodes written ``http(s)&#58;//`` (the same text
+    on screen); style sheets and attributes are left as they are, for the URL check."""
+    parts = _STYLE.split(body)  # [outside, open tag, css, close tag, outside, ...]
+    for i in range(0, len(parts), 4):
+        parts[i] = _TEXT.sub(lambda m: ">" + re.sub(r"(?i)(https?):(?=//)", r"\1&#58;",
+                                                       m.group(1)) + "<", parts[i])
+    return "".join(parts)
 
 
 def write_html(notebook: str | Path, output: str | Path | None = None) -> Path:

@@ -11,7 +11,7 @@ import html
 from datetime import UTC, datetime
 from typing import Any
 
-from ..core.results import fmt, listing
+from ..core.results import fmt, listing, number
 from ..core.tables import Html, badge, cell_text, table
 
 MAX_DRIFT_ROWS = 30
@@ -184,7 +184,7 @@ def distribution_bars(ref: dict[str, Any], cur: dict[str, Any]) -> tuple[list[st
             return None
         groups = np.array_split(np.arange(rc.size), min(20, rc.size))
         cuts = [ref["min"]] + list(ref["cuts"]) + [ref["max"]]
-        labels = [f"{cuts[g[0]]:.3g}" for g in groups]
+        labels = [number(cuts[g[0]]) for g in groups]
         return (labels, [rc[g].sum() / rc.sum() for g in groups],
                 [cc[g].sum() / cc.sum() for g in groups])
     if ref["type"] == "categorical" and "frequencies" in ref and "frequencies" in cur:
@@ -324,7 +324,7 @@ def details(run) -> Html:
         {"field": "artifact", "value": f"{art['name']} at {art['path']}"},
         {"field": "artifact id", "value": art["artifact_id"]},
         {"field": "digest", "value": art["digest"][:16]},
-        {"field": "timings (s)", "value": ", ".join(f"{k}={v}" for k, v in s["timings"].items())},
+        {"field": "timings (s)", "value": ", ".join(f"{k}={number(v)}" for k, v in s["timings"].items())},
     ]
     tr = s.get("tracking") or {}
     if tr.get("run_id"):

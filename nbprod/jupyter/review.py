@@ -44,6 +44,8 @@ import numpy as np
 import pandas as pd
 
 from ..core.files import plain
+from ..core.results import number
+from ..core.text import one_line
 from ..exceptions import InputError, NbprodUsageError
 from ..lifecycle import feedback as feedback_file
 from ..lifecycle.feedback import Decision
@@ -127,11 +129,11 @@ def select(outputs: pd.DataFrame, *, task: str, classes: list[Any] | None, ids: 
             why.append(REASONS["out_of_bounds"][1])
         if large[i]:
             reasons.append("large_error")
-            why.append(f"misclassified (label {label_text(labels.iloc[i])}, p(label) {1 - error[i]:.2f})"
-                       if task == "classification" else f"|error| {error[i]:.4g} ≥ {threshold:.4g}")
+            why.append(f"misclassified (label {label_text(labels.iloc[i])}, p(label) {number(1 - error[i])})"
+                       if task == "classification" else f"|error| {number(error[i])} ≥ {number(threshold)}")
         if low[i]:
             reasons.append("low_confidence")
-            why.append(f"low confidence {confidence[i]:.2f} < {min_confidence:g}")
+            why.append(f"low confidence {number(confidence[i])} < {min_confidence:g}")
         if inflag[i]:
             reasons.append("flagged_input")
             why.append(f"input outside what the model saw: {input_flags[i]}")
@@ -509,7 +511,8 @@ def _explanations(art: Any, inputs: pd.DataFrame, ids: pd.Series,
             logging.getLogger(__name__).warning("no explanations in the review queue: %s", exc)
             return out
         for row, part in result.top(TOP).groupby("row", sort=False):
-            said = ", ".join(f"{f}={'?' if v is None else v} {c:+.3g}" for f, v, c in
+            said = ", ".join(f"{one_line(f)}={'?' if v is None else number(v)} "
+                             f"{'+' if c > 0 else ''}{number(c)}" for f, v, c in
                              zip(part["feature"], part["value"], part["contribution"], strict=True))
             out[int(row)] = f"{said} ({result.scale})"
         return out

@@ -64,9 +64,10 @@ class ScoringJob:
             text = (f"This nbprod ({__version__}) has no report section {section!r} (it knows "
                     f"{known}); a newer nbprod wrote this notebook. Upgrade nbprod to see it.")
             return Html(f"<p><i>{html.escape(text)}</i></p>", text)
+        from ..core.tables import literal
         from . import report
 
-        return getattr(report, view)(self.run)
+        return literal(getattr(report, view)(self.run))
 
     def raise_if_alert(self, enabled: bool = True) -> None:
         """Fail the notebook run when a monitoring check failed (``raise_on_alert``), after the

@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from ..core.results import number
 from ..core.tables import badge, table
 from .explore import from_session
 from .widgets import ExplorerPanel, Panel, ipywidgets_module, use_widgets
@@ -164,7 +165,8 @@ def _describe(s: Any, hidden: bool) -> str:
     if s.empty:
         return ""
     if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
-        return f"mean {s.mean():.4g}, sd {s.std():.4g}, range [{s.min():.4g}, {s.max():.4g}]"
+        return (f"mean {number(s.mean())}, sd {number(s.std())}, range [{number(s.min())}, "
+                f"{number(s.max())}]")
     top = s.astype("object").value_counts(normalize=True).head(3)
     return f"{s.nunique()} distinct; " + ", ".join(f"{k} {v:.0%}" for k, v in top.items())
 

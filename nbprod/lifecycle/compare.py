@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..core.results import number
+from ..core.results import listing, number
 from ..core.tables import Html, table
 from ..exceptions import NbprodUsageError
 
@@ -285,7 +285,7 @@ def _sections(result: Comparison) -> list[Html]:
                     + (result.disagreements.to_html(index=False) if result.disagreements is not None else ""),
                     f"agreement {result.agreement:.1%}"))
     rows = [{"model": role, "dataset drifted": d["drifted"], "weighted share": d["weighted_share"],
-             "drifted columns": ", ".join(d["drifted_columns"][:8])} for role, d in result.drift.items()]
+             "drifted columns": listing(d["drifted_columns"], 8)} for role, d in result.drift.items()]
     out.append(Html("<h3>Drift against each model's own training data</h3>"
                     + table(rows, ["model", "dataset drifted", "weighted share", "drifted columns"]),
                     str(result.drift)))
@@ -297,7 +297,9 @@ def write_report(result: Comparison, path: Path) -> Path:
     import nbformat
     import nbformat.v4 as nbf
 
-    cells = [nbf.new_markdown_cell(f"# Comparison: {result.challenger.name}\n\nWritten by "
+    from ..core.text import markdown_text
+
+    cells = [nbf.new_markdown_cell(f"# Comparison: {markdown_text(result.challenger.name)}\n\nWritten by "
                                    "`nbprod compare`.")]
     for i, section in enumerate(_sections(result)):
         cell = nbf.new_code_cell(f"# section {i}", metadata={"tags": ["remove-input"]})

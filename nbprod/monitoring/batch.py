@@ -102,7 +102,7 @@ def drift_checks(d: dict[str, Any]) -> list[CheckResult]:
         status = "warn"
     else:
         status = "pass"
-    listed = ", ".join(_named(c, cols[c]) for c in drifted[:5]) + (" ..." if len(drifted) > 5 else "")
+    listed = listing([_named(c, cols[c]) for c in drifted], 5)
     text = (f"{len(drifted)} of {len(cols)} input columns drifted (importance-weighted share "
             f"{ds['weighted_share']:.0%}, alarm at {ds['threshold']:.0%})" + (f": {listed}" if drifted else ""))
     out = [CheckResult(name="drift:dataset", kind="drift", status=status, message=text,

@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.profile import bin_counts, bin_index, cut_points
+from ..core.results import number
 from ..exceptions import NbprodUsageError
 
 SCORE_BINS = 1000
@@ -369,10 +370,10 @@ def describe(est: EstimatedPerformance) -> str:
     for name, m in est.metrics.items():
         if m.value is None:
             continue
-        text = f"{LABELS.get(name, name)} {m.value:.3g} [{m.lower:.3g}, {m.upper:.3g}]"
+        text = f"{LABELS.get(name, name)} {number(m.value)} [{number(m.lower)}, {number(m.upper)}]"
         if m.validation is not None:
-            text += f" (validation {m.validation:.3g}" + (
-                f"; dropped beyond the tolerance {m.tolerance:.3g})" if m.dropped else ")")
+            text += f" (validation {number(m.validation)}" + (
+                f"; dropped beyond the tolerance {number(m.tolerance)})" if m.dropped else ")")
         parts.append(text)
     return "estimated " + "; ".join(parts) if parts else est.reason
 

@@ -113,8 +113,11 @@ def compare(ref: dict[str, Any], batch: dict[str, float], *, rows: int,
         if max(sa, sb) >= MIN_SHARE and (ratio >= RATIO or ratio <= 1 / RATIO):
             shifted.append(name)
     shifted.sort(key=lambda n: -abs(np.log(max(features[n]["ratio"], 1e-12))))
-    words = [f"{n} {features[n]['ratio']:.1f}x" if np.isfinite(features[n]["ratio"])
-             else f"{n} (new)" for n in shifted]
+    from ..core.results import number
+    from ..core.text import one_line
+
+    words = [f"{one_line(n)} {number(features[n]['ratio'])}x" if np.isfinite(features[n]["ratio"])
+             else f"{one_line(n)} (new)" for n in shifted]
     return {"rows": rows, "reference_rows": ref.get("rows"), "scale": ref.get("scale"),
             "method": method, "features": features, "shifted": shifted,
             "message": ("the model leans on its inputs as at packaging" if not shifted else

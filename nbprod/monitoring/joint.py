@@ -38,6 +38,8 @@ import numpy as np
 import pandas as pd
 
 from ..core.profile import MAX_FEATURE_COLUMNS, bin_counts, cut_points, edges
+from ..core.results import number
+from ..core.text import one_line
 
 METHOD = "pca_reconstruction"
 EXPLAINED_VARIANCE = 0.9
@@ -206,14 +208,15 @@ def finalize(ref: dict[str, Any], part: dict[str, Any], *, confidence: float = 0
     threshold = max(min_effect, noise_threshold(prof, n, confidence))
     drifted = statistic > threshold
     contributions = _contributions(ref, part)
-    lead = ", ".join(c for c, _ in sorted(contributions.items(), key=lambda kv: -kv[1])[:3] if contributions[c] > 0)
+    lead = ", ".join(one_line(c) for c, _ in sorted(contributions.items(), key=lambda kv: -kv[1])[:3]
+                     if contributions[c] > 0)
     if drifted:
         reason = (f"the rows lie farther from the training data's principal components: mean "
-                  f"reconstruction error up {statistic:.2f} sd (alarm at {threshold:.2f})"
+                  f"reconstruction error up {number(statistic)} sd (alarm at {number(threshold)})"
                   + (f"; most from {lead}" if lead else ""))
     else:
         reason = (f"the rows keep the training data's joint structure: reconstruction error "
-                  f"{statistic:+.2f} sd (alarm at {threshold:.2f})")
+                  f"{'+' if statistic > 0 else ''}{number(statistic)} sd (alarm at {number(threshold)})")
     if bad and bad / (n + bad) > 0.05:
         reason += f"; {bad:,} rows with a missing or non-finite value were left out"
     return JointDrift(bool(drifted), statistic, float(threshold), reason, contributions=contributions,

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..core.results import CheckResult, fmt
+from ..core.results import CheckResult, fmt, listing
 from ..exceptions import InputError
 
 _CANONICAL_INT_TEXT = re.compile(r"-?(?:0|[1-9]\d*)(?:\.0+)?")
@@ -237,7 +237,7 @@ def coerce_labels(y: pd.Series, classes: list[Any] | None) -> pd.Series:
     """Labels as the model's classes (or floats); InputError when some cannot be."""
     lv = label_values(y, "classification" if classes else "regression", classes)
     if lv.invalid:
-        shown = ", ".join(f"{v} ({n} rows)" for v, n in list(lv.invalid.items())[:5])
+        shown = listing([f"{v} ({n:,} row{'s' if n != 1 else ''})" for v, n in lv.invalid.items()], 5)
         raise InputError(f"The labels hold {lv.reason}: {shown}.")
     return lv.values.reset_index(drop=True)
 

@@ -159,7 +159,7 @@ describe('readPackageReply', () => {
     expect(err.name).toBe('PackageRefusedError');
     expect(err.message).toBe('Nein.');
     expect(err.failedChecks).toEqual(['metric:accuracy']);
-    expect(err.checks[0].message).toBe('validation accuracy 0.964 is below the minimum 0.999');
+    expect(err.checks[0].message).toBe('validation accuracy 0.9645 is below the minimum 0.999');
     expect(err.refusal?.error).toBe('ChecksFailedError');
   });
 

@@ -4,8 +4,9 @@
 import type * as nbformat from '@jupyterlab/nbformat';
 
 import { CHECK_MIME, PACKAGE_MIME, STATUS_MIME } from '../contract';
-import { describe as label, formatValue, parseMagics, readOutputs, tokenize, worst } from '../parse';
+import { describe as label, formatNumber, formatValue, parseMagics, readOutputs, tokenize, worst } from '../parse';
 import check from './fixtures/check.json';
+import numbers from './fixtures/numbers.json';
 import packageError from './fixtures/package-error.json';
 import packaged from './fixtures/package-packaged.json';
 import refused from './fixtures/package-refused.json';
@@ -90,8 +91,18 @@ describe('readOutputs', () => {
   it('a check cell takes the bundle status and the failing message', () => {
     const reading = readOutputs([display(CHECK_MIME, check)], 5);
     expect(reading.status).toBe('fail');
-    expect(reading.message).toBe('validation accuracy 0.964 is below the minimum 0.999');
+    expect(reading.message).toBe('validation accuracy 0.9645 is below the minimum 0.999');
     expect(reading.checks.map(c => c.name)).toEqual(['metric:accuracy']);
+  });
+
+  it('a check message reaches the badge and the panel as the very text nbprod wrote', () => {
+    // the badge and the panel put it in text nodes (renderers.ts h()): no Markdown, no HTML
+    const hostile = 'column `a ``b`` c` <script>alert(1)</script> | *x* $y$ [l](http://e.example)';
+    const bundle = JSON.parse(JSON.stringify(check));
+    bundle.results[0].message = hostile;
+    const reading = readOutputs([display(CHECK_MIME, bundle)], 5);
+    expect(reading.message).toBe(hostile);
+    expect(reading.checks[0].message).toBe(hostile);
   });
 
   it('a status cell takes the worst check status', () => {
@@ -158,10 +169,21 @@ describe('worst and formatValue', () => {
     expect(worst(['pass', 'fail', 'warn'])).toBe('fail');
   });
 
+  it('formatNumber gives what nbprod.core.results.number gives (the shared fixture)', () => {
+    const input = (v: number | string): number =>
+      v === 'nan' ? NaN : v === 'inf' ? Infinity : v === '-inf' ? -Infinity : Number(v);
+    const cases = numbers.cases as Array<[number | string, string]>;
+    expect(cases.length).toBeGreaterThan(20);
+    for (const [value, shown] of cases) {
+      expect([value, formatNumber(input(value))]).toEqual([value, shown]);
+    }
+  });
+
   it('formatValue shows numbers as the Python side does', () => {
     expect(formatValue(0.9644970414201184)).toBe('0.9645');
     expect(formatValue(12)).toBe('12');
-    expect(formatValue(1e-7)).toBe('1e-7');
+    expect(formatValue(1e-7)).toBe('1e-07');
+    expect(formatValue(12345.6)).toBe('12,346'); // never 1.235e+4
     expect(formatValue({ min: 0.999, max: null })).toBe('min 0.999');
     expect(formatValue([0.5, 'a'])).toBe('0.5, a');
     expect(formatValue(undefined)).toBe('');
