@@ -227,3 +227,69 @@ def test_a_pipeline_that_mixes_inputs_is_explained_model_agnostically(diabetes):
     assert (result.method, result.scale) == ("sampling", "raw output")  # 11 inputs: sampled
     assert _adds_up(result) < 1e-9 and result.rows == 3
     assert "row" in result.frame.columns and "class" not in result.frame.columns
+
+
+def test_explanation_drift_budget_plans_by_method_before_any_work():
+    from nbprod.monitoring.explanations import BUDGET_S, check_mode, plan
+
+    linear = plan("linear", 200)
+    assert (linear["status"], linear["rows"]) == ("computed", 200) and "reason" not in linear
+    tree = plan("tree", 200)  # SHAP's import alone is over the default budget
+    assert (tree["status"], tree["rows"]) == ("skipped", 0)
+    assert "loading SHAP" in tree["reason"] and f"{BUDGET_S:g} s budget" in tree["reason"]
+    assert "--explain-drift full" in tree["reason"]
+    assert plan("exact", 200)["status"] == "skipped"  # the model-agnostic methods too
+    assert plan("tree", 200, "full") == {"status": "computed", "rows": 200, "budget_s": None,
+                                         "estimated_s": 4.0}
+    sampled = plan("tree", 200, 2.5)  # (2.5 s - 2 s for SHAP) / 10 ms a row
+    assert (sampled["status"], sampled["rows"]) == ("sampled", 50) and "50 of 200 rows" in sampled["reason"]
+    assert plan("linear", 200, "off")["status"] == "off"
+    assert plan("linear", 30)["rows"] == 30  # a small batch: every row
+    assert check_mode(None) == "auto" and check_mode(" FULL ") == "full" and check_mode("3") == 3.0
+    for bad in ("sometimes", "0", "-1", "nan", True):
+        with pytest.raises(NbprodUsageError, match="explain_drift must be auto, full, off"):
+            check_mode(bad)
+
+
+def test_a_tree_models_run_reports_its_explanation_drift_skipped_or_sampled(tmp_path):
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    from nbprod.cli import main
+    from nbprod.jobs import run as nbrun
+
+    data = kinds_frame(600, 3)
+    data["label"] = np.where(data["label"] == "high", "high", "other")  # binary: a cheaper run
+    s = nbprod.Session("forest")
+    s.snapshot(data.iloc[:400], role="train", target="label", id="account")
+    s.snapshot(data.iloc[400:], role="valid", target="label", id="account")
+    s.features(kinds_features)
+    model = make_pipeline(ColumnTransformer(
+        [("cat", OneHotEncoder(handle_unknown="ignore"), ["plan", "region"])],
+        remainder="passthrough"), HistGradientBoostingClassifier(max_iter=30, random_state=0))
+    train = data.iloc[:400]
+    s.model(model.fit(kinds_features(train.drop(columns=["label", "account"])), train["label"]))
+    s.package(tmp_path / "art", log_to_mlflow=False)
+    assert nbprod.load(tmp_path / "art").reference["explanations"]["method"] == "tree"
+    src = write_csv(kinds_frame(300, 4).drop(columns=["label"]), tmp_path / "batch.csv")
+
+    def drift(option):
+        run = nbrun.execute(input_path=str(src), output_path=str(tmp_path / "out.csv"),
+                            artifact_path=str(tmp_path / "art"), log_to_mlflow=False,
+                            explain_drift=option)
+        return run.summary()["drift"]["explanations"]
+
+    skipped = drift(None)  # the default: over the budget, said plainly
+    assert skipped["budget"]["status"] == "skipped" and skipped["rows"] == 0
+    assert skipped["message"].startswith("explanation drift skipped: the tree method costs")
+    assert skipped["features"] == {} and skipped["shifted"] == []
+    sampled = drift(2.5)
+    assert sampled["budget"]["status"] == "sampled" and sampled["rows"] == 50
+    assert sampled["method"] == "tree" and set(sampled["features"]) >= {"usage", "plan"}
+    assert "(sampled: 50 rows;" in sampled["message"]
+    with pytest.raises(SystemExit) as exc:  # argparse: a usage error, before any work
+        main(["score", str(tmp_path / "art"), str(src), "-o", str(tmp_path / "o.csv"),
+              "--explain-drift", "sometimes"])
+    assert exc.value.code == 2
