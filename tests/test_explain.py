@@ -240,8 +240,8 @@ def test_explanation_drift_budget_plans_by_method_before_any_work():
     assert "--explain-drift full" in tree["reason"]
     assert plan("exact", 200)["status"] == "skipped"  # the model-agnostic methods too
     assert plan("tree", 200, "full") == {"status": "computed", "rows": 200, "budget_s": None,
-                                         "estimated_s": 4.0}
-    sampled = plan("tree", 200, 2.5)  # (2.5 s - 2 s for SHAP) / 10 ms a row
+                                         "estimated_s": 4.3}
+    sampled = plan("tree", 200, 2.8)  # (2.8 s - 2.3 s to start, SHAP) / 10 ms a row
     assert (sampled["status"], sampled["rows"]) == ("sampled", 50) and "50 of 200 rows" in sampled["reason"]
     assert plan("linear", 200, "off")["status"] == "off"
     assert plan("linear", 30)["rows"] == 30  # a small batch: every row
@@ -285,7 +285,7 @@ def test_a_tree_models_run_reports_its_explanation_drift_skipped_or_sampled(tmp_
     assert skipped["budget"]["status"] == "skipped" and skipped["rows"] == 0
     assert skipped["message"].startswith("explanation drift skipped: the tree method costs")
     assert skipped["features"] == {} and skipped["shifted"] == []
-    sampled = drift(2.5)
+    sampled = drift(2.8)
     assert sampled["budget"]["status"] == "sampled" and sampled["rows"] == 50
     assert sampled["method"] == "tree" and set(sampled["features"]) >= {"usage", "plan"}
     assert "(sampled: 50 rows;" in sampled["message"]
@@ -293,3 +293,105 @@ def test_a_tree_models_run_reports_its_explanation_drift_skipped_or_sampled(tmp_
         main(["score", str(tmp_path / "art"), str(src), "-o", str(tmp_path / "o.csv"),
               "--explain-drift", "sometimes"])
     assert exc.value.code == 2
+
+
+@pytest.fixture(scope="module")
+def personal(tmp_path_factory):
+    """A kinds classifier whose id (``account``) is personal data, and a batch
+    with planted rows: row 1 rejected (an unseen plan) though its usage is the batch's highest,
+    rows 5, 9 and 12 flagged (usage and tenure above training, an unseen region)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    d = tmp_path_factory.mktemp("personal")
+    data = kinds_frame(700, 5)
+    train, valid = data.iloc[:500], data.iloc[500:]
+    s = nbprod.Session("personal")
+    s.snapshot(train, role="train", target="label", id="account", pii=["account"])
+    s.snapshot(valid, role="valid", target="label", id="account", pii=["account"])
+    s.features(kinds_features)
+    model = make_pipeline(ColumnTransformer([
+        ("num", StandardScaler(), NUMBERS), ("plan", OneHotEncoder(), ["plan"]),
+        ("region", OneHotEncoder(handle_unknown="ignore"), ["region"])]),
+        LogisticRegression(max_iter=1000))
+    model.fit(kinds_features(train.drop(columns=["label", "account"])), train["label"])
+    s.model(model)
+    s.package(d / "art", log_to_mlflow=False)
+    batch = kinds_frame(120, 6).drop(columns=["label"])
+    batch["plan"] = batch["plan"].astype("object")
+    batch["region"] = batch["region"].astype("object")
+    top = float(train["usage"].max())
+    batch.loc[1, ["plan", "usage"]] = ["platinum", top * 1.4]
+    batch.loc[5, "usage"] = top * 1.2
+    batch.loc[9, "region"] = "mars"
+    batch.loc[12, "tenure"] = 70
+    return d, model, batch, write_csv(batch, d / "batch.csv")
+
+
+def test_the_run_explains_its_most_extreme_and_flagged_rows_whatever_the_chunks(personal):
+    from nbprod.jobs import run as nbrun
+    from nbprod.monitoring.notable import FLAGGED, K
+
+    d, model, batch, src = personal
+
+    def explained(chunk_rows):
+        run = nbrun.execute(input_path=str(src), output_path=str(d / f"out{chunk_rows}.csv"),
+                            artifact_path=str(d / "art"), log_to_mlflow=False,
+                            chunk_rows=chunk_rows)
+        assert run.summary()["rejected"] == 1
+        return run.summary()["explained"]
+
+    whole = explained(None)
+    assert (whole["method"], whole["scale"], whole["budget"]["status"]) == ("linear", "logit", "computed")
+    rows = whole["rows"]
+    assert 1 not in [r["row"] for r in rows]  # rejected: never explained, though the most extreme
+    flagged = [r["row"] for r in rows if "flagged" in r["why"]]
+    assert flagged[:3] == [5, 9, 12] and len(flagged) <= FLAGGED
+    assert sum("highest" in r["why"] for r in rows) == K == sum("lowest" in r["why"] for r in rows)
+    assert next(r for r in rows if r["row"] == 5)["why"] == "highest, flagged"
+    # the chosen extremes are the K highest and lowest probabilities of the predicted class
+    feats = kinds_features(batch.drop(index=1))
+    best = model.predict_proba(feats).max(axis=1)
+    order = np.argsort(-best, kind="stable")
+    positions = feats.index.to_numpy()
+    assert {r["row"] for r in rows if "highest" in r["why"]} == set(positions[order[:K]])
+    assert {r["row"] for r in rows if "lowest" in r["why"]} == set(positions[order[-K:]])
+    classes = list(model.classes_)
+    for r in rows:  # base value + contributions = the model's output (the class's logit)
+        assert r["base_value"] + sum(c["contribution"] for c in r["contributions"]) == \
+            pytest.approx(r["output"], abs=1e-9)
+        i = list(positions).index(r["row"])
+        assert r["output"] == pytest.approx(model.decision_function(feats.iloc[[i]])[0, classes.index(r["class"])])
+        assert r["score"] == pytest.approx(best[i])
+        assert "id" not in r  # the id is personal data: rows are named by position
+        shown = {c["feature"]: c["value"] for c in r["contributions"]}
+        assert shown["plan"] == batch["plan"].iloc[r["row"]]  # other values are shown
+    for chunk_rows in (25,):  # the same rows, explained the same, however the batch streams
+        other = explained(chunk_rows)
+        assert [(r["row"], r["why"]) for r in other["rows"]] == [(r["row"], r["why"]) for r in rows]
+        assert np.allclose([r["output"] for r in other["rows"]], [r["output"] for r in rows])
+
+
+def test_the_scoring_report_shows_the_explained_rows_after_the_verdict(personal):
+    from nbprod.cli import main
+
+    d, _, batch, src = personal
+    html_path = d / "report.html"
+    code = main(["score", str(d / "art"), str(src), "-o", str(d / "cli.csv"), "--no-mlflow",
+                 "--html", str(html_path), "--summary", str(d / "summary.json")])
+    assert code in (0, 1), code
+    page = html_path.read_text()
+    assert page.index("Verdict") < page.index("Why: the most extreme and the flagged predictions")
+    section = page[page.index("Why: the most extreme"):]
+    section = section[: section.index("</table>")]
+    assert "highest, flagged" in section and "A06-" not in section  # the id is personal
+    import json
+
+    summary = json.loads((d / "summary.json").read_text())
+    rows = summary["explained"]["rows"]
+    assert summary["explained"]["method"] == "linear" and [r["row"] for r in rows][:1]
+    for r in rows:  # each row in the table by position, never by its (personal) id
+        assert f"<td>{r['row']}</td>" in section
+        assert batch["account"].iloc[r["row"]] not in section and "id" not in r

@@ -95,6 +95,7 @@ class ScoringRun:
     prediction: dict[str, Any] | None = None  # the summary's prediction figures
     engine: dict[str, Any] | None = None  # where and in how many chunks it was scored
     profiles: dict[str, Any] | None = None  # the batch's merged binned profiles (for plots)
+    explained: dict[str, Any] | None = None  # the most extreme and flagged rows explained
 
     @property
     def row_count(self) -> int:
@@ -141,6 +142,7 @@ class ScoringRun:
             "tracking": self.tracking,
             "timings": self.timings,
             "engine": self.engine,
+            "explained": self.explained,
         })
 
     def raise_if_alert(self, enabled: bool = True) -> None:
@@ -197,6 +199,7 @@ def execute(
         streamed = _score(job)
         outcome = _judge(job, streamed)
         run = _decide(job, outcome)
+        run.explained = _explained(job, streamed.measured, run)
         _log(job, run)
         _publish(job, run)
     finally:
@@ -443,6 +446,18 @@ def _judge(job: _Job, streamed: Any) -> _Outcome:
     job.timings["monitor_s"] = m.timings.get("monitor_s", 0.0) + time.perf_counter() - t
     return _Outcome(streamed, issues, checks, drift, performance, prediction,
                     depth["estimated_performance"])
+
+
+def _explained(job: _Job, m: Any, run: ScoringRun) -> dict[str, Any] | None:
+    """The most extreme and the flagged rows, explained once within the explanation budget
+    (:mod:`nbprod.monitoring.notable`); the report's table and the summary's ``explained``."""
+    from ..monitoring.notable import explain_notable
+
+    t = time.perf_counter()
+    explained = explain_notable(job.art, m.notable, job.plan.explain_drift,
+                                show_ids=job.art.id_column not in columns_of(job.art))
+    run.timings["monitor_s"] = round(run.timings.get("monitor_s", 0.0) + time.perf_counter() - t, 4)
+    return explained
 
 
 def _explain_drift_option(value: Any) -> Any:

@@ -33,6 +33,7 @@ SECTIONS = {
     "drift": "drift_table",
     "drift-plots": "drift_plots",
     "predictions": "predictions",
+    "explained": "explained",
     "performance": "performance",
     "history": "history",
     "details": "details",

@@ -42,7 +42,8 @@ MIN_ROWS = 20  # fewer rows than this make no figure worth comparing
 # the estimated cost of explaining one row, and once a run, per method (measured on the kinds
 # pipeline, 6 model inputs, 2 cores; docs/explain.md): what the budget is judged on
 PER_ROW_S = {"linear": 0.002, "tree": 0.01, "exact": 0.1, "sampling": 0.2}
-FIXED_S = {"tree": 2.0}  # the tree method imports SHAP
+FIXED_S = {"linear": 0.3, "tree": 2.3, "exact": 0.3, "sampling": 0.3}  # the background rows
+# scored and folded, and for the tree method SHAP imported (about 2 s), once a run
 
 
 def check_mode(value: Any) -> str | float:
@@ -64,15 +65,17 @@ def check_mode(value: Any) -> str | float:
     return seconds
 
 
-def plan(method: str, rows: int, mode: str | float = "auto") -> dict[str, Any]:
+def plan(method: str, rows: int, mode: str | float = "auto", *, min_rows: int = MIN_ROWS,
+         what: str = "explanation drift") -> dict[str, Any]:
     """How many of ``rows`` sampled rows explanation drift explains under ``mode``, before any
     work: ``status`` (computed | sampled | skipped | off), ``rows``, ``budget_s``,
-    ``estimated_s`` and, unless computed in full, ``reason``."""
+    ``estimated_s`` and, unless computed in full, ``reason``. ``min_rows``: fewer rows than this
+    are not worth explaining; ``what``: the figure named in the reason."""
     method = method if method in PER_ROW_S else "exact"
     wanted = min(rows, ROWS if method in FAST else SLOW_ROWS)
     if mode == "off":
         return {"status": "off", "rows": 0, "budget_s": None, "estimated_s": 0.0,
-                "reason": "explanation drift was turned off for this run (explain_drift off)"}
+                "reason": f"{what} was turned off for this run (explain_drift off)"}
     fixed, per_row = FIXED_S.get(method, 0.0), PER_ROW_S[method]
     full = round(fixed + per_row * wanted, 3)
     if mode == "full":
@@ -80,18 +83,18 @@ def plan(method: str, rows: int, mode: str | float = "auto") -> dict[str, Any]:
     budget = BUDGET_S if mode == "auto" else float(mode)
     fits = int((budget - fixed) / per_row + 1e-9) if budget > fixed else 0
     cost = (f"the {method} method costs about "
-            + (f"{fixed:g} s (loading SHAP) + " if fixed else "")
+            + f"{fixed:g} s to start{' (loading SHAP)' if method == 'tree' else ''} + "
             + f"{per_row * 1000:g} ms a row")
     ask = "; ask for it with explain_drift full (nbprod score --explain-drift full) or a larger budget"
     if fits >= wanted:
         return {"status": "computed", "rows": wanted, "budget_s": budget, "estimated_s": full}
-    if fits >= MIN_ROWS:
+    if fits >= min_rows:
         return {"status": "sampled", "rows": fits, "budget_s": budget,
                 "estimated_s": round(fixed + per_row * fits, 3),
                 "reason": f"{cost}, so {fits} of {wanted} rows fit the {budget:g} s budget{ask}"}
     return {"status": "skipped", "rows": 0, "budget_s": budget, "estimated_s": full,
             "reason": f"{cost} (about {full:g} s for {wanted} rows), over the {budget:g} s budget "
-                      f"of explanation drift{ask}"}
+                      f"of {what}{ask}"}
 
 
 def _explain(art_or_scorer: Any, rows: pd.DataFrame, *, background: pd.DataFrame | None = None,
