@@ -184,6 +184,7 @@ def test_explanation_drift_names_the_input_the_model_leans_on_more(kinds_art, tm
 
     same = drift_of(kinds_art.batch, "same")
     assert same["shifted"] == [] and same["method"] == "linear"
+    assert same["budget"]["status"] == "computed" and same["rows"] == 200
     heavy = kinds_art.batch.assign(usage=kinds_art.batch["usage"] * 4)
     moved = drift_of(heavy, "heavy")
     assert moved["shifted"][0] == "usage" and moved["features"]["usage"]["ratio"] >= 2
@@ -251,7 +252,7 @@ def test_explanation_drift_budget_plans_by_method_before_any_work():
             check_mode(bad)
 
 
-def test_a_tree_models_run_reports_its_explanation_drift_skipped_or_sampled(tmp_path):
+def test_a_tree_models_run_reports_its_explanation_drift_skipped_with_the_reason(tmp_path):
     from sklearn.compose import ColumnTransformer
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.pipeline import make_pipeline
@@ -260,35 +261,35 @@ def test_a_tree_models_run_reports_its_explanation_drift_skipped_or_sampled(tmp_
     from nbprod.cli import main
     from nbprod.jobs import run as nbrun
 
-    data = kinds_frame(600, 3)
+    data = kinds_frame(300, 3)
     data["label"] = np.where(data["label"] == "high", "high", "other")  # binary: a cheaper run
     s = nbprod.Session("forest")
-    s.snapshot(data.iloc[:400], role="train", target="label", id="account")
-    s.snapshot(data.iloc[400:], role="valid", target="label", id="account")
+    s.snapshot(data, role="train", target="label", id="account")
     s.features(kinds_features)
     model = make_pipeline(ColumnTransformer(
         [("cat", OneHotEncoder(handle_unknown="ignore"), ["plan", "region"])],
-        remainder="passthrough"), HistGradientBoostingClassifier(max_iter=30, random_state=0))
-    train = data.iloc[:400]
+        remainder="passthrough"), HistGradientBoostingClassifier(max_iter=10, random_state=0))
+    train = data
     s.model(model.fit(kinds_features(train.drop(columns=["label", "account"])), train["label"]))
     s.package(tmp_path / "art", log_to_mlflow=False)
     assert nbprod.load(tmp_path / "art").reference["explanations"]["method"] == "tree"
-    src = write_csv(kinds_frame(300, 4).drop(columns=["label"]), tmp_path / "batch.csv")
+    src = write_csv(kinds_frame(100, 4).drop(columns=["label"]), tmp_path / "batch.csv")
 
     def drift(option):
         run = nbrun.execute(input_path=str(src), output_path=str(tmp_path / "out.csv"),
                             artifact_path=str(tmp_path / "art"), log_to_mlflow=False,
                             explain_drift=option)
-        return run.summary()["drift"]["explanations"]
+        return run.summary()
 
-    skipped = drift(None)  # the default: over the budget, said plainly
+    summary = drift(None)
+    skipped = summary["drift"]["explanations"]  # the default: over the budget, said plainly
     assert skipped["budget"]["status"] == "skipped" and skipped["rows"] == 0
     assert skipped["message"].startswith("explanation drift skipped: the tree method costs")
     assert skipped["features"] == {} and skipped["shifted"] == []
-    sampled = drift(2.8)
-    assert sampled["budget"]["status"] == "sampled" and sampled["rows"] == 50
-    assert sampled["method"] == "tree" and set(sampled["features"]) >= {"usage", "plan"}
-    assert "(sampled: 50 rows;" in sampled["message"]
+    table = summary["explained"]  # the report's table keeps the same budget
+    assert table["budget"]["status"] == "skipped" and table["rows"] == []
+    assert table["message"].startswith("not explained: the tree method costs")
+    # (a budget that fits some rows samples them: plan above; the run computes as for linear)
     with pytest.raises(SystemExit) as exc:  # argparse: a usage error, before any work
         main(["score", str(tmp_path / "art"), str(src), "-o", str(tmp_path / "o.csv"),
               "--explain-drift", "sometimes"])
