@@ -146,7 +146,6 @@ def explanation_drift(art: Any, scored: Any, mode: str | float = "auto") -> dict
     """The batch's mean absolute contributions against the reference; None when the artifact has
     no explanation reference. ``scored`` is the scored batch (its conformed inputs); ``mode`` the
     run option (:func:`check_mode`), judged by :func:`plan` and reported under ``budget``."""
-    import time
 
     from ..exceptions import NbprodError
 
@@ -163,12 +162,10 @@ def explanation_drift(art: Any, scored: Any, mode: str | float = "auto") -> dict
     rows = sample(inputs.reset_index(drop=True))
     if art.id_column:  # the conformed inputs hold no id: any unique one serves
         rows = rows.assign(**{art.id_column: np.arange(len(rows))})
-    start = time.perf_counter()
     try:
         result = _explain(art, rows.iloc[:budget["rows"]], method=method)
     except NbprodError as exc:
         return {"error": str(exc)[:300], "budget": budget}
-    budget["seconds"] = round(time.perf_counter() - start, 3)
     out = compare(ref, result.mean_abs(), rows=result.rows, method=result.method)
     out["budget"] = budget
     if budget["status"] == "sampled":

@@ -21,7 +21,6 @@ first, personal values hidden) so that ``base_value + sum(contributions) == outp
 
 from __future__ import annotations
 
-import time
 import warnings
 from typing import Any
 
@@ -119,14 +118,12 @@ def explain_notable(art: Any, chosen: pd.DataFrame | None, mode: str | float = "
     inputs = rows.drop(columns=[c for c in (ROW, SCORE, WHY, ID) if c in rows.columns])
     if art.id_column:  # the conformed inputs hold no id: any unique one serves
         inputs = inputs.assign(**{art.id_column: np.arange(len(inputs))})
-    start = time.perf_counter()
     try:
         with warnings.catch_warnings():  # a note says why a slower method was used
             warnings.simplefilter("ignore", ExplainWarning)
             result = art.explain(inputs, method=method if method in ("linear", "tree") else "auto")
     except NbprodError as exc:
         return {**head, "error": str(exc)[:300], "message": f"not explained: {str(exc)[:300]}"}
-    budget["seconds"] = round(time.perf_counter() - start, 3)
     records = []
     for i, part in result.frame.groupby("row", sort=True):
         row = rows.iloc[int(i)]
