@@ -146,7 +146,6 @@ def explanation_drift(art: Any, scored: Any, mode: str | float = "auto") -> dict
     """The batch's mean absolute contributions against the reference; None when the artifact has
     no explanation reference. ``scored`` is the scored batch (its conformed inputs); ``mode`` the
     run option (:func:`check_mode`), judged by :func:`plan` and reported under ``budget``."""
-
     from ..exceptions import NbprodError
 
     ref = (art.reference or {}).get("explanations")
