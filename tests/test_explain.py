@@ -184,6 +184,7 @@ def test_explanation_drift_names_the_input_the_model_leans_on_more(kinds_art, tm
 
     same = drift_of(kinds_art.batch, "same")
     assert same["shifted"] == [] and same["method"] == "linear"
+    assert same["budget"]["status"] == "computed" and same["rows"] == 200
     heavy = kinds_art.batch.assign(usage=kinds_art.batch["usage"] * 4)
     moved = drift_of(heavy, "heavy")
     assert moved["shifted"][0] == "usage" and moved["features"]["usage"]["ratio"] >= 2
@@ -227,3 +228,171 @@ def test_a_pipeline_that_mixes_inputs_is_explained_model_agnostically(diabetes):
     assert (result.method, result.scale) == ("sampling", "raw output")  # 11 inputs: sampled
     assert _adds_up(result) < 1e-9 and result.rows == 3
     assert "row" in result.frame.columns and "class" not in result.frame.columns
+
+
+def test_explanation_drift_budget_plans_by_method_before_any_work():
+    from nbprod.monitoring.explanations import BUDGET_S, check_mode, plan
+
+    linear = plan("linear", 200)
+    assert (linear["status"], linear["rows"]) == ("computed", 200) and "reason" not in linear
+    tree = plan("tree", 200)  # SHAP's import alone is over the default budget
+    assert (tree["status"], tree["rows"]) == ("skipped", 0)
+    assert "loading SHAP" in tree["reason"] and f"{BUDGET_S:g} s budget" in tree["reason"]
+    assert "--explain-drift full" in tree["reason"]
+    assert plan("exact", 200)["status"] == "skipped"  # the model-agnostic methods too
+    assert plan("tree", 200, "full") == {"status": "computed", "rows": 200, "budget_s": None,
+                                         "estimated_s": 4.3}
+    sampled = plan("tree", 200, 2.8)  # (2.8 s - 2.3 s to start, SHAP) / 10 ms a row
+    assert (sampled["status"], sampled["rows"]) == ("sampled", 50) and "50 of 200 rows" in sampled["reason"]
+    assert plan("linear", 200, "off")["status"] == "off"
+    assert plan("linear", 30)["rows"] == 30  # a small batch: every row
+    assert check_mode(None) == "auto" and check_mode(" FULL ") == "full" and check_mode("3") == 3.0
+    for bad in ("sometimes", "0", "-1", "nan", True):
+        with pytest.raises(NbprodUsageError, match="explain_drift must be auto, full, off"):
+            check_mode(bad)
+
+
+def test_a_tree_models_run_reports_its_explanation_drift_skipped_with_the_reason(tmp_path):
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    from nbprod.cli import main
+    from nbprod.jobs import run as nbrun
+
+    data = kinds_frame(300, 3)
+    data["label"] = np.where(data["label"] == "high", "high", "other")  # binary: a cheaper run
+    s = nbprod.Session("forest")
+    s.snapshot(data, role="train", target="label", id="account")
+    s.features(kinds_features)
+    model = make_pipeline(ColumnTransformer(
+        [("cat", OneHotEncoder(handle_unknown="ignore"), ["plan", "region"])],
+        remainder="passthrough"), HistGradientBoostingClassifier(max_iter=10, random_state=0))
+    train = data
+    s.model(model.fit(kinds_features(train.drop(columns=["label", "account"])), train["label"]))
+    s.package(tmp_path / "art", log_to_mlflow=False)
+    assert nbprod.load(tmp_path / "art").reference["explanations"]["method"] == "tree"
+    src = write_csv(kinds_frame(100, 4).drop(columns=["label"]), tmp_path / "batch.csv")
+
+    def drift(option):
+        run = nbrun.execute(input_path=str(src), output_path=str(tmp_path / "out.csv"),
+                            artifact_path=str(tmp_path / "art"), log_to_mlflow=False,
+                            explain_drift=option)
+        return run.summary()
+
+    summary = drift(None)
+    skipped = summary["drift"]["explanations"]  # the default: over the budget, said plainly
+    assert skipped["budget"]["status"] == "skipped" and skipped["rows"] == 0
+    assert skipped["message"].startswith("explanation drift skipped: the tree method costs")
+    assert skipped["features"] == {} and skipped["shifted"] == []
+    table = summary["explained"]  # the report's table keeps the same budget
+    assert table["budget"]["status"] == "skipped" and table["rows"] == []
+    assert table["message"].startswith("not explained: the tree method costs")
+    # (a budget that fits some rows samples them: plan above; the run computes as for linear)
+    with pytest.raises(SystemExit) as exc:  # argparse: a usage error, before any work
+        main(["score", str(tmp_path / "art"), str(src), "-o", str(tmp_path / "o.csv"),
+              "--explain-drift", "sometimes"])
+    assert exc.value.code == 2
+
+
+@pytest.fixture(scope="module")
+def personal(tmp_path_factory):
+    """A kinds classifier whose id (``account``) is personal data, and a batch
+    with planted rows: row 1 rejected (an unseen plan) though its usage is the batch's highest,
+    rows 5, 9 and 12 flagged (usage and tenure above training, an unseen region)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    d = tmp_path_factory.mktemp("personal")
+    data = kinds_frame(700, 5)
+    train, valid = data.iloc[:500], data.iloc[500:]
+    s = nbprod.Session("personal")
+    s.snapshot(train, role="train", target="label", id="account", pii=["account"])
+    s.snapshot(valid, role="valid", target="label", id="account", pii=["account"])
+    s.features(kinds_features)
+    model = make_pipeline(ColumnTransformer([
+        ("num", StandardScaler(), NUMBERS), ("plan", OneHotEncoder(), ["plan"]),
+        ("region", OneHotEncoder(handle_unknown="ignore"), ["region"])]),
+        LogisticRegression(max_iter=1000))
+    model.fit(kinds_features(train.drop(columns=["label", "account"])), train["label"])
+    s.model(model)
+    s.package(d / "art", log_to_mlflow=False)
+    batch = kinds_frame(120, 6).drop(columns=["label"])
+    batch["plan"] = batch["plan"].astype("object")
+    batch["region"] = batch["region"].astype("object")
+    top = float(train["usage"].max())
+    batch.loc[1, ["plan", "usage"]] = ["platinum", top * 1.4]
+    batch.loc[5, "usage"] = top * 1.2
+    batch.loc[9, "region"] = "mars"
+    batch.loc[12, "tenure"] = 70
+    return d, model, batch, write_csv(batch, d / "batch.csv")
+
+
+def test_the_run_explains_its_most_extreme_and_flagged_rows_whatever_the_chunks(personal):
+    from nbprod.jobs import run as nbrun
+    from nbprod.monitoring.notable import FLAGGED, K
+
+    d, model, batch, src = personal
+
+    def explained(chunk_rows):
+        run = nbrun.execute(input_path=str(src), output_path=str(d / f"out{chunk_rows}.csv"),
+                            artifact_path=str(d / "art"), log_to_mlflow=False,
+                            chunk_rows=chunk_rows)
+        assert run.summary()["rejected"] == 1
+        return run.summary()["explained"]
+
+    whole = explained(None)
+    assert (whole["method"], whole["scale"], whole["budget"]["status"]) == ("linear", "logit", "computed")
+    rows = whole["rows"]
+    assert 1 not in [r["row"] for r in rows]  # rejected: never explained, though the most extreme
+    flagged = [r["row"] for r in rows if "flagged" in r["why"]]
+    assert flagged[:3] == [5, 9, 12] and len(flagged) <= FLAGGED
+    assert sum("highest" in r["why"] for r in rows) == K == sum("lowest" in r["why"] for r in rows)
+    assert next(r for r in rows if r["row"] == 5)["why"] == "highest, flagged"
+    # the chosen extremes are the K highest and lowest probabilities of the predicted class
+    feats = kinds_features(batch.drop(index=1))
+    best = model.predict_proba(feats).max(axis=1)
+    order = np.argsort(-best, kind="stable")
+    positions = feats.index.to_numpy()
+    assert {r["row"] for r in rows if "highest" in r["why"]} == set(positions[order[:K]])
+    assert {r["row"] for r in rows if "lowest" in r["why"]} == set(positions[order[-K:]])
+    classes = list(model.classes_)
+    for r in rows:  # base value + contributions = the model's output (the class's logit)
+        assert r["base_value"] + sum(c["contribution"] for c in r["contributions"]) == \
+            pytest.approx(r["output"], abs=1e-9)
+        i = list(positions).index(r["row"])
+        assert r["output"] == pytest.approx(model.decision_function(feats.iloc[[i]])[0, classes.index(r["class"])])
+        assert r["score"] == pytest.approx(best[i])
+        assert "id" not in r  # the id is personal data: rows are named by position
+        shown = {c["feature"]: c["value"] for c in r["contributions"]}
+        assert shown["plan"] == batch["plan"].iloc[r["row"]]  # other values are shown
+    for chunk_rows in (25,):  # the same rows, explained the same, however the batch streams
+        other = explained(chunk_rows)
+        assert [(r["row"], r["why"]) for r in other["rows"]] == [(r["row"], r["why"]) for r in rows]
+        assert np.allclose([r["output"] for r in other["rows"]], [r["output"] for r in rows])
+
+
+def test_the_scoring_report_shows_the_explained_rows_after_the_verdict(personal):
+    from nbprod.cli import main
+
+    d, _, batch, src = personal
+    html_path = d / "report.html"
+    code = main(["score", str(d / "art"), str(src), "-o", str(d / "cli.csv"), "--no-mlflow",
+                 "--html", str(html_path), "--summary", str(d / "summary.json")])
+    assert code in (0, 1), code
+    page = html_path.read_text()
+    assert page.index("Verdict") < page.index("Why: the most extreme and the flagged predictions")
+    section = page[page.index("Why: the most extreme"):]
+    section = section[: section.index("</table>")]
+    assert "highest, flagged" in section and "A06-" not in section  # the id is personal
+    import json
+
+    summary = json.loads((d / "summary.json").read_text())
+    rows = summary["explained"]["rows"]
+    assert summary["explained"]["method"] == "linear" and [r["row"] for r in rows][:1]
+    for r in rows:  # each row in the table by position, never by its (personal) id
+        assert f"<td>{r['row']}</td>" in section
+        assert batch["account"].iloc[r["row"]] not in section and "id" not in r

@@ -300,6 +300,8 @@ def test_dask_local_cluster_gives_the_single_process_results(kinds_art, tmp_path
         s.pop(key)
     assert s["drift"] == base["drift"] and s["rejected"] == base["rejected"]
     assert s["performance"] == base["performance"] and s["prediction"] == base["prediction"]
+    _assert_same(s["explained"], base["explained"], "dask explained")  # the same rows explained
+    assert s["explained"]["rows"]
 
 
 @pytest.mark.slow

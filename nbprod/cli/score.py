@@ -98,6 +98,8 @@ def run_score(args: argparse.Namespace) -> int:
         progress = work / "progress.txt"
         options = {"engine": engine, "scheduler": args.scheduler, "chunk_rows": args.chunk_rows,
                    "progress": str(progress), "progress_shown": False}
+        if args.explain_drift is not None:
+            options["explain_drift"] = args.explain_drift
         env = {**staged.handed_to_kernel(), RUN_OPTIONS_ENV: json.dumps(options)}
         shown = follow(progress, desc=f"nbprod score {Path(args.input).name}")
         try:
@@ -225,8 +227,20 @@ def add_score(sub: Any) -> None:
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="an existing Dask scheduler, e.g. tcp://host:8786 (default: "
                         "DASK_SCHEDULER_ADDRESS, else a LocalCluster)")
+    p.add_argument("--explain-drift", type=_explain_drift_type, metavar="auto|full|off|SECONDS",
+                   help="explanation drift: auto (default: only when it fits a 1 s budget), "
+                        "full (always), off, or a budget in seconds")
     add_trusted_key(p)
     p.set_defaults(run=run_score)
+
+
+def _explain_drift_type(value: str) -> Any:
+    from ..monitoring.explanations import check_mode
+
+    try:
+        return check_mode(value)
+    except NbprodUsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def _chunk_rows_type() -> Any:

@@ -50,6 +50,7 @@ class Measured:
     spilled: list[Any] = field(default_factory=list)  # nbprod.core.duplicates.Spilled
     explain: pd.DataFrame | None = None  # the explanation drift's sample of scored inputs
     explain_keys: np.ndarray | None = None  # their sampling keys (see _explain_sample)
+    notable: pd.DataFrame | None = None  # the report's rows to explain (monitoring.notable)
     depth: Any = None  # nbprod.monitoring.depth.DepthPartial
     timings: dict[str, float] = field(default_factory=dict)
     chunks: int = 1
@@ -86,6 +87,9 @@ class Measured:
                 shifted = other.positions + self.rows_in
                 positions = shifted if positions is None else np.concatenate([positions, shifted])
         explain, explain_keys = _merge_samples(self, other)
+        from ..monitoring.notable import merge as merge_notable
+
+        notable = merge_notable(self.notable, other.notable, self.rows_in)
         depth = (self.depth.merge(other.depth) if self.depth is not None and other.depth is not None
                  else self.depth if other.depth is None else other.depth)
         return Measured(
@@ -99,7 +103,7 @@ class Measured:
             model_errors=self.model_errors + other.model_errors,
             failure=self.failure or other.failure, labelled=labelled, positions=positions,
             spilled=self.spilled + other.spilled, explain=explain, explain_keys=explain_keys,
-            depth=depth,
+            depth=depth, notable=notable,
             timings={k: self.timings.get(k, 0.0) + other.timings.get(k, 0.0)
                      for k in self.timings.keys() | other.timings.keys()},
             chunks=self.chunks + other.chunks)
@@ -200,6 +204,9 @@ def score_chunk(art: Any, frame: pd.DataFrame, key: str, *, spill_dir: Path | No
         measured.spilled = [duplicates.spill(spill_dir, key, ids, missing_ids(ids), kind)]
     measured.explain, measured.explain_keys = _explain_sample(art, scored.inputs)
     measured.depth = _depth_part(art, scored)
+    from ..monitoring.notable import candidates
+
+    measured.notable = candidates(art, scored)
     measured.timings = {"score_s": t1 - t0, "monitor_s": time.perf_counter() - t1}
     return scored, measured
 

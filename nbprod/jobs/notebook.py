@@ -13,7 +13,7 @@ from typing import Any
 
 HIDE = ["remove-input", "hide-input"]
 # the report sections, in order, after the verdict (nbprod.scoring_job's ScoringJob.show knows them)
-SECTIONS = ("checks", "drift", "drift-plots", "predictions", "performance", "history", "details")
+SECTIONS = ("checks", "drift", "drift-plots", "predictions", "explained", "performance", "history", "details")
 
 # papermill --help-notebook shows each parameter's type from its annotation (quoted when it is not
 # a builtin: the cell runs as it is, and `Optional` is not defined there) and its help from the

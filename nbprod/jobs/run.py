@@ -95,6 +95,7 @@ class ScoringRun:
     prediction: dict[str, Any] | None = None  # the summary's prediction figures
     engine: dict[str, Any] | None = None  # where and in how many chunks it was scored
     profiles: dict[str, Any] | None = None  # the batch's merged binned profiles (for plots)
+    explained: dict[str, Any] | None = None  # the most extreme and flagged rows explained
 
     @property
     def row_count(self) -> int:
@@ -141,6 +142,7 @@ class ScoringRun:
             "tracking": self.tracking,
             "timings": self.timings,
             "engine": self.engine,
+            "explained": self.explained,
         })
 
     def raise_if_alert(self, enabled: bool = True) -> None:
@@ -174,6 +176,7 @@ def execute(
     scheduler: str | None = None,
     chunk_rows: int | None = None,
     progress: bool | None = None,
+    explain_drift: str | float | None = None,
 ) -> ScoringRun:
     """Score ``input_path`` into ``output_path`` with the artifact; see module docs.
 
@@ -181,18 +184,22 @@ def execute(
     :data:`~nbprod.core.sources.DEFAULT_CHUNK_ROWS`), in this process (``engine="local"``) or on a
     Dask cluster (``engine="dask"``; ``scheduler`` or ``DASK_SCHEDULER_ADDRESS`` names an
     existing one). ``progress`` shows chunk progress on a terminal (default: when stderr is one).
+    ``explain_drift``: ``auto`` (default: within a time budget), ``full``, ``off`` or a budget in
+    seconds (:func:`nbprod.monitoring.explanations.plan`).
     """
     plan = _plan(input_path=input_path, output_path=output_path, artifact_path=artifact_path,
                  labels_path=labels_path, summary_path=summary_path, packaged_at=packaged_at,
                  artifact_id=artifact_id, drift_runs=drift_runs, issues_path=issues_path,
                  max_rejected=max_rejected, engine=engine, scheduler=scheduler,
                  chunk_rows=chunk_rows, progress=progress)
+    plan.explain_drift = _explain_drift_option(explain_drift)
     job = _Job(plan, log_to_mlflow, logger)
     try:
         job.open()
         streamed = _score(job)
         outcome = _judge(job, streamed)
         run = _decide(job, outcome)
+        run.explained = _explained(job, streamed.measured, run)
         _log(job, run)
         _publish(job, run)
     finally:
@@ -222,6 +229,7 @@ class _Plan:
     outputs: dict[str, Any]
     started: str
     t0: float
+    explain_drift: Any = "auto"  # the explanation drift's budget (monitoring.explanations.plan)
 
 
 def _plan(*, input_path: str, output_path: str | None, artifact_path: str | None,
@@ -422,7 +430,7 @@ def _judge(job: _Job, streamed: Any) -> _Outcome:
     from ..monitoring.explanations import explanation_drift  # issue 15's hook: a figure only
 
     sampled = _Sample(m.explain) if m.explain is not None else None  # see jobs.chunk
-    drift["explanations"] = explanation_drift(art, sampled)
+    drift["explanations"] = explanation_drift(art, sampled, plan.explain_drift)
     checks += drift_checks(drift)
     depth = _depth(art, m.depth, drift, checks)
     performance = None
@@ -438,6 +446,27 @@ def _judge(job: _Job, streamed: Any) -> _Outcome:
     job.timings["monitor_s"] = m.timings.get("monitor_s", 0.0) + time.perf_counter() - t
     return _Outcome(streamed, issues, checks, drift, performance, prediction,
                     depth["estimated_performance"])
+
+
+def _explained(job: _Job, m: Any, run: ScoringRun) -> dict[str, Any] | None:
+    """The most extreme and the flagged rows, explained once within the explanation budget
+    (:mod:`nbprod.monitoring.notable`); the report's table and the summary's ``explained``."""
+    from ..monitoring.notable import explain_notable
+
+    t = time.perf_counter()
+    explained = explain_notable(job.art, m.notable, job.plan.explain_drift,
+                                show_ids=job.art.id_column not in columns_of(job.art))
+    run.timings["monitor_s"] = round(run.timings.get("monitor_s", 0.0) + time.perf_counter() - t, 4)
+    return explained
+
+
+def _explain_drift_option(value: Any) -> Any:
+    """The ``explain_drift`` run option: the argument, else ``nbprod score``'s, checked."""
+    from ..monitoring.explanations import check_mode
+
+    if value is None:
+        value = json.loads(os.environ.get(RUN_OPTIONS_ENV) or "{}").get("explain_drift")
+    return check_mode(value)
 
 
 @dataclass

@@ -232,6 +232,45 @@ def predictions(run) -> Html:
     return Html(out, text)
 
 
+def explained(run, top: int | None = None) -> Html:
+    """The most extreme and the flagged predictions, each with its largest contributions:
+    ``base value + contributions (shown and the rest) = output``, on the named scale."""
+    from ..core.results import number
+    from ..monitoring.notable import TOP
+
+    top = TOP if top is None else top
+    e = getattr(run, "explained", None)
+    if not e:
+        return Html("", "")
+    head = "<h3>Why: the most extreme and the flagged predictions</h3>"
+    if not e.get("rows"):
+        text = f"Explanations: {e.get('message', 'none')}"
+        return Html(f"{head}<p>{html.escape(text)}</p>", text)
+    rows = []
+    for r in e["rows"]:
+        parts = r["contributions"]
+        shown = "; ".join(f"{c['feature']} = {c['value'] if c['value'] is not None else 'missing'}: "
+                          f"{'+' if c['contribution'] >= 0 else '−'}{number(abs(c['contribution']))}"
+                          for c in parts[:top])
+        rest = sum(c["contribution"] for c in parts[top:])
+        rows.append({"why": r["why"], "row": r["row"], "id": r.get("id"),
+                     e.get("score", "score"): r["score"], "class": r.get("class"),
+                     "base value": r["base_value"], f"top {top} contributions": shown,
+                     "the rest": rest if len(parts) > top else None, "output": r["output"]})
+    columns = ["why", "row", *(["id"] if any("id" in r for r in e["rows"]) else []),
+               e.get("score", "score"), *(["class"] if any(r.get("class") for r in e["rows"]) else []),
+               "base value", f"top {top} contributions", "the rest", "output"]
+    note = (f"Contributions on the {e['scale']} scale (method {e['method']}): how far each model "
+            "input moved this row's output from the base value (the average output over the "
+            "reference rows). They describe the model, not the world; correlated inputs share "
+            "credit. Base value + contributions = output.")
+    if e["budget"].get("status") == "sampled":
+        note += f" Only some rows were explained: {e['budget'].get('reason', '')}."
+    text = (f"Explained {len(rows)} row(s) on the {e['scale']} scale: "
+            + "; ".join(f"row {r['row']} ({r['why']})" for r in rows))
+    return Html(f"{head}{table(rows, columns)}<p><small>{html.escape(note)}</small></p>", text)
+
+
 def performance(run) -> Html:
     shown = _performance(run)
     est = estimated(run)

@@ -33,6 +33,7 @@ SECTIONS = {
     "drift": "drift_table",
     "drift-plots": "drift_plots",
     "predictions": "predictions",
+    "explained": "explained",
     "performance": "performance",
     "history": "history",
     "details": "details",
@@ -85,7 +86,7 @@ def scoring_job(*, input_path: str | None = None, output_path: str | None = None
                 name: str | None = None, packaged_at: str | None = None,
                 artifact_id: str | None = None, engine: str | None = None,
                 scheduler: str | None = None, chunk_rows: int | None = None,
-                **unknown: Any) -> ScoringJob:
+                explain_drift: str | float | None = None, **unknown: Any) -> ScoringJob:
     """Score ``input_path`` with the artifact and return the job, whose :meth:`ScoringJob.show`
     draws the report: the one call every packaged ``score.ipynb`` makes.
 
@@ -111,6 +112,9 @@ def scoring_job(*, input_path: str | None = None, output_path: str | None = None
         scheduler's address (see ``docs/scale.md``).
     chunk_rows : int, optional
         Rows read and scored at a time (default 250,000).
+    explain_drift : str or float, optional
+        ``auto`` (default: explanation drift only when it fits a 1 s budget), ``full``, ``off``
+        or a budget in seconds (see ``docs/explain.md``).
     **unknown
         Parameters a newer nbprod wrote: ignored with a warning.
 
@@ -153,7 +157,8 @@ def scoring_job(*, input_path: str | None = None, output_path: str | None = None
                       packaged_at=packaged_at, artifact_id=artifact_id, drift_runs=drift_runs,
                       log_to_mlflow=log_to_mlflow, logger=logger, issues_path=issues_path,
                       max_rejected=DEFAULT_MAX_REJECTED if max_rejected is None else max_rejected,
-                      engine=engine, scheduler=scheduler, chunk_rows=chunk_rows)
+                      engine=engine, scheduler=scheduler, chunk_rows=chunk_rows,
+                      explain_drift=explain_drift)
     except BaseException:
         if logger is not None:
             logger.close()

@@ -13,6 +13,14 @@ The batch is explained by the reference's method when it still applies (SHAP may
 where batches are scored: then by another, named in ``method``). The figure is a warning sign,
 not a check: it changes no status. It appears in the summary as
 ``drift.explanations``; artifacts packaged without the reference get ``None``.
+
+It costs every scoring run, so it is **budgeted** (:func:`plan`): the run option
+``explain_drift`` is ``"auto"`` (default: at most :data:`BUDGET_S` seconds, estimated before any
+work from :data:`PER_ROW_S` and :data:`FIXED_S`), a number of seconds (another budget),
+``"full"`` (always, as many rows as the method allows) or ``"off"``. Within the budget the figure
+is computed on every sampled row (``status`` ``computed``), on fewer rows (``sampled``, at least
+:data:`MIN_ROWS`) or not at all (``skipped``, with ``reason``); the linear closed form always
+fits, the tree method (which loads SHAP) and the model-agnostic ones do not by default.
 """
 
 from __future__ import annotations
@@ -28,6 +36,65 @@ SLOW_ROWS = 20  # rows explained by the model-agnostic methods (exact, sampling)
 RATIO = 2.0
 MIN_SHARE = 0.05
 FAST = ("linear", "tree")
+MODES = ("auto", "full", "off")
+BUDGET_S = 1.0  # the default budget of explanation drift, seconds a run
+MIN_ROWS = 20  # fewer rows than this make no figure worth comparing
+# the estimated cost of explaining one row, and once a run, per method (measured on the kinds
+# pipeline, 6 model inputs, 2 cores; docs/explain.md): what the budget is judged on
+PER_ROW_S = {"linear": 0.002, "tree": 0.01, "exact": 0.1, "sampling": 0.2}
+FIXED_S = {"linear": 0.3, "tree": 2.3, "exact": 0.3, "sampling": 0.3}  # the background rows
+# scored and folded, and for the tree method SHAP imported (about 2 s), once a run
+
+
+def check_mode(value: Any) -> str | float:
+    """The ``explain_drift`` run option: ``auto``, ``full``, ``off`` or a budget in seconds."""
+    from ..exceptions import NbprodUsageError
+
+    if value is None:
+        return "auto"
+    if isinstance(value, str) and value.strip().lower() in MODES:
+        return value.strip().lower()
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = float("nan")
+    if isinstance(value, bool) or not np.isfinite(seconds) or seconds <= 0:
+        raise NbprodUsageError(
+            "explain_drift must be auto, full, off or a budget in seconds (a positive number). "
+            f"Got {str(value)[:40]!r}.")
+    return seconds
+
+
+def plan(method: str, rows: int, mode: str | float = "auto", *, min_rows: int = MIN_ROWS,
+         what: str = "explanation drift") -> dict[str, Any]:
+    """How many of ``rows`` sampled rows explanation drift explains under ``mode``, before any
+    work: ``status`` (computed | sampled | skipped | off), ``rows``, ``budget_s``,
+    ``estimated_s`` and, unless computed in full, ``reason``. ``min_rows``: fewer rows than this
+    are not worth explaining; ``what``: the figure named in the reason."""
+    method = method if method in PER_ROW_S else "exact"
+    wanted = min(rows, ROWS if method in FAST else SLOW_ROWS)
+    if mode == "off":
+        return {"status": "off", "rows": 0, "budget_s": None, "estimated_s": 0.0,
+                "reason": f"{what} was turned off for this run (explain_drift off)"}
+    fixed, per_row = FIXED_S.get(method, 0.0), PER_ROW_S[method]
+    full = round(fixed + per_row * wanted, 3)
+    if mode == "full":
+        return {"status": "computed", "rows": wanted, "budget_s": None, "estimated_s": full}
+    budget = BUDGET_S if mode == "auto" else float(mode)
+    fits = int((budget - fixed) / per_row + 1e-9) if budget > fixed else 0
+    cost = (f"the {method} method costs about "
+            + f"{fixed:g} s to start{' (loading SHAP)' if method == 'tree' else ''} + "
+            + f"{per_row * 1000:g} ms a row")
+    ask = "; ask for it with explain_drift full (nbprod score --explain-drift full) or a larger budget"
+    if fits >= wanted:
+        return {"status": "computed", "rows": wanted, "budget_s": budget, "estimated_s": full}
+    if fits >= min_rows:
+        return {"status": "sampled", "rows": fits, "budget_s": budget,
+                "estimated_s": round(fixed + per_row * fits, 3),
+                "reason": f"{cost}, so {fits} of {wanted} rows fit the {budget:g} s budget{ask}"}
+    return {"status": "skipped", "rows": 0, "budget_s": budget, "estimated_s": full,
+            "reason": f"{cost} (about {full:g} s for {wanted} rows), over the {budget:g} s budget "
+                      f"of {what}{ask}"}
 
 
 def _explain(art_or_scorer: Any, rows: pd.DataFrame, *, background: pd.DataFrame | None = None,
@@ -75,23 +142,34 @@ def reference(scorer: Any, rows: pd.DataFrame, background: pd.DataFrame, *, snap
             "method": result.method, "mean_abs": result.mean_abs(), "notes": result.notes}
 
 
-def explanation_drift(art: Any, scored: Any) -> dict[str, Any] | None:
+def explanation_drift(art: Any, scored: Any, mode: str | float = "auto") -> dict[str, Any] | None:
     """The batch's mean absolute contributions against the reference; None when the artifact has
-    no explanation reference. ``scored`` is the scored batch (its conformed inputs)."""
+    no explanation reference. ``scored`` is the scored batch (its conformed inputs); ``mode`` the
+    run option (:func:`check_mode`), judged by :func:`plan` and reported under ``budget``."""
     from ..exceptions import NbprodError
 
     ref = (art.reference or {}).get("explanations")
     inputs = getattr(scored, "inputs", None)
     if not ref or "mean_abs" not in ref or inputs is None or len(inputs) == 0:
         return None
+    method = ref.get("method", "auto")
+    budget = plan(method, min(len(inputs), ROWS), mode)
+    if budget["status"] in ("skipped", "off"):
+        return {"rows": 0, "reference_rows": ref.get("rows"), "scale": ref.get("scale"),
+                "method": method, "features": {}, "shifted": [], "budget": budget,
+                "message": f"explanation drift {budget['status']}: {budget['reason']}"}
     rows = sample(inputs.reset_index(drop=True))
     if art.id_column:  # the conformed inputs hold no id: any unique one serves
         rows = rows.assign(**{art.id_column: np.arange(len(rows))})
     try:
-        result = _explain(art, rows, method=ref.get("method", "auto"))
+        result = _explain(art, rows.iloc[:budget["rows"]], method=method)
     except NbprodError as exc:
-        return {"error": str(exc)[:300]}
-    return compare(ref, result.mean_abs(), rows=result.rows, method=result.method)
+        return {"error": str(exc)[:300], "budget": budget}
+    out = compare(ref, result.mean_abs(), rows=result.rows, method=result.method)
+    out["budget"] = budget
+    if budget["status"] == "sampled":
+        out["message"] += f" (sampled: {budget['rows']} rows; {budget['reason']})"
+    return out
 
 
 def compare(ref: dict[str, Any], batch: dict[str, float], *, rows: int,
