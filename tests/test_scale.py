@@ -377,3 +377,12 @@ def test_a_dask_frame_scored_lazily_gives_the_single_process_results(kinds_art, 
     rows["message"] = rows["message"].replace("; issues in ISSUES", "")
     _assert_same(summary, base, "lazy")
     assert summary["rejected"] > 0 and summary["performance"] is not None
+
+
+def test_the_lazy_face_refuses_a_pandas_frame_naming_what_to_use():
+    import nbprod.dask
+    from nbprod.exceptions import NbprodUsageError
+
+    with pytest.raises(NbprodUsageError, match=r"needs a Dask DataFrame.*got DataFrame.*"
+                                               r"nbprod.load\(path\).score\(df\)"):
+        nbprod.dask.score("no-artifact-needed", pd.DataFrame({"a": [1]}))
