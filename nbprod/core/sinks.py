@@ -187,33 +187,19 @@ def concat(parts: Iterable[Path], columns: list[str], dest: Path) -> int:
                 with open(p, "rb") as fh:
                     shutil.copyfileobj(fh, out, 1 << 22)
         return 0
-    rows = 0
-    with FrameWriter(dest, "parquet") as writer:
-        for p in parts:
-            rows += append_parquet(writer, p)
-        finish_parquet(writer, columns)
-    return rows
-
-
-def append_parquet(writer: FrameWriter, part: Path) -> int:
-    """The row groups of the Parquet file ``part`` appended to ``writer``; returns its rows."""
     import pyarrow.parquet as pq
 
     rows = 0
-    source = pq.ParquetFile(part)
-    try:
-        for g in range(source.metadata.num_row_groups):
-            table = source.read_row_group(g)
-            writer.write_arrow(table)
-            rows += table.num_rows
-        if source.metadata.num_row_groups == 0 and writer.columns is None:
-            writer.write_arrow(source.schema_arrow.empty_table())
-    finally:
-        source.close()
+    with FrameWriter(dest, "parquet") as writer:
+        for p in parts:
+            source = pq.ParquetFile(p)
+            for g in range(source.metadata.num_row_groups):
+                table = source.read_row_group(g)
+                writer.write_arrow(table)
+                rows += table.num_rows
+            if source.metadata.num_row_groups == 0 and writer.columns is None:
+                writer.write_arrow(source.schema_arrow.empty_table())
+            source.close()
+        if writer.columns is None:
+            writer.write(pd.DataFrame({c: pd.Series([], dtype="object") for c in columns}))
     return rows
-
-
-def finish_parquet(writer: FrameWriter, columns: list[str]) -> None:
-    """A Parquet output that received no part: its columns, without rows."""
-    if writer.columns is None:
-        writer.write(pd.DataFrame({c: pd.Series([], dtype="object") for c in columns}))

@@ -255,18 +255,12 @@ def run_dask(root: Path, trusted_keys: list[str] | None, source: Any, target: Ta
         results: dict[int, Any] = {}
         from distributed import as_completed
 
-        join = _Join(target, fmt, gz, pieces)
-        try:
-            for future in as_completed(futures):
-                i = futures.index(future)
-                results[i] = future.result()
-                m = results[i][0]
-                if progress and m is not None:
-                    progress(m.rows_in)
-                join.ready(results)
-        except BaseException:
-            join.abort()
-            raise
+        for future in as_completed(futures):
+            i = futures.index(future)
+            results[i] = future.result()
+            m = results[i][0]
+            if progress and m is not None:
+                progress(m.rows_in)
         n_workers = len(client.scheduler_info().get("workers", {}))
     ordered = [results[i] for i in range(len(pieces))]
     measures = [r[0] for r in ordered]
@@ -279,7 +273,6 @@ def run_dask(root: Path, trusted_keys: list[str] | None, source: Any, target: Ta
     if not present:
         from ..exceptions import InputError
 
-        join.abort()
         raise InputError("input holds no rows." if source is None else
                          f"input {source.describe()} holds no rows.")
     measured = merge_all(present)
@@ -287,60 +280,19 @@ def run_dask(root: Path, trusted_keys: list[str] | None, source: Any, target: Ta
     columns = next((r[2] for r in ordered if r[2]), None)
     if target.output is not None:
         out_parts = [target.work / "out" / _part(p.index, fmt, gz) for p in pieces]
-        t = time.perf_counter()
         if target.parts:
             os.replace(target.work / "out", target.output)
-        elif join.writer is not None:  # Parquet: joined while the parts were scored
-            from ..core.sinks import finish_parquet
-
-            finish_parquet(join.writer, columns or [])
-            join.writer.close()
         else:
+            t = time.perf_counter()
             concat([p for p in out_parts if p.exists()], columns or [], target.output)
-        measured.timings["write_s"] = measured.timings.get("write_s", 0.0) + join.seconds + \
-            time.perf_counter() - t
+            measured.timings["write_s"] = measured.timings.get("write_s", 0.0) + \
+                time.perf_counter() - t
     held = None
     if target.hold and target.output is None:
         held = None  # a cluster's predictions are not gathered: give output_path
     return Streamed(measured, issue_parts, written, held, None,
                     {"name": "dask", "scheduler": where, "workers": n_workers,
                      "parts": len(pieces), "chunks": measured.chunks, "chunk_rows": chunk_rows})
-
-
-class _Join:
-    """A single Parquet output joined from the workers' part files in the input's order, each
-    part as soon as it and every part before it are done, while the rest are still scored
-    (the join would otherwise be a serial pass after the last part). CSV parts are copied as
-    bytes at the end (:func:`nbprod.core.sinks.concat`); a directory of parts is not joined."""
-
-    def __init__(self, target: Target, fmt: str | None, gz: bool, pieces: list[Part]) -> None:
-        from ..core.sinks import FrameWriter
-
-        self.writer = None
-        if target.output is not None and not target.parts and fmt == "parquet":
-            self.writer = FrameWriter(target.output, "parquet")
-        self.paths = [target.work / "out" / _part(p.index, fmt, gz) for p in pieces]
-        self.next = 0
-        self.seconds = 0.0
-
-    def ready(self, results: dict[int, Any]) -> None:
-        if self.writer is None:
-            return
-        from ..core.sinks import append_parquet
-
-        t = time.perf_counter()
-        while self.next in results:
-            path = self.paths[self.next]
-            if path.exists():
-                append_parquet(self.writer, path)
-                path.unlink()
-            self.next += 1
-        self.seconds += time.perf_counter() - t
-
-    def abort(self) -> None:
-        """On failure: the joined file closed and removed."""
-        if self.writer is not None:
-            self.writer.abort()
 
 
 def _part(index: int, fmt: str | None, gz: bool) -> str:
