@@ -27,6 +27,7 @@ the imports and verifying and loading the artifact (some seconds, the same for e
 left out of the rates, and in the memory.
 
     .venv/bin/python bench/scale.py [--big 20000000] [--small 2000000] [--repeat 3] [--skip-dask]
+    .venv/bin/python bench/scale.py --dask-only --big 2000000 --repeat 3
 """
 
 from __future__ import annotations
@@ -113,8 +114,11 @@ def artifact(data: Path) -> Path:
 def scored(art: Path, inp: Path, *, chunk_rows: int | None = None,
            engine: str | None = None) -> dict:
     """``execute`` in a fresh process; its seconds and the peak memory of its process tree."""
+    import resource
+
     import psutil
 
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with tempfile.TemporaryDirectory(prefix="nbprod-bench-out-", dir=inp.parent) as out:
         params = {"input": str(inp), "output": str(Path(out) / "preds.parquet"),
                   "artifact": str(art), "chunk_rows": chunk_rows, "engine": engine}
@@ -137,8 +141,13 @@ def scored(art: Path, inp: Path, *, chunk_rows: int | None = None,
         stdout, stderr = proc.communicate()
     if proc.returncode != 0:
         raise SystemExit(f"scoring run failed ({proc.returncode}):\n{stderr[-3000:]}")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     result = json.loads(stdout.strip().splitlines()[-1])
     result["peak_gb"] = peak / 2**30
+    # CPU seconds of the whole process tree (a cluster's workers are the run's children),
+    # start-up and loading included: what a run costs the machine, whatever else runs on it
+    result["cpu_s"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    result["load"] = os.getloadavg()[0]
     return result
 
 
@@ -201,6 +210,28 @@ def _close(a: object, b: object) -> bool:
     return a == b
 
 
+def dask_interleaved(art: Path, inp: Path, repeat: int) -> None:
+    """One process and a 2-worker LocalCluster on the same batch, alternately, ``repeat``
+    times: medians of the wall seconds (scoring, as everywhere here) and of the CPU seconds of
+    the whole process tree, with the load average each run started under."""
+    runs: dict[str, list[dict]] = {"local": [], "dask": []}
+    for i in range(repeat):
+        for engine in ("local", "dask"):
+            r = scored(art=art, inp=inp, engine=engine)
+            runs[engine].append(r)
+            print(f"  {engine:5} rep {i + 1}: {r['seconds']:7.2f} s  cpu {r['cpu_s']:7.2f} s  "
+                  f"load {r['load']:.1f}  peak {r['peak_gb']:.2f} GB", flush=True)
+    med = {e: {k: statistics.median(r[k] for r in rs) for k in ("seconds", "cpu_s")}
+           for e, rs in runs.items()}
+    ratios = [a["seconds"] / b["seconds"] for a, b in zip(runs["local"], runs["dask"],
+                                                            strict=True)]
+    print(f"  medians: one process {med['local']['seconds']:.1f} s (cpu "
+          f"{med['local']['cpu_s']:.1f} s); dask {med['dask']['seconds']:.1f} s (cpu "
+          f"{med['dask']['cpu_s']:.1f} s); speed-up {med['local']['seconds'] / med['dask']['seconds']:.2f}x "
+          f"(median of ratios {statistics.median(ratios):.2f}x); cpu ratio "
+          f"{med['dask']['cpu_s'] / med['local']['cpu_s']:.2f}x")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--big", type=int, default=20_000_000, help="rows of the large batch")
@@ -209,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "nbprod-bench-scale")
     ap.add_argument("--skip-dask", action="store_true")
+    ap.add_argument("--dask-only", action="store_true",
+                    help="only one process against dask on --big rows, interleaved --repeat times")
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore", category=FutureWarning)
     import sklearn
@@ -219,6 +252,11 @@ def main(argv: list[str] | None = None) -> int:
           f"{np.__version__}, scikit-learn {sklearn.__version__}; chunks of "
           f"{DEFAULT_CHUNK_ROWS:,} rows; data in {args.data}", flush=True)
     art = artifact(args.data)
+    if args.dask_only:
+        print(f"one process vs dask (LocalCluster, 2 workers), {args.big:,} rows, interleaved:",
+              flush=True)
+        dask_interleaved(art, batch_file(args.data, args.big), args.repeat)
+        return 0
     small, big = batch_file(args.data, args.small), batch_file(args.data, args.big)
     one_m = batch_file(args.data, args.throughput_rows)
 

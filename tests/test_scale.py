@@ -332,3 +332,59 @@ def test_dask_scheduler_and_worker_over_tcp_give_the_single_process_results(kind
                 p.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 p.kill()
+
+
+@pytest.fixture(scope="module")
+def dask_client():
+    """One LocalCluster (2 single-threaded worker processes) for the module's lazy runs."""
+    pytest.importorskip("distributed")
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        yield client
+
+
+@pytest.mark.slow
+def test_a_dask_frame_scored_lazily_gives_the_single_process_results(kinds_art, tmp_path,
+                                                                    dask_client):
+    import dask.dataframe as dd
+
+    import nbprod.dask
+
+    inp, labels = _dask_batch(tmp_path)
+    base, out0, _ = _run(kinds_art.path, inp, tmp_path / "one.parquet", ONE_PIECE, labels)
+    batch = pd.read_parquet(inp)
+    batch.index = pd.RangeIndex(1000, 1000 + len(batch))  # the user's own index comes back
+    frame = dd.from_pandas(batch, npartitions=3)
+    work = tmp_path / "work"
+    lazy = nbprod.dask.score(str(kinds_art.path), frame, labels=labels, chunk_rows=40, work=work)
+    assert isinstance(lazy.predictions, dd.DataFrame) and lazy.predictions.npartitions == 3
+    assert not any(work.iterdir())  # nothing computed yet
+    preds, summary = lazy.compute()
+    assert not any(work.iterdir())  # the spills were read and removed
+    expected = _read(out0, "parquet")
+    assert list(lazy.predictions.columns) == list(expected.columns)
+    pd.testing.assert_frame_equal(preds.reset_index(drop=True), expected, check_exact=False,
+                                  rtol=1e-12, atol=0)
+    assert preds.index.is_unique and preds.index.isin(batch.index).all()
+    assert (batch.loc[preds.index, "account"].to_numpy() == preds["account"].to_numpy()).all()
+    assert summary["engine"]["lazy"] and summary["engine"]["parts"] == 3
+    for key in VOLATILE:
+        summary.pop(key)
+    for c in summary["checks"]:
+        if c["name"] == "input:rows":
+            c["details"]["issues_path"] = None
+    rows = next(c for c in base["checks"] if c["name"] == "input:rows")
+    rows["message"] = rows["message"].replace("; issues in ISSUES", "")
+    _assert_same(summary, base, "lazy")
+    assert summary["rejected"] > 0 and summary["performance"] is not None
+
+
+def test_the_lazy_face_refuses_a_pandas_frame_naming_what_to_use():
+    import nbprod.dask
+    from nbprod.exceptions import NbprodUsageError
+
+    with pytest.raises(NbprodUsageError, match=r"needs a Dask DataFrame.*got DataFrame.*"
+                                               r"nbprod.load\(path\).score\(df\)"):
+        nbprod.dask.score("no-artifact-needed", pd.DataFrame({"a": [1]}))

@@ -208,6 +208,10 @@ def _frame_chunks(frame: pd.DataFrame, art: Any, chunk_rows: int) -> Any:
         yield chunk
 
 
+frame_chunks = _frame_chunks  # public for nbprod.jobs.lazy
+with_output_ids = _with_output_ids
+
+
 def is_dask_frame(value: Any) -> bool:
     """Whether ``value`` is a Dask DataFrame (without importing Dask)."""
     return type(value).__module__.startswith("dask.") and hasattr(value, "to_delayed")

@@ -323,6 +323,8 @@ class _Job:
 
     def work(self) -> Path:
         """A scratch directory beside the outputs (removed with the staging)."""
+        if getattr(self, "work_dir", None) is not None:  # given (see judge_measures)
+            return self.work_dir
         if self.staged is not None and self.staged._dirs:
             return self.staged.work_dir()
         import tempfile
@@ -780,3 +782,28 @@ def _prediction_summary(preds: pd.DataFrame, art: Artifact) -> dict[str, Any]:
         return {"class_counts": {str(k): int(v) for k, v in counts.items()}}
     desc = pred.astype("float64").describe()
     return {k: float(desc[k]) for k in ("mean", "std", "min", "25%", "50%", "75%", "max")}
+
+
+def judge_measures(art: Artifact, measured: Any, *, work: Path, input_path: str,
+                   engine: dict[str, Any], labels: pd.DataFrame | None = None,
+                   labels_path: str | None = None, max_rejected: float = DEFAULT_MAX_REJECTED,
+                   drift_runs: int = 3) -> ScoringRun:
+    """The run of a batch whose chunks were scored elsewhere (:mod:`nbprod.jobs.lazy`): the
+    chunks' merged :class:`~nbprod.jobs.chunk.Measured` judged as :func:`execute` judges it
+    (repeated ids, every check, drift, performance on ``labels``, the retrain decision), with
+    no output, no issues file and no MLflow. ``work`` holds the chunks' spills."""
+    from .engines import Streamed
+
+    plan = _Plan(input_path=input_path, output_path=None, labels_path=labels_path,
+                 summary_path=None, issues_file=None, root=art.root, source=None,
+                 drift_runs=drift_runs, max_rejected=check_max_rejected(max_rejected),
+                 engine="dask", scheduler=None, chunk_rows=0, progress=False,
+                 progress_file=None, outputs={}, started=datetime.now(UTC).isoformat(),
+                 t0=time.perf_counter())
+    job = _Job(plan, log_to_mlflow=False, logger=None)
+    job.art, job.labels, job.work_dir = art, labels, Path(work)
+    try:
+        streamed = Streamed(measured, [], measured.written, None, None, engine)
+        return _decide(job, _judge(job, streamed))
+    finally:
+        job.close()

@@ -182,7 +182,7 @@ def compare(ref: dict[str, Any], batch: dict[str, float], *, rows: int,
     total_now = sum(batch.values()) or 1.0
     features: dict[str, Any] = {}
     shifted: list[str] = []
-    for name in before.keys() | batch.keys():
+    for name in [*before, *(k for k in batch if k not in before)]:  # not a set: same order anywhere
         a, b = before.get(name, 0.0), batch.get(name, 0.0)
         sa, sb = a / total_before, b / total_now
         ratio = (sb / sa) if sa > 0 else (float("inf") if sb > 0 else 1.0)
