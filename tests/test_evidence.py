@@ -45,3 +45,12 @@ def test_row_losses_and_bad_input():
         ev.decide_paired(ev.LossStats.of([1, 2, 3]), confidence=1.5)
     with pytest.raises(NbprodUsageError, match="finite"):
         ev.LossStats.of([1.0, float("nan")])
+
+
+def test_stats_merge_stays_accurate_with_a_large_mean_and_describe_uses_nbprod_numbers():
+    d = 1e8 + rng.normal(0, 1e-3, 20000)  # a sum of squares would cancel to nothing here
+    total = ev.merge(ev.LossStats.of(c) for c in np.array_split(d, 13))
+    assert total.variance == pytest.approx(d.var(ddof=1), rel=1e-6)
+    assert ev.LossStats.from_dict(total.to_dict()) == total and ev.merge([]).n == 0
+    e = ev.decide_welch(ev.LossStats.of(rng.normal(0.2, 0.1, 1500)), ev.LossStats.of(rng.normal(0.1, 0.1, 1500)))
+    assert "n=1,500 + 1,500" in e.describe() and "95% CI" in e.describe() and "p<0.0001" in e.describe()

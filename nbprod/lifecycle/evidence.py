@@ -1,7 +1,7 @@
 """Evidence over runs: is the challenger better, worse or equivalent to the champion?
 
 Each scoring run with labels reduces its rows to mergeable loss statistics (:class:`LossStats`:
-n, sum, sum of squares), so runs add up exactly however they were chunked. Per-row losses:
+n, mean and M2, merged with Chan's formula), so runs add up however they were chunked. Per-row losses:
 the Brier score for classifiers (sum over classes of the squared difference between the
 predicted probability and the one-hot label) and the squared error for regressors. Lower is
 better.
@@ -39,11 +39,14 @@ DEFAULT_CONFIDENCE = 0.95
 
 @dataclass(frozen=True)
 class LossStats:
-    """Mergeable statistics of a sample of per-row values: count, sum and sum of squares."""
+    """Mergeable statistics of a sample of per-row values: count, mean and M2 (the sum of squared
+    deviations from the mean). Two samples merge with Chan et al.'s pairwise formula, which stays
+    accurate for any n (a running sum of squares cancels badly when the mean is large against the
+    spread)."""
 
     n: int = 0
-    sum: float = 0.0
-    sumsq: float = 0.0
+    mean: float = math.nan
+    m2: float = 0.0
 
     @classmethod
     def of(cls, values: Any) -> LossStats:
@@ -51,28 +54,35 @@ class LossStats:
         if not np.isfinite(v).all():
             raise NbprodUsageError(f"expected finite per-row losses, received {int((~np.isfinite(v)).sum())} "
                                    "non-finite value(s): drop rows without a label or prediction first")
-        return cls(int(v.size), float(v.sum()), float((v * v).sum()))
+        if not v.size:
+            return cls()
+        mean = float(v.mean())
+        return cls(int(v.size), mean, float(((v - mean) ** 2).sum()))
 
     def __add__(self, other: LossStats) -> LossStats:
-        return LossStats(self.n + other.n, self.sum + other.sum, self.sumsq + other.sumsq)
-
-    @property
-    def mean(self) -> float:
-        return self.sum / self.n if self.n else math.nan
+        if not other.n:
+            return self
+        if not self.n:
+            return other
+        n = self.n + other.n
+        delta = other.mean - self.mean
+        return LossStats(n, self.mean + delta * other.n / n,
+                         self.m2 + other.m2 + delta * delta * self.n * other.n / n)
 
     @property
     def variance(self) -> float:
         """Sample variance (n - 1 in the denominator); NaN below two values."""
         if self.n < 2:
             return math.nan
-        return max(self.sumsq - self.sum * self.sum / self.n, 0.0) / (self.n - 1)
+        return max(self.m2, 0.0) / (self.n - 1)
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LossStats:
-        return cls(int(d["n"]), float(d["sum"]), float(d["sumsq"]))
+        n = int(d["n"])
+        return cls(n, float(d["mean"]) if n else math.nan, float(d["m2"]) if n else 0.0)
 
 
 def merge(stats: Any) -> LossStats:
@@ -128,9 +138,13 @@ class Evidence:
         return d
 
     def describe(self) -> str:
-        return (f"{self.verdict}: challenger minus champion mean loss {self.difference:.4g} "
-                f"({self.confidence:.0%} CI {self.low:.4g} .. {self.high:.4g}, p={self.p_value:.3g}, "
-                f"n={self.n}, {self.test}, minimum effect {self.min_effect:g})")
+        from ..core.results import number
+
+        n = " + ".join(number(k) for k in self.n) if isinstance(self.n, tuple) else number(self.n)
+        return (f"{self.verdict}: challenger minus champion mean loss {number(self.difference)} "
+                f"({number(self.confidence * 100)}% CI {number(self.low)} .. {number(self.high)}, "
+                f"p{'<0.0001' if self.p_value < 1e-4 else '=' + number(self.p_value)}, n={n}, {self.test}, minimum effect "
+                f"{number(self.min_effect)})")
 
 
 def _check(min_effect: float, confidence: float) -> None:
