@@ -64,6 +64,38 @@ def run_metrics(summary: dict[str, Any]) -> dict[str, float]:
         if c["name"] == "output:bounds" and c["status"] != "skip":
             out["output.out_of_bounds"] = float(c["value"] or 0)
     out.update(depth_metrics(summary))
+    out.update(challenger_metrics(summary))
+    return out
+
+
+def challenger_metrics(summary: dict[str, Any]) -> dict[str, float]:
+    """A shadow or A/B run's figures as metrics, ``shadow.*`` or ``ab.*``: the disagreement, each
+    model's (arm's) rows and performance metrics, and the mergeable loss statistics that
+    ``nbprod promote`` adds up over runs (``<mode>.evidence.<paired|champion|challenger>.n|mean|m2``).
+    Which challenger is in the run's tags (``nbprod.challenger.*``)."""
+    out: dict[str, float] = {}
+    for mode in ("shadow", "ab"):
+        entry = summary.get(mode)
+        if not entry:
+            continue
+        for key, value in (entry.get("disagreement") or {}).items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                out[f"{mode}.disagreement.{key}"] = float(value)
+        for who in ("champion", "challenger"):
+            figures = entry.get(who) or {}
+            if figures.get("rows") is not None:
+                out[f"{mode}.{who}.rows"] = float(figures["rows"])
+            for name, value in (figures.get("metrics") or {}).items():
+                if value is not None:
+                    out[metric_key(mode, who, name)] = float(value)
+        for key in ("unpaired", "fallback"):
+            if entry.get(key):
+                out[f"{mode}.{key}"] = float(entry[key]["rows"])
+        for part, stats in (entry.get("evidence") or {}).items():
+            if isinstance(stats, dict):
+                for k in ("n", "mean", "m2"):
+                    if stats.get(k) is not None:
+                        out[f"{mode}.evidence.{part}.{k}"] = float(stats[k])
     return out
 
 
