@@ -41,7 +41,7 @@ def _package(root, features, model, target, keep, *, shift=0.0, with_id=True):
     train, valid = _data(600, 1), _data(200, 2, start=10_000)
     cols = (["order_id"] if with_id else []) + keep + [target]
     train, valid = train[cols], valid[cols]
-    s = nbprod.Session("orders" if with_id else "amounts")
+    s = nbprod.Session("ab_orders" if with_id else "ab_amounts")
     ident = {"id": "order_id"} if with_id else {}
     s.snapshot(train, role="train", target=target, **ident)
     s.snapshot(valid, role="valid", target=target, **ident)
@@ -79,9 +79,9 @@ def batch(tmp_path_factory):
             "amounts": str(d / "amounts.csv")}
 
 
-def _run(art, inp, out, labels=None, **kw):
+def _run(art, inp, out, labels=None, log_to_mlflow=False, **kw):
     return nbrun.execute(input_path=str(inp), output_path=str(out), artifact_path=art,
-                         labels_path=labels, log_to_mlflow=False, **kw)
+                         labels_path=labels, log_to_mlflow=log_to_mlflow, **kw)
 
 
 def test_shadow_leaves_the_output_alone_and_reports_both_models_as_their_own_runs(
@@ -220,3 +220,60 @@ def test_a_tampered_challenger_is_refused_like_a_tampered_champion(arts, batch, 
     assert capsys.readouterr().err == said
     with pytest.raises(IntegrityError):
         _run(arts["weak"], batch["input"], out, shadow=str(bad))
+
+
+def _plant_equal_runs(name: str, champion: str, challenger: str, runs: int = 2) -> None:
+    """Shadow runs recorded as a scoring run records them: a challenger whose per-row loss is
+    the champion's within a few thousandths."""
+    from mlflow.tracking import MlflowClient
+
+    from nbprod.tracking.runs import experiment_name
+
+    client = MlflowClient()
+    exp = client.get_experiment_by_name(experiment_name(name))
+    exp_id = exp.experiment_id if exp else client.create_experiment(experiment_name(name))
+    for _ in range(runs):
+        run = client.create_run(exp_id, tags={
+            "nbprod.kind": "score", "nbprod.digest": nbprod.load(champion).digest,
+            "nbprod.challenger.digest": nbprod.load(challenger).digest,
+            "nbprod.challenger.mode": "shadow"})
+        for k, v in (("n", 5000), ("mean", 0.0002), ("m2", 0.5)):
+            client.log_metric(run.info.run_id, f"shadow.evidence.paired.{k}", v)
+        client.set_terminated(run.info.run_id)
+
+
+def test_promote_follows_the_evidence_over_runs(arts, batch, tmp_path, capsys):
+    from mlflow.tracking import MlflowClient
+
+    from nbprod.tracking.registry import register
+
+    for k in ("weak", "strong", "reg", "reg_up"):  # weak and reg become champions
+        register(arts[k])
+    # a clearly better challenger: one real shadow run recorded in MLflow, then promoted
+    _run(arts["weak"], batch["input"], tmp_path / "a.csv", batch["labels"], log_to_mlflow=True,
+         shadow=arts["strong"])
+    assert cli.main(["promote", arts["strong"], "--by", "tester"]) == cli.EXIT_OK
+    said = capsys.readouterr().out
+    assert "evidence over 1 shadow/A/B run(s) against champion version 1" in said
+    assert "shadow: better: challenger minus champion mean loss -0.1" in said
+    assert "is now champion (was 1)" in said and "FORCED" not in said
+    # the old champion as the challenger is worse: refused, with the numbers
+    _run(arts["strong"], batch["input"], tmp_path / "b.csv", batch["labels"], log_to_mlflow=True,
+         shadow=arts["weak"])
+    assert cli.main(["promote", arts["weak"], "--by", "tester"]) == cli.EXIT_ERROR
+    err = capsys.readouterr().err
+    assert "Refusing to promote ab_orders version 1" in err and "is worse than champion" in err
+    assert "paired t-test" in err and "Use --force" in err
+    # an equal challenger (planted runs): refused without --force, promoted and recorded with it
+    _plant_equal_runs("ab_amounts", arts["reg"], arts["reg_up"])
+    assert cli.main(["promote", arts["reg_up"], "--by", "tester"]) == cli.EXIT_ERROR
+    assert "is equivalent to champion version 1" in capsys.readouterr().err
+    assert cli.main(["promote", arts["reg_up"], "--by", "ana", "--reason", "new data source",
+                     "--force"]) == cli.EXIT_OK
+    assert "FORCED" in capsys.readouterr().out
+    tags = MlflowClient().get_model_version("ab_amounts", "2").tags
+    assert tags["nbprod.promoted_forced"] == "True" and tags["nbprod.promoted_by"] == "ana"
+    assert tags["nbprod.promoted_reason"] == "new data source"
+    recorded = json.loads(tags["nbprod.promoted_evidence"])
+    assert recorded["verdict"] == "equivalent" and recorded["runs"] == 2
+    assert recorded["shadow"]["n"] == 10_000

@@ -125,3 +125,65 @@ def decide_welch(champion: LossStats, challenger: LossStats, *, min_effect: floa
 def promotion_allowed(evidence: Evidence | None) -> bool:
     """Promotion goes ahead without --force only when the challenger is shown better."""
     return evidence is not None and evidence.verdict == BETTER
+
+
+# -- over recorded runs ---------------------------------------------------------------------
+def accumulate(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The loss statistics of recorded shadow and A/B runs, added up per mode: ``{"shadow":
+    {"runs", "paired"}, "ab": {"runs", "champion", "challenger"}}`` (a mode without runs is
+    absent). Each run is ``{"mode", "metrics"}`` with metrics ``<mode>.evidence.<part>.n|mean|m2``
+    (:func:`nbprod.tracking.runs.challenger_metrics`)."""
+    out: dict[str, dict[str, Any]] = {}
+    for run in runs:
+        mode, metrics = run.get("mode"), run.get("metrics") or {}
+        parts = ("paired",) if mode == "shadow" else ("champion", "challenger") if mode == "ab" else ()
+        if not parts:
+            continue
+        entry = out.setdefault(mode, {"runs": 0, **{p: LossStats() for p in parts}})
+        entry["runs"] += 1
+        for p in parts:
+            n = metrics.get(f"{mode}.evidence.{p}.n")
+            if n:
+                entry[p] = entry[p] + LossStats.from_dict({
+                    "n": n, "mean": metrics.get(f"{mode}.evidence.{p}.mean", math.nan),
+                    "m2": metrics.get(f"{mode}.evidence.{p}.m2", 0.0)})
+    return out
+
+
+def judge(runs: list[dict[str, Any]], *, min_effect: float = DEFAULT_MIN_EFFECT,
+          confidence: float = DEFAULT_CONFIDENCE) -> dict[str, Evidence]:
+    """The evidence of each mode with recorded runs: a paired test (shadow), Welch's (A/B)."""
+    out: dict[str, Evidence] = {}
+    for mode, entry in accumulate(runs).items():
+        if mode == "shadow":
+            out[mode] = decide_paired(entry["paired"], min_effect=min_effect, confidence=confidence)
+        else:
+            out[mode] = decide_welch(entry["champion"], entry["challenger"],
+                                     min_effect=min_effect, confidence=confidence)
+    return out
+
+
+def overall(judged: dict[str, Evidence]) -> str | None:
+    """One verdict from the modes' evidence: ``worse`` if any says worse, ``better`` only when
+    all say better, otherwise the shadow verdict (the paired test is the sharper one), else
+    A/B's; None without evidence."""
+    if not judged:
+        return None
+    verdicts = [e.verdict for e in judged.values()]
+    if WORSE in verdicts:
+        return WORSE
+    if all(v == BETTER for v in verdicts):
+        return BETTER
+    return (judged.get("shadow") or judged["ab"]).verdict
+
+
+def promotion_problem(judged: dict[str, Evidence], champion_version: str) -> str | None:
+    """Why the recorded evidence contradicts promoting the challenger, or None when it supports
+    it (or there is none)."""
+    verdict = overall(judged)
+    if verdict is None or verdict == BETTER:
+        return None
+    said = "; ".join(f"{mode}: {e.describe()}" for mode, e in judged.items())
+    why = {WORSE: "the challenger is worse than", EQUIVALENT: "the challenger is equivalent to",
+           UNDECIDED: "the challenger is not yet distinguishable from"}[verdict]
+    return f"over its shadow/A/B runs {why} champion version {champion_version} ({said})"

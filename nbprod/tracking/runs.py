@@ -278,3 +278,28 @@ def history_of(target: str, *, all_artifacts: bool = False):
         m = mf.read(root)
         return history(m["name"], None if all_artifacts else m["artifact_id"])
     return history(str(target))
+
+
+def challenger_runs(model_name: str, champion_digest: str, challenger_digest: str
+                    ) -> list[dict[str, Any]]:
+    """The shadow and A/B runs recorded for this champion and challenger (by their digests),
+    oldest first: each run's id, mode (``shadow`` | ``ab``) and evidence metrics
+    (:func:`challenger_metrics`)."""
+    from .store import client, retry, store_error
+
+    try:
+        exp = client().get_experiment_by_name(experiment_name(model_name))
+        if exp is None:
+            return []
+        filt = (f"tags.`nbprod.digest` = '{champion_digest}' and "
+                f"tags.`nbprod.challenger.digest` = '{challenger_digest}'")
+        found = retry(client().search_runs, [exp.experiment_id], filter_string=filt,
+                      max_results=5000, order_by=["attributes.start_time ASC"])
+    except Exception as exc:
+        raise store_error(exc) from None
+    out = []
+    for run in found:
+        mode = run.data.tags.get("nbprod.challenger.mode")
+        evidence = {k: v for k, v in run.data.metrics.items() if k.startswith(f"{mode}.evidence.")}
+        out.append({"run_id": run.info.run_id, "mode": mode, "metrics": evidence})
+    return out
