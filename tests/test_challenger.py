@@ -167,6 +167,9 @@ def test_ab_assignment_is_stable_near_the_split_and_serves_each_models_own_predi
     assert ab["champion"]["rows"] + ab["challenger"]["rows"] == 3000
     assert ab["fallback"]["rows"] == int(fallback.sum()) and "x3" in ab["fallback"]["reason"]
     assert set(ab["challenger"]["metrics"]) == {"roc_auc"}
+    for arm in ("champion", "challenger"):
+        counts = a.loc[a["served_by"] == arm, "prediction"].astype(str).value_counts().to_dict()
+        assert ab[arm]["prediction"]["class_counts"] == counts
     assert ab["evidence"]["challenger"]["n"] == ab["challenger"]["rows"]
 
 
@@ -277,3 +280,17 @@ def test_promote_follows_the_evidence_over_runs(arts, batch, tmp_path, capsys):
     recorded = json.loads(tags["nbprod.promoted_evidence"])
     assert recorded["verdict"] == "equivalent" and recorded["runs"] == 2
     assert recorded["shadow"]["n"] == 10_000
+
+
+def test_nbprod_score_hands_shadow_to_the_artifacts_own_notebook(arts, batch, tmp_path):
+    """End to end: the flag reaches the kernel through the run options, not a notebook parameter."""
+    own = _run(arts["weak"], batch["input"], tmp_path / "own.csv")
+    rc = cli.main(["score", arts["weak"], batch["input"], "-o", str(tmp_path / "cli.csv"),
+                   "--shadow", arts["strong"], "--labels", batch["labels"],
+                   "--summary", str(tmp_path / "s.json"), "--no-mlflow"])
+    assert rc == cli.EXIT_OK
+    assert (tmp_path / "cli.csv").read_bytes() == (tmp_path / "own.csv").read_bytes()
+    sh = json.loads((tmp_path / "s.json").read_text())["shadow"]
+    assert sh["challenger"]["rows"] == 2997 and sh["unpaired"]["rows"] == 3
+    assert sh["champion"]["prediction"] == own.summary()["prediction"]
+    assert sh["evidence"]["paired"]["n"] == 2997

@@ -182,8 +182,10 @@ def _split(text: str) -> float:
 
     try:
         return check_split(text)
-    except NbprodUsageError as exc:
-        raise argparse.ArgumentTypeError(str(exc).removeprefix("--ab-split ")) from None
+    except NbprodUsageError:
+        raise argparse.ArgumentTypeError(
+            f"expected the challenger's share of the rows, a number strictly between 0 and 1 "
+            f"such as 0.1; got {text[:40]!r}") from None
 
 
 def verified_artifact(target: str, trusted_keys: list[str] | None) -> tuple[Path, Any]:

@@ -176,6 +176,7 @@ class Challenger:
         self.arms = {"champion": 0, "challenger": 0}
         self.fallback = 0
         self.served: dict[str, list[pd.DataFrame]] = {"champion": [], "challenger": []}
+        self.predicted: dict[str, dict[str, Any]] = {"champion": {}, "challenger": {}}
         self.task = "classifier" if champion.task == "classification" else "regressor"
         self.probas = ([_proba(c) for c in champion.classes] if self.task == "classifier" else [])
 
@@ -184,7 +185,7 @@ class Challenger:
               offset: int) -> pd.DataFrame:
         """Score chunk ``k`` (first row at ``offset``) with the challenger; the output to write."""
         if self.error is not None:
-            return self._fallback_all(out) if self.mode == AB else out
+            return self._fallback_all(out, k) if self.mode == AB else out
         from .chunk import score_chunk
 
         try:
@@ -192,7 +193,7 @@ class Challenger:
                                   labels=self.keys)
         except NbprodError as exc:
             self.error = f"the challenger failed on rows {offset:,}+: {str(exc)[:300]}"
-            return self._fallback_all(out) if self.mode == AB else out
+            return self._fallback_all(out, k) if self.mode == AB else out
         self.measured = m if self.measured is None else self.measured.merge(m)
         pc = np.asarray(scored.positions, dtype="int64")
         pq = np.asarray(mine.positions, dtype="int64")
@@ -270,6 +271,8 @@ class Challenger:
         result[SERVED_BY] = np.where(served, "challenger", "champion")
         self.arms["challenger"] += int(served.sum())
         self.arms["champion"] += int((~served).sum())
+        for arm, pick in (("champion", ~served), ("challenger", served)):
+            self._count(arm, result.loc[pick, "prediction"], k)
         if self.labels is not None:
             for arm, pick in (("champion", ~to_challenger), ("challenger", served)):
                 part = result[pick].reset_index(drop=True)
@@ -281,10 +284,41 @@ class Challenger:
                 self.served[arm].append(part[keep].drop(columns=[SERVED_BY]))
         return result
 
-    def _fallback_all(self, out: pd.DataFrame) -> pd.DataFrame:
+    def _count(self, arm: str, pred: pd.Series, k: int) -> None:
+        """An arm's served predictions, in the mergeable form of the summary's ``prediction``."""
+        from .chunk import _prediction
+
+        art = self.champion if arm == "champion" else self.art
+        part = _prediction(art, pred.to_frame("prediction"), self.work, f"{arm}-{k:06d}")
+        have = self.predicted[arm]
+        if not have:
+            self.predicted[arm] = part
+        elif "class_counts" in part:
+            for c, n in part["class_counts"].items():
+                have["class_counts"][c] = have["class_counts"].get(c, 0) + n
+        else:
+            from ..core.quantiles import merge_moments
+
+            have["moments"] = merge_moments(have["moments"], part["moments"])
+            have["runs"] = have["runs"] + part["runs"]
+
+    def _arm_prediction(self, arm: str) -> dict[str, Any]:
+        have = self.predicted[arm]
+        if not have:
+            return {}
+        if "class_counts" in have:
+            counts = have["class_counts"]
+            return {"class_counts": {c: counts[c] for c in sorted(counts, key=lambda c: (-counts[c], c))}}
+        from ..core.quantiles import describe
+
+        return {k: float(v) for k, v in describe([Path(p) for p in have["runs"]],
+                                                 have["moments"]).items()}
+
+    def _fallback_all(self, out: pd.DataFrame, k: int) -> pd.DataFrame:
         to_challenger = arm_of(out[self.champion.id_column], self.split)
         self.fallback += int(to_challenger.sum())
         self.arms["champion"] += len(out)
+        self._count("champion", out["prediction"], k)
         return out.assign(**{SERVED_BY: "champion"})
 
     # -- the whole batch ---------------------------------------------------------------------
@@ -313,7 +347,7 @@ class Challenger:
         out["split"] = self.split
         out["fallback"] = {"rows": self.fallback, "reason": _rejections(m)}
         for arm, art in (("champion", self.champion), ("challenger", self.art)):
-            entry: dict[str, Any] = {"rows": self.arms[arm]}
+            entry: dict[str, Any] = {"rows": self.arms[arm], "prediction": self._arm_prediction(arm)}
             if self.labels is not None:
                 entry["metrics"] = self._arm_metrics(art, arm)
             out[arm] = entry
