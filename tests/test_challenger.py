@@ -20,6 +20,8 @@ from nbprod.exceptions import IntegrityError, NbprodUsageError
 from nbprod.jobs import run as nbrun
 from nbprod.jobs.challenger import arm_of, canonical_id
 
+N = 1500  # rows in the new batch
+
 
 def _data(n: int, seed: int, start: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
@@ -68,9 +70,9 @@ def arts(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def batch(tmp_path_factory):
-    """3,000 new rows (x3 missing in 3 of them), as files: input, labels."""
+    """N new rows (x3 missing in 3 of them), as files: input, labels."""
     d = tmp_path_factory.mktemp("challenger-batch")
-    data = _data(3000, 5, start=50_000)
+    data = _data(N, 5, start=50_000)
     data.loc[[3, 17, 400], "x3"] = np.nan
     data.drop(columns=["y", "amount"]).to_csv(d / "in.csv", index=False)
     data[["order_id", "y"]].to_csv(d / "labels.csv", index=False)
@@ -97,19 +99,19 @@ def test_shadow_leaves_the_output_alone_and_reports_both_models_as_their_own_run
         (tmp_path / "champion.issues.csv").read_bytes()
     sh = json.loads(json.dumps(run.summary()))["shadow"]
     metrics = {k: v["value"] for k, v in own.performance["metrics"].items()}
-    assert sh["champion"]["metrics"] == metrics and sh["champion"]["rows"] == 3000
+    assert sh["champion"]["metrics"] == metrics and sh["champion"]["rows"] == N
     assert sh["champion"]["prediction"] == own.summary()["prediction"]
     assert sh["challenger"]["metrics"] == {k: v["value"] for k, v in
                                            theirs.performance["metrics"].items()}
     assert sh["challenger"]["prediction"] == theirs.summary()["prediction"]
-    assert sh["challenger"]["rows"] == 2997 and sh["challenger"]["rejected"] == 3
+    assert sh["challenger"]["rows"] == N - 3 and sh["challenger"]["rejected"] == 3
     assert sh["unpaired"]["rows"] == 3 and "x3" in sh["unpaired"]["reason"]
     # the disagreement and the loss statistics, recomputed from the two runs' own outputs
     a = pd.read_csv(tmp_path / "champion.csv")
     b = pd.read_csv(tmp_path / "challenger.csv")
     both = a.merge(b, on="order_id", suffixes=("_a", "_b")).merge(batch["data"][["order_id", "y"]])
     d = sh["disagreement"]
-    assert d["rows"] == len(both) == 2997
+    assert d["rows"] == len(both) == N - 3
     assert d["label_differs"] == int((both["prediction_a"] != both["prediction_b"]).sum())
     gap = (both["proba_1_a"] - both["proba_1_b"]).abs()
     assert d["probability_abs_diff_mean"] == pytest.approx(gap.mean(), abs=1e-12)
@@ -117,7 +119,7 @@ def test_shadow_leaves_the_output_alone_and_reports_both_models_as_their_own_run
     la = row_losses(both["y"], both[["proba_0_a", "proba_1_a"]], task="classifier", classes=[0, 1])
     lb = row_losses(both["y"], both[["proba_0_b", "proba_1_b"]], task="classifier", classes=[0, 1])
     ev = sh["evidence"]
-    assert ev["loss"] == "brier" and ev["paired"]["n"] == 2997
+    assert ev["loss"] == "brier" and ev["paired"]["n"] == N - 3
     assert ev["paired"]["mean"] == pytest.approx((lb - la).mean(), abs=1e-12)
     assert ev["paired"]["mean"] < -0.05  # the strong model is the better one
 
@@ -126,14 +128,14 @@ def test_shadow_regressor_planted_difference_without_id(arts, batch, tmp_path):
     run = _run(arts["reg"], batch["input"], tmp_path / "out.parquet", batch["amounts"],
                chunk_rows=1100, shadow=arts["reg_up"])
     d = run.summary()["shadow"]["disagreement"]
-    assert d["rows"] == 3000
+    assert d["rows"] == N
     for k in ("abs_diff_mean", "abs_diff_p95", "abs_diff_max"):
         assert d[k] == pytest.approx(1.5, abs=1e-9)
     ev = run.summary()["shadow"]["evidence"]
     y = batch["data"]["amount"].to_numpy()
     pred = pd.read_parquet(tmp_path / "out.parquet")["prediction"].to_numpy()
     lb, la = (pred + 1.5 - y) ** 2, (pred - y) ** 2
-    assert ev["loss"] == "squared_error" and ev["paired"]["n"] == 3000
+    assert ev["loss"] == "squared_error" and ev["paired"]["n"] == N
     assert ev["paired"]["mean"] == pytest.approx((lb - la).mean(), rel=1e-9)
 
 
@@ -147,13 +149,13 @@ def test_ab_assignment_is_stable_near_the_split_and_serves_each_models_own_predi
     _run(arts["weak"], shuffled, tmp_path / "two.csv", chunk_rows=1777, ab=arts["strong"],
          ab_split=0.3)
     a, b = pd.read_csv(tmp_path / "one.csv"), pd.read_csv(tmp_path / "two.csv")
-    assert len(a) == len(b) == 3000
+    assert len(a) == len(b) == N
     arms = a.set_index("order_id")["served_by"]
     assert arms.equals(b.set_index("order_id")["served_by"].reindex(arms.index))
     expected = arm_of(a["order_id"], 0.3)
     fallback = a["order_id"].isin(batch["data"].loc[[3, 17, 400], "order_id"]) & expected
     assert ((a["served_by"] == "challenger").to_numpy() == (expected & ~fallback)).all()
-    n, share = 3000, 0.3
+    n, share = N, 0.3
     assert abs(expected.sum() - n * share) < 4 * np.sqrt(n * share * (1 - share))
     champion = nbprod.load(arts["weak"]).score(data, errors="reject").set_index("order_id")
     challenger = nbprod.load(arts["strong"]).score(data, errors="reject").set_index("order_id")
@@ -164,7 +166,7 @@ def test_ab_assignment_is_stable_near_the_split_and_serves_each_models_own_predi
         assert (rows["prediction"] == model.loc[rows.index, "prediction"]).all()
     ab = one.summary()["ab"]
     assert ab["challenger"]["rows"] == int((a["served_by"] == "challenger").sum())
-    assert ab["champion"]["rows"] + ab["challenger"]["rows"] == 3000
+    assert ab["champion"]["rows"] + ab["challenger"]["rows"] == N
     assert ab["fallback"]["rows"] == int(fallback.sum()) and "x3" in ab["fallback"]["reason"]
     assert set(ab["challenger"]["metrics"]) == {"roc_auc"}
     for arm in ("champion", "challenger"):
@@ -291,6 +293,6 @@ def test_nbprod_score_hands_shadow_to_the_artifacts_own_notebook(arts, batch, tm
     assert rc == cli.EXIT_OK
     assert (tmp_path / "cli.csv").read_bytes() == (tmp_path / "own.csv").read_bytes()
     sh = json.loads((tmp_path / "s.json").read_text())["shadow"]
-    assert sh["challenger"]["rows"] == 2997 and sh["unpaired"]["rows"] == 3
+    assert sh["challenger"]["rows"] == N - 3 and sh["unpaired"]["rows"] == 3
     assert sh["champion"]["prediction"] == own.summary()["prediction"]
-    assert sh["evidence"]["paired"]["n"] == 2997
+    assert sh["evidence"]["paired"]["n"] == N - 3
