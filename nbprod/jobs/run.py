@@ -307,6 +307,7 @@ def _challenger_options(options: dict[str, Any], shadow: Any, ab: Any, ab_split:
     """The challenger of a shadow or A/B run (arguments first, then nbprod score's options)."""
     from .challenger import AB, SHADOW, check_split
 
+    given = shadow is not None or ab is not None  # a caller's own challenger has no parent's pin
     shadow = shadow if shadow is not None else options.get("shadow")
     ab = ab if ab is not None else options.get("ab")
     ab_split = ab_split if ab_split is not None else options.get("ab_split")
@@ -328,7 +329,7 @@ def _challenger_options(options: dict[str, Any], shadow: Any, ab: Any, ab_split:
             raise NbprodUsageError("ab needs ab_split, the challenger's share of the rows "
                                    "(--ab-split 0.1 for 10%).")
         split = check_split(ab_split, "ab_split")
-    pin = options.get("challenger_pin")
+    pin = None if given else options.get("challenger_pin")
     return str(shadow or ab), SHADOW if shadow else AB, split, tuple(pin) if pin else None
 
 
