@@ -45,3 +45,41 @@ def test_row_losses_and_bad_input():
         ev.decide_paired(ev.LossStats.of([1, 2, 3]), confidence=1.5)
     with pytest.raises(NbprodUsageError, match="finite"):
         ev.LossStats.of([1.0, float("nan")])
+
+
+def test_stats_merge_stays_accurate_with_a_large_mean_and_describe_uses_nbprod_numbers():
+    d = 1e8 + rng.normal(0, 1e-3, 20000)  # a sum of squares would cancel to nothing here
+    total = ev.merge(ev.LossStats.of(c) for c in np.array_split(d, 13))
+    assert total.variance == pytest.approx(d.var(ddof=1), rel=1e-6)
+    assert ev.LossStats.from_dict(total.to_dict()) == total and ev.merge([]).n == 0
+    e = ev.decide_welch(ev.LossStats.of(rng.normal(0.2, 0.1, 1500)), ev.LossStats.of(rng.normal(0.1, 0.1, 1500)))
+    assert "n=1,500 + 1,500" in e.describe() and "95% CI" in e.describe() and "p<0.0001" in e.describe()
+
+
+def _recorded(mode: str, **parts: np.ndarray) -> dict:
+    metrics = {}
+    for part, values in parts.items():
+        for k, v in ev.LossStats.of(values).to_dict().items():
+            metrics[f"{mode}.evidence.{part}.{k}"] = v
+    return {"mode": mode, "metrics": metrics}
+
+
+def test_runs_accumulate_into_one_verdict_per_mode_and_an_overall_one():
+    d = rng.normal(-0.03, 0.2, 6000)
+    runs = [_recorded("shadow", paired=c) for c in np.array_split(d, 3)]
+    runs.append({"mode": "shadow", "metrics": {}})  # a run without labels adds nothing
+    total = ev.accumulate(runs)["shadow"]
+    assert total["runs"] == 4 and total["paired"].n == 6000
+    assert total["paired"].mean == pytest.approx(d.mean())
+    judged = ev.judge(runs)
+    assert judged["shadow"].verdict == ev.BETTER and ev.overall(judged) == ev.BETTER
+    assert ev.promotion_problem(judged, "1") is None
+    a, b = rng.normal(0.2, 0.1, 3000), rng.normal(0.3, 0.1, 3000)
+    judged = ev.judge(runs + [_recorded("ab", champion=a, challenger=b)])
+    assert judged["ab"].verdict == ev.WORSE and ev.overall(judged) == ev.WORSE
+    said = ev.promotion_problem(judged, "1")
+    assert "worse than champion version 1" in said and "Welch t-test" in said
+    assert ev.overall({}) is None and ev.promotion_problem({}, "1") is None
+    undecided = ev.judge([_recorded("shadow", paired=rng.normal(0, 1, 50))], min_effect=0.001)
+    assert ev.overall(undecided) == ev.UNDECIDED
+    assert "not yet distinguishable from" in ev.promotion_problem(undecided, "3")

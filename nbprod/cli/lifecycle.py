@@ -110,9 +110,18 @@ def add_approve(sub: Any) -> None:
 
 
 def run_promote(args: argparse.Namespace) -> int:
-    from ..tracking.registry import promote
+    from ..lifecycle.promotion import evidence_for, promote
 
-    r = promote(args.target, by=args.by or _user(), reason=args.reason or "", force=args.force)
+    ev = evidence_for(args.target, min_effect=args.min_effect, confidence=args.confidence)
+    if ev["judged"]:
+        print(f"nbprod: evidence over {ev['runs']:,} shadow/A/B run(s) against champion version "
+              f"{ev['champion']}:")
+        for mode, e in ev["judged"].items():
+            print(f"  {mode}: {e.describe()}")
+    elif ev["champion"] is not None and ev["champion"] != ev["version"]:
+        print(f"nbprod: no shadow or A/B runs recorded against champion version {ev['champion']}")
+    r = promote(args.target, by=args.by or _user(), reason=args.reason or "", force=args.force,
+                min_effect=args.min_effect, confidence=args.confidence)
     forced = " (FORCED past: " + "; ".join(r["overridden"]) + ")" if r["forced"] else ""
     print(f"nbprod: {r['name']} version {r['version']} is now champion "
           f"(was {r['previous'] or 'none'}){forced}")
@@ -125,8 +134,37 @@ def add_promote(sub: Any) -> None:
     p.add_argument("--by", metavar="NAME", help="who promotes (default: the current user)")
     p.add_argument("--reason", metavar="TEXT", help="why (recorded)")
     p.add_argument("--force", action="store_true",
-                   help="promote without a winning comparison or with failed checks (recorded)")
+                   help="promote without a winning comparison or evidence, or with failed checks "
+                        "(recorded)")
+    p.add_argument("--min-effect", type=_min_effect, default=0.005, metavar="X",
+                   help="the smallest loss difference that matters, in loss units (Brier score "
+                        "or squared error; default %(default)s)")
+    p.add_argument("--confidence", type=_confidence, default=0.95, metavar="C",
+                   help="confidence of the evidence's interval (default %(default)s)")
     p.set_defaults(run=run_promote)
+
+
+def _min_effect(text: str) -> float:
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"expected a loss difference >= 0 such as 0.005; got {text[:40]!r}")
+    return value
+
+
+def _confidence(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a confidence strictly between 0 and 1 such as "
+                                         f"0.95; got {text[:40]!r}")
+    return value
 
 
 ADDERS = (add_register, add_retrain, add_compare, add_approve, add_promote)

@@ -71,6 +71,7 @@ def run_score(args: argparse.Namespace) -> int:
         input_file("--labels", args.labels)
     finals = check_outputs(score_outputs(args), artifact=root,
                            inputs={"INPUT": args.input, "--labels": args.labels})
+    challenger = challenger_options(args, engine, check.manifest)
 
     # the kernel writes only into staging; nothing reaches a final path unless all succeeded
     with StagedOutputs(finals) as staged:
@@ -97,7 +98,7 @@ def run_score(args: argparse.Namespace) -> int:
 
         progress = work / "progress.txt"
         options = {"engine": engine, "scheduler": args.scheduler, "chunk_rows": args.chunk_rows,
-                   "progress": str(progress), "progress_shown": False}
+                   "progress": str(progress), "progress_shown": False, **challenger}
         if args.explain_drift is not None:
             options["explain_drift"] = args.explain_drift
         env = {**staged.handed_to_kernel(), RUN_OPTIONS_ENV: json.dumps(options)}
@@ -140,6 +141,53 @@ def run_score(args: argparse.Namespace) -> int:
     if args.html:
         print(f"nbprod: HTML report {args.html}")
     return exit_code(result)
+
+
+def challenger_options(args: argparse.Namespace, engine: str,
+                       champion: dict[str, Any]) -> dict[str, Any]:
+    """``--shadow`` / ``--ab`` with ``--ab-split``, checked, the challenger verified exactly as
+    the champion (the same trusted keys; a registry copy pinned), as run options for the kernel
+    (:data:`nbprod.jobs.run.RUN_OPTIONS_ENV`): artifacts packaged before these flags take them."""
+    if args.shadow and args.ab:
+        raise NbprodUsageError(
+            "--shadow and --ab cannot be combined: a shadow challenger scores every row beside "
+            "the champion, an A/B challenger serves a share of them. Give one of them.")
+    if args.ab_split is not None and not args.ab:
+        raise NbprodUsageError("--ab-split is the A/B challenger's share: add --ab CHALLENGER.")
+    target = args.shadow or args.ab
+    if not target:
+        return {}
+    flag = "--shadow" if args.shadow else "--ab"
+    if engine != "local":
+        raise NbprodUsageError(f"{flag} runs on the local engine only: drop --engine {engine}.")
+    out: dict[str, Any] = {"shadow" if args.shadow else "ab": None}
+    if args.ab:
+        if args.ab_split is None:
+            raise NbprodUsageError("--ab needs --ab-split FRACTION, the challenger's share of the "
+                                   "rows, e.g. --ab-split 0.1 for 10%.")
+        out["ab_split"] = args.ab_split
+        if not champion.get("id_column"):
+            raise NbprodUsageError(
+                f"--ab assigns rows to arms by their id, and artifact {args.artifact!r} has no id "
+                "column. Package the champion with an id (snapshot(..., id=COLUMN)), or use "
+                "--shadow, which needs none.")
+    root, check = verified_artifact(target, args.trusted_key)
+    out["shadow" if args.shadow else "ab"] = str(root)
+    if str(target).startswith("models:/"):  # the copy matched the registered digest here
+        out["challenger_pin"] = [str(target), check.digest]
+    return out
+
+
+def _split(text: str) -> float:
+    """``--ab-split``: a share strictly between 0 and 1."""
+    from ..jobs.challenger import check_split
+
+    try:
+        return check_split(text)
+    except NbprodUsageError:
+        raise argparse.ArgumentTypeError(
+            f"expected the challenger's share of the rows, a number strictly between 0 and 1 "
+            f"such as 0.1; got {text[:40]!r}") from None
 
 
 def verified_artifact(target: str, trusted_keys: list[str] | None) -> tuple[Path, Any]:
@@ -230,6 +278,14 @@ def add_score(sub: Any) -> None:
     p.add_argument("--explain-drift", type=_explain_drift_type, metavar="auto|full|off|SECONDS",
                    help="explanation drift: auto (default: only when it fits a 1 s budget), "
                         "full (always), off, or a budget in seconds")
+    p.add_argument("--shadow", metavar="CHALLENGER",
+                   help="also score every row with this challenger artifact (path or "
+                        "models:/NAME@ALIAS) and compare; the output stays the champion's")
+    p.add_argument("--ab", metavar="CHALLENGER",
+                   help="serve an id-hashed share of the rows (--ab-split) with this challenger; "
+                        "the output gains served_by")
+    p.add_argument("--ab-split", type=_split, metavar="FRACTION",
+                   help="the A/B challenger's share of the rows, strictly between 0 and 1")
     add_trusted_key(p)
     p.set_defaults(run=run_score)
 

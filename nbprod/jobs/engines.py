@@ -70,7 +70,9 @@ def check_engine(engine: str | None) -> str:
 
 # -- local ----------------------------------------------------------------------------------
 def run_local(art: Any, source: Source, target: Target, *, chunk_rows: int, labels: Any = None,
-              progress: Callable[[int], None] | None = None) -> Streamed:
+              progress: Callable[[int], None] | None = None, side: Callable | None = None) -> Streamed:
+    """``side(k, frame, scored, out, offset)``, when given, sees each chunk as the champion scored
+    it and returns the output to write (a challenger's, :mod:`nbprod.jobs.challenger`)."""
     from ..core.sinks import FrameWriter, part_name
     from ..core.sources import chunks, output_ids
 
@@ -91,6 +93,8 @@ def run_local(art: Any, source: Source, target: Target, *, chunk_rows: int, labe
             scored, m = score_chunk(art, frame, f"{k:06d}", spill_dir=target.work, labels=labels)
             t = time.perf_counter()
             out = _with_output_ids(scored.output, art.id_column, output_ids)
+            if side is not None:
+                out = side(k, frame, scored, out, rows)
             if writer is not None and (len(out) or writer.columns is None):
                 writer.write(out)
             elif target.parts and target.output is not None and len(out):

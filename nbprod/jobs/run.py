@@ -96,6 +96,8 @@ class ScoringRun:
     engine: dict[str, Any] | None = None  # where and in how many chunks it was scored
     profiles: dict[str, Any] | None = None  # the batch's merged binned profiles (for plots)
     explained: dict[str, Any] | None = None  # the most extreme and flagged rows explained
+    shadow: dict[str, Any] | None = None  # a shadow challenger's figures (jobs.challenger)
+    ab: dict[str, Any] | None = None  # an A/B run's per-arm figures (jobs.challenger)
 
     @property
     def row_count(self) -> int:
@@ -112,6 +114,7 @@ class ScoringRun:
 
         art = self.artifact
         issues = self.issues if self.issues is not None else getattr(self.scored, "issues", None)
+        extra = {k: v for k, v in (("shadow", self.shadow), ("ab", self.ab)) if v is not None}
         return finite({
             "status": self.status,
             "rows_in": issues.rows_in if issues is not None else self.row_count,
@@ -143,6 +146,7 @@ class ScoringRun:
             "timings": self.timings,
             "engine": self.engine,
             "explained": self.explained,
+            **extra,
         })
 
     def raise_if_alert(self, enabled: bool = True) -> None:
@@ -155,7 +159,8 @@ class ScoringRun:
             )
 
 
-RUN_OPTIONS_ENV = "NBPROD_RUN_OPTIONS"  # JSON {engine, scheduler, chunk_rows, progress}: nbprod score -> its kernel
+RUN_OPTIONS_ENV = "NBPROD_RUN_OPTIONS"  # JSON {engine, scheduler, chunk_rows, progress, shadow,
+# ab, ab_split, challenger_pin}: nbprod score -> its kernel
 
 
 def execute(
@@ -177,6 +182,9 @@ def execute(
     chunk_rows: int | None = None,
     progress: bool | None = None,
     explain_drift: str | float | None = None,
+    shadow: str | None = None,
+    ab: str | None = None,
+    ab_split: float | None = None,
 ) -> ScoringRun:
     """Score ``input_path`` into ``output_path`` with the artifact; see module docs.
 
@@ -186,12 +194,18 @@ def execute(
     existing one). ``progress`` shows chunk progress on a terminal (default: when stderr is one).
     ``explain_drift``: ``auto`` (default: within a time budget), ``full``, ``off`` or a budget in
     seconds (:func:`nbprod.monitoring.explanations.plan`).
+
+    ``shadow``: a challenger artifact (path or ``models:/NAME@ALIAS``) that scores the same rows
+    beside the champion; the output stays the champion's and the summary gains ``shadow``.
+    ``ab`` with ``ab_split``: a challenger serving an id-hashed share of the rows; the output
+    gains ``served_by`` and the summary ``ab``. See :mod:`nbprod.jobs.challenger`.
     """
     plan = _plan(input_path=input_path, output_path=output_path, artifact_path=artifact_path,
                  labels_path=labels_path, summary_path=summary_path, packaged_at=packaged_at,
                  artifact_id=artifact_id, drift_runs=drift_runs, issues_path=issues_path,
                  max_rejected=max_rejected, engine=engine, scheduler=scheduler,
-                 chunk_rows=chunk_rows, progress=progress)
+                 chunk_rows=chunk_rows, progress=progress, shadow=shadow, ab=ab,
+                 ab_split=ab_split)
     plan.explain_drift = _explain_drift_option(explain_drift)
     job = _Job(plan, log_to_mlflow, logger)
     try:
@@ -230,13 +244,18 @@ class _Plan:
     started: str
     t0: float
     explain_drift: Any = "auto"  # the explanation drift's budget (monitoring.explanations.plan)
+    challenger: str | None = None  # the shadow or A/B challenger's artifact (path or models:/)
+    mode: str | None = None  # "shadow" | "ab"
+    split: float | None = None  # the A/B challenger's share
+    pin: tuple[str, str] | None = None  # the challenger copy's registry pin (from nbprod score)
 
 
 def _plan(*, input_path: str, output_path: str | None, artifact_path: str | None,
           labels_path: str | None, summary_path: str | None, packaged_at: str | None,
           artifact_id: str | None, drift_runs: Any, issues_path: str | None, max_rejected: Any,
           engine: str | None, scheduler: str | None, chunk_rows: Any,
-          progress: bool | None) -> _Plan:
+          progress: bool | None, shadow: str | None = None, ab: str | None = None,
+          ab_split: Any = None) -> _Plan:
     """Check every parameter and path; nothing is read or written yet."""
     from ..core.sources import DEFAULT_CHUNK_ROWS, resolve
     from .engines import check_engine
@@ -259,6 +278,7 @@ def _plan(*, input_path: str, output_path: str | None, artifact_path: str | None
     chunk_rows = chunk_rows if chunk_rows is not None else options.get("chunk_rows")
     chunk_rows = DEFAULT_CHUNK_ROWS if chunk_rows is None else whole_number(
         chunk_rows, "chunk_rows", minimum=1)
+    challenger, mode, split, pin = _challenger_options(options, shadow, ab, ab_split, engine)
     if output_path and not is_directory_output(output_path):
         from ..core.dataio import file_format
 
@@ -286,7 +306,39 @@ def _plan(*, input_path: str, output_path: str | None, artifact_path: str | None
                  max_rejected=max_rejected, engine=engine, scheduler=scheduler,
                  chunk_rows=chunk_rows, progress=progress if progress is not None else
                  options.get("progress_shown"), progress_file=options.get("progress"),
-                 outputs=outputs, started=started, t0=t0)
+                 outputs=outputs, started=started, t0=t0, challenger=challenger, mode=mode,
+                 split=split, pin=pin)
+
+
+def _challenger_options(options: dict[str, Any], shadow: Any, ab: Any, ab_split: Any,
+                        engine: str) -> tuple[str | None, str | None, float | None, Any]:
+    """The challenger of a shadow or A/B run (arguments first, then nbprod score's options)."""
+    from .challenger import AB, SHADOW, check_split
+
+    given = shadow is not None or ab is not None  # a caller's own challenger has no parent's pin
+    shadow = shadow if shadow is not None else options.get("shadow")
+    ab = ab if ab is not None else options.get("ab")
+    ab_split = ab_split if ab_split is not None else options.get("ab_split")
+    if shadow and ab:
+        raise NbprodUsageError(
+            "shadow and ab cannot be combined: a shadow challenger scores every row beside the "
+            "champion, an A/B challenger serves a share of them. Run one of them.")
+    if ab_split is not None and not ab:
+        raise NbprodUsageError("ab_split is the A/B challenger's share: give the challenger too "
+                               "(--ab CHALLENGER --ab-split FRACTION).")
+    if not (shadow or ab):
+        return None, None, None, None
+    if engine != "local":
+        raise NbprodUsageError(f"{'shadow' if shadow else 'ab'} runs on the local engine only; "
+                               f"drop engine={engine!r}.")
+    split = None
+    if ab:
+        if ab_split is None:
+            raise NbprodUsageError("ab needs ab_split, the challenger's share of the rows "
+                                   "(--ab-split 0.1 for 10%).")
+        split = check_split(ab_split, "ab_split")
+    pin = None if given else options.get("challenger_pin")
+    return str(shadow or ab), SHADOW if shadow else AB, split, tuple(pin) if pin else None
 
 
 def is_directory_output(path: str | os.PathLike[str] | None) -> bool:
@@ -319,6 +371,7 @@ class _Job:
         # written into staging, published together at the end (by `nbprod score` if it runs us)
         self.staged = StagedOutputs(self.plan.outputs, inherit=True)
         self.art = load(self.plan.root)
+        self.challenger = _load_challenger(self.plan, self.art) if self.plan.challenger else None
         self.timings["load_s"] = time.perf_counter() - self.plan.t0
 
     def work(self) -> Path:
@@ -340,6 +393,31 @@ class _Job:
             self._tmp.cleanup()
         if self.logger:
             self.logger.close()
+
+
+def _load_challenger(plan: _Plan, champion: Artifact) -> Artifact:
+    """The challenger, verified exactly as the champion (the same trusted keys) and comparable
+    with it; an A/B challenger needs the champion's id column."""
+    from .challenger import AB, same_kind
+
+    flag = "--shadow" if plan.mode != AB else "--ab"
+    if plan.mode == AB and not champion.id_column:
+        raise NbprodUsageError(
+            f"{flag} assigns rows to arms by their id, and artifact {champion.name!r} has no id "
+            "column. Package the champion with an id (snapshot(..., id=COLUMN)), or use "
+            "--shadow, which needs none.")
+    if str(plan.challenger).startswith("models:/") and plan.pin is None:
+        from ..tracking.resolve import load as resolved
+
+        challenger = resolved(plan.challenger)
+    else:
+        challenger = load(plan.challenger, pin=plan.pin)
+    same_kind(champion, challenger, flag)
+    if plan.mode == AB and challenger.id_column != champion.id_column:
+        raise NbprodUsageError(
+            f"{flag} {challenger.name!r} has id column {challenger.id_column!r}, the champion "
+            f"{champion.id_column!r}: the arms' rows are matched by the champion's id column.")
+    return challenger
 
 
 def _score(job: _Job) -> Any:
@@ -373,8 +451,16 @@ def _score(job: _Job) -> Any:
             keys = [k for k in os.environ.get(KEYS_ENV, "").split(os.pathsep) if k.strip()]
             return run_dask(plan.root, keys, plan.source, target, chunk_rows=plan.chunk_rows,
                             scheduler=plan.scheduler, labels=labels, progress=reporter.update)
+        side = None
+        job.side = None
+        if job.challenger is not None:
+            from .challenger import Challenger
+
+            job.side = Challenger(art, job.challenger, plan.mode, split=plan.split,
+                                  labels=job.labels, work=job.work())
+            side = job.side.chunk
         return run_local(art, plan.source, target, chunk_rows=plan.chunk_rows, labels=labels,
-                         progress=reporter.update)
+                         progress=reporter.update, side=side)
 
 
 @dataclass
@@ -639,7 +725,16 @@ def _decide(job: _Job, outcome: _Outcome) -> ScoringRun:
         scored=single, labels_path=plan.labels_path,
         issues_path=str(plan.issues_file) if plan.issues_file else None,
         issues=outcome.issues, rows=streamed.output_rows, prediction=outcome.prediction,
-        engine=streamed.engine, profiles=m.profiles)
+        engine=streamed.engine, profiles=m.profiles,
+        **_challenger_summary(job, m, outcome))
+
+
+def _challenger_summary(job: _Job, m: Any, outcome: _Outcome) -> dict[str, Any]:
+    """The run's ``shadow`` or ``ab`` (nothing without a challenger)."""
+    side = getattr(job, "side", None)
+    if side is None:
+        return {}
+    return {job.plan.mode: side.summary(m.scored, outcome.prediction, outcome.performance)}
 
 
 def _log(job: _Job, run: ScoringRun) -> None:
@@ -649,6 +744,13 @@ def _log(job: _Job, run: ScoringRun) -> None:
         tags = {"nbprod.kind": "score", "nbprod.name": art.name,
                 "nbprod.artifact_id": job.head["artifact_id"], "nbprod.digest": art.digest,
                 "nbprod.status": run.status}
+        for mode in ("shadow", "ab"):
+            entry = getattr(run, mode)
+            if entry is not None:
+                head = entry["challenger_artifact"]
+                tags.update({"nbprod.challenger.mode": mode, "nbprod.challenger.name": head["name"],
+                             "nbprod.challenger.artifact_id": str(head["artifact_id"]),
+                             "nbprod.challenger.digest": head["digest"]})
         try:
             run.tracking = job.logger.log(run.summary(), tags)
         except NbprodError as exc:  # predictions are written; say what was not logged
@@ -804,6 +906,8 @@ def judge_measures(art: Artifact, measured: Any, *, work: Path, input_path: str,
     job.art, job.labels, job.work_dir = art, labels, Path(work)
     try:
         streamed = Streamed(measured, [], measured.written, None, None, engine)
-        return _decide(job, _judge(job, streamed))
+        run = _decide(job, _judge(job, streamed))
+        run.explained = _explained(job, measured, run)
+        return run
     finally:
         job.close()

@@ -86,7 +86,9 @@ def scoring_job(*, input_path: str | None = None, output_path: str | None = None
                 name: str | None = None, packaged_at: str | None = None,
                 artifact_id: str | None = None, engine: str | None = None,
                 scheduler: str | None = None, chunk_rows: int | None = None,
-                explain_drift: str | float | None = None, **unknown: Any) -> ScoringJob:
+                explain_drift: str | float | None = None,
+                shadow: str | None = None, ab: str | None = None,
+                ab_split: float | None = None, **unknown: Any) -> ScoringJob:
     """Score ``input_path`` with the artifact and return the job, whose :meth:`ScoringJob.show`
     draws the report: the one call every packaged ``score.ipynb`` makes.
 
@@ -115,6 +117,13 @@ def scoring_job(*, input_path: str | None = None, output_path: str | None = None
     explain_drift : str or float, optional
         ``auto`` (default: explanation drift only when it fits a 1 s budget), ``full``, ``off``
         or a budget in seconds (see ``docs/explain.md``).
+    shadow : str, optional
+        A challenger artifact (path or ``models:/NAME@ALIAS``) scoring the same rows beside this
+        one; the output stays this artifact's, the summary gains ``shadow`` (see
+        ``docs/lifecycle.md``).
+    ab, ab_split : str and float, optional
+        A challenger artifact serving the id-hashed share ``ab_split`` (in (0, 1)) of the rows;
+        the output gains ``served_by`` and the summary ``ab``.
     **unknown
         Parameters a newer nbprod wrote: ignored with a warning.
 
@@ -158,7 +167,7 @@ def scoring_job(*, input_path: str | None = None, output_path: str | None = None
                       log_to_mlflow=log_to_mlflow, logger=logger, issues_path=issues_path,
                       max_rejected=DEFAULT_MAX_REJECTED if max_rejected is None else max_rejected,
                       engine=engine, scheduler=scheduler, chunk_rows=chunk_rows,
-                      explain_drift=explain_drift)
+                      explain_drift=explain_drift, shadow=shadow, ab=ab, ab_split=ab_split)
     except BaseException:
         if logger is not None:
             logger.close()

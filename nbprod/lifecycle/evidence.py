@@ -1,7 +1,7 @@
 """Evidence over runs: is the challenger better, worse or equivalent to the champion?
 
 Each scoring run with labels reduces its rows to mergeable loss statistics (:class:`LossStats`:
-n, sum, sum of squares), so runs add up exactly however they were chunked. Per-row losses:
+n, mean and M2, merged with Chan's formula), so runs add up however they were chunked. Per-row losses:
 the Brier score for classifiers (sum over classes of the squared difference between the
 predicted probability and the one-hot label) and the squared error for regressors. Lower is
 better.
@@ -28,86 +28,12 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import numpy as np
-
+from ..core.losses import LossStats, merge, paired_stats, row_losses  # noqa: F401 (re-exported)
 from ..exceptions import NbprodUsageError
 
 BETTER, WORSE, EQUIVALENT, UNDECIDED = "better", "worse", "equivalent", "not yet distinguishable"
 DEFAULT_MIN_EFFECT = 0.005
 DEFAULT_CONFIDENCE = 0.95
-
-
-@dataclass(frozen=True)
-class LossStats:
-    """Mergeable statistics of a sample of per-row values: count, sum and sum of squares."""
-
-    n: int = 0
-    sum: float = 0.0
-    sumsq: float = 0.0
-
-    @classmethod
-    def of(cls, values: Any) -> LossStats:
-        v = np.asarray(values, dtype=float).ravel()
-        if not np.isfinite(v).all():
-            raise NbprodUsageError(f"expected finite per-row losses, received {int((~np.isfinite(v)).sum())} "
-                                   "non-finite value(s): drop rows without a label or prediction first")
-        return cls(int(v.size), float(v.sum()), float((v * v).sum()))
-
-    def __add__(self, other: LossStats) -> LossStats:
-        return LossStats(self.n + other.n, self.sum + other.sum, self.sumsq + other.sumsq)
-
-    @property
-    def mean(self) -> float:
-        return self.sum / self.n if self.n else math.nan
-
-    @property
-    def variance(self) -> float:
-        """Sample variance (n - 1 in the denominator); NaN below two values."""
-        if self.n < 2:
-            return math.nan
-        return max(self.sumsq - self.sum * self.sum / self.n, 0.0) / (self.n - 1)
-
-    def to_dict(self) -> dict[str, float]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> LossStats:
-        return cls(int(d["n"]), float(d["sum"]), float(d["sumsq"]))
-
-
-def merge(stats: Any) -> LossStats:
-    """The statistics of all runs together."""
-    total = LossStats()
-    for s in stats:
-        total = total + s
-    return total
-
-
-def row_losses(y_true: Any, prediction: Any, *, task: str, classes: Any = None) -> np.ndarray:
-    """Per-row loss: Brier score for a classifier (``prediction`` is the (rows, classes)
-    probability matrix, columns in ``classes`` order), squared error for a regressor."""
-    y = np.asarray(y_true)
-    if task == "regressor":
-        return (np.asarray(prediction, dtype=float).ravel() - y.astype(float)) ** 2
-    if task != "classifier":
-        raise NbprodUsageError(f"expected task 'classifier' or 'regressor', received {str(task)[:40]!r}")
-    p = np.asarray(prediction, dtype=float)
-    cls = list(classes)
-    if p.ndim != 2 or p.shape[1] != len(cls):
-        raise NbprodUsageError(f"expected a probability matrix with {len(cls)} columns (one per class), "
-                               f"received shape {p.shape}")
-    onehot = (y.reshape(-1, 1) == np.asarray(cls, dtype=object).reshape(1, -1)).astype(float)
-    return ((p - onehot) ** 2).sum(axis=1)
-
-
-def paired_stats(champion_loss: Any, challenger_loss: Any) -> LossStats:
-    """Shadow: statistics of challenger loss minus champion loss, row by row."""
-    a = np.asarray(champion_loss, dtype=float).ravel()
-    b = np.asarray(challenger_loss, dtype=float).ravel()
-    if a.shape != b.shape:
-        raise NbprodUsageError(f"expected the same rows for both models, received {a.size} champion "
-                               f"and {b.size} challenger losses")
-    return LossStats.of(b - a)
 
 
 @dataclass(frozen=True)
@@ -128,9 +54,13 @@ class Evidence:
         return d
 
     def describe(self) -> str:
-        return (f"{self.verdict}: challenger minus champion mean loss {self.difference:.4g} "
-                f"({self.confidence:.0%} CI {self.low:.4g} .. {self.high:.4g}, p={self.p_value:.3g}, "
-                f"n={self.n}, {self.test}, minimum effect {self.min_effect:g})")
+        from ..core.results import number
+
+        n = " + ".join(number(k) for k in self.n) if isinstance(self.n, tuple) else number(self.n)
+        return (f"{self.verdict}: challenger minus champion mean loss {number(self.difference)} "
+                f"({number(self.confidence * 100)}% CI {number(self.low)} .. {number(self.high)}, "
+                f"p{'<0.0001' if self.p_value < 1e-4 else '=' + number(self.p_value)}, n={n}, {self.test}, minimum effect "
+                f"{number(self.min_effect)})")
 
 
 def _check(min_effect: float, confidence: float) -> None:
@@ -195,3 +125,65 @@ def decide_welch(champion: LossStats, challenger: LossStats, *, min_effect: floa
 def promotion_allowed(evidence: Evidence | None) -> bool:
     """Promotion goes ahead without --force only when the challenger is shown better."""
     return evidence is not None and evidence.verdict == BETTER
+
+
+# -- over recorded runs ---------------------------------------------------------------------
+def accumulate(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The loss statistics of recorded shadow and A/B runs, added up per mode: ``{"shadow":
+    {"runs", "paired"}, "ab": {"runs", "champion", "challenger"}}`` (a mode without runs is
+    absent). Each run is ``{"mode", "metrics"}`` with metrics ``<mode>.evidence.<part>.n|mean|m2``
+    (:func:`nbprod.tracking.runs.challenger_metrics`)."""
+    out: dict[str, dict[str, Any]] = {}
+    for run in runs:
+        mode, metrics = run.get("mode"), run.get("metrics") or {}
+        parts = ("paired",) if mode == "shadow" else ("champion", "challenger") if mode == "ab" else ()
+        if not parts:
+            continue
+        entry = out.setdefault(mode, {"runs": 0, **{p: LossStats() for p in parts}})
+        entry["runs"] += 1
+        for p in parts:
+            n = metrics.get(f"{mode}.evidence.{p}.n")
+            if n:
+                entry[p] = entry[p] + LossStats.from_dict({
+                    "n": n, "mean": metrics.get(f"{mode}.evidence.{p}.mean", math.nan),
+                    "m2": metrics.get(f"{mode}.evidence.{p}.m2", 0.0)})
+    return out
+
+
+def judge(runs: list[dict[str, Any]], *, min_effect: float = DEFAULT_MIN_EFFECT,
+          confidence: float = DEFAULT_CONFIDENCE) -> dict[str, Evidence]:
+    """The evidence of each mode with recorded runs: a paired test (shadow), Welch's (A/B)."""
+    out: dict[str, Evidence] = {}
+    for mode, entry in accumulate(runs).items():
+        if mode == "shadow":
+            out[mode] = decide_paired(entry["paired"], min_effect=min_effect, confidence=confidence)
+        else:
+            out[mode] = decide_welch(entry["champion"], entry["challenger"],
+                                     min_effect=min_effect, confidence=confidence)
+    return out
+
+
+def overall(judged: dict[str, Evidence]) -> str | None:
+    """One verdict from the modes' evidence: ``worse`` if any says worse, ``better`` only when
+    all say better, otherwise the shadow verdict (the paired test is the sharper one), else
+    A/B's; None without evidence."""
+    if not judged:
+        return None
+    verdicts = [e.verdict for e in judged.values()]
+    if WORSE in verdicts:
+        return WORSE
+    if all(v == BETTER for v in verdicts):
+        return BETTER
+    return (judged.get("shadow") or judged["ab"]).verdict
+
+
+def promotion_problem(judged: dict[str, Evidence], champion_version: str) -> str | None:
+    """Why the recorded evidence contradicts promoting the challenger, or None when it supports
+    it (or there is none)."""
+    verdict = overall(judged)
+    if verdict is None or verdict == BETTER:
+        return None
+    said = "; ".join(f"{mode}: {e.describe()}" for mode, e in judged.items())
+    why = {WORSE: "the challenger is worse than", EQUIVALENT: "the challenger is equivalent to",
+           UNDECIDED: "the challenger is not yet distinguishable from"}[verdict]
+    return f"over its shadow/A/B runs {why} champion version {champion_version} ({said})"

@@ -277,8 +277,15 @@ def approve(target: str | Path, *, by: str, note: str = "") -> dict[str, Any]:
     return {"name": name, "version": version, "approved_by": by}
 
 
-def promote(target: str | Path, *, by: str, reason: str = "", force: bool = False) -> dict[str, Any]:
-    """Move the champion alias to ``target`` if the rules allow it (see module docs)."""
+def promote(target: str | Path, *, by: str, reason: str = "", force: bool = False,
+            evidence: dict[str, Any] | None = None, evidence_problem: str | None = None,
+            earned: bool = False) -> dict[str, Any]:
+    """Move the champion alias to ``target`` if the rules allow it (see module docs).
+
+    ``evidence``: the shadow/A/B evidence over runs (:mod:`nbprod.lifecycle.promotion`), recorded
+    on the version (``nbprod.promoted_evidence``); ``evidence_problem``: why it contradicts the
+    promotion (refused without ``force``); ``earned``: it shows the challenger better, which
+    stands in for a recorded comparison win."""
     name, version, v = version_of(target)
     client = _client()
     model = client.get_registered_model(name)
@@ -290,7 +297,9 @@ def promote(target: str | Path, *, by: str, reason: str = "", force: bool = Fals
     problems = []
     if tags.get("nbprod.checks") == "fail" or tags.get("nbprod.override") == "true":
         problems.append(f"version {version} failed checks at packaging")
-    if current is not None:
+    if evidence_problem:
+        problems.append(evidence_problem)
+    if current is not None and not earned:
         verdict = tags.get("nbprod.compare.verdict")
         against = tags.get("nbprod.compare.champion_version")
         if verdict != "win" or against != current:
@@ -312,6 +321,9 @@ def promote(target: str | Path, *, by: str, reason: str = "", force: bool = Fals
         client.delete_registered_model_alias(name, CHALLENGER)
     record = _record_promotion(client, name, version, by=by, reason=reason,
                                forced=bool(problems), previous=current, overridden=problems)
+    if evidence is not None:
+        client.set_model_version_tag(name, version, "nbprod.promoted_evidence",
+                                     json.dumps(evidence, default=str)[:5000])
     return {"name": name, "version": version, "previous": current, **record}
 
 

@@ -64,6 +64,38 @@ def run_metrics(summary: dict[str, Any]) -> dict[str, float]:
         if c["name"] == "output:bounds" and c["status"] != "skip":
             out["output.out_of_bounds"] = float(c["value"] or 0)
     out.update(depth_metrics(summary))
+    out.update(challenger_metrics(summary))
+    return out
+
+
+def challenger_metrics(summary: dict[str, Any]) -> dict[str, float]:
+    """A shadow or A/B run's figures as metrics, ``shadow.*`` or ``ab.*``: the disagreement, each
+    model's (arm's) rows and performance metrics, and the mergeable loss statistics that
+    ``nbprod promote`` adds up over runs (``<mode>.evidence.<paired|champion|challenger>.n|mean|m2``).
+    Which challenger is in the run's tags (``nbprod.challenger.*``)."""
+    out: dict[str, float] = {}
+    for mode in ("shadow", "ab"):
+        entry = summary.get(mode)
+        if not entry:
+            continue
+        for key, value in (entry.get("disagreement") or {}).items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                out[f"{mode}.disagreement.{key}"] = float(value)
+        for who in ("champion", "challenger"):
+            figures = entry.get(who) or {}
+            if figures.get("rows") is not None:
+                out[f"{mode}.{who}.rows"] = float(figures["rows"])
+            for name, value in (figures.get("metrics") or {}).items():
+                if value is not None:
+                    out[metric_key(mode, who, name)] = float(value)
+        for key in ("unpaired", "fallback"):
+            if entry.get(key):
+                out[f"{mode}.{key}"] = float(entry[key]["rows"])
+        for part, stats in (entry.get("evidence") or {}).items():
+            if isinstance(stats, dict):
+                for k in ("n", "mean", "m2"):
+                    if stats.get(k) is not None:
+                        out[f"{mode}.evidence.{part}.{k}"] = float(stats[k])
     return out
 
 
@@ -246,3 +278,28 @@ def history_of(target: str, *, all_artifacts: bool = False):
         m = mf.read(root)
         return history(m["name"], None if all_artifacts else m["artifact_id"])
     return history(str(target))
+
+
+def challenger_runs(model_name: str, champion_digest: str, challenger_digest: str
+                    ) -> list[dict[str, Any]]:
+    """The shadow and A/B runs recorded for this champion and challenger (by their digests),
+    oldest first: each run's id, mode (``shadow`` | ``ab``) and evidence metrics
+    (:func:`challenger_metrics`)."""
+    from .store import client, retry, store_error
+
+    try:
+        exp = client().get_experiment_by_name(experiment_name(model_name))
+        if exp is None:
+            return []
+        filt = (f"tags.`nbprod.digest` = '{champion_digest}' and "
+                f"tags.`nbprod.challenger.digest` = '{challenger_digest}'")
+        found = retry(client().search_runs, [exp.experiment_id], filter_string=filt,
+                      max_results=5000, order_by=["attributes.start_time ASC"])
+    except Exception as exc:
+        raise store_error(exc) from None
+    out = []
+    for run in found:
+        mode = run.data.tags.get("nbprod.challenger.mode")
+        evidence = {k: v for k, v in run.data.metrics.items() if k.startswith(f"{mode}.evidence.")}
+        out.append({"run_id": run.info.run_id, "mode": mode, "metrics": evidence})
+    return out
