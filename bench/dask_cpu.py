@@ -9,12 +9,18 @@ runs):
   plain   a fresh Python process scores every part, one after the other, in its main thread
           (``--thread``: in a second thread, as a worker does), under the environment given with
           ``--env NAME=VALUE`` (repeatable; ``--env NAME=`` removes NAME)
+  pair    two such processes at the same time, each scoring every other part: the two cores
+          shared as two workers share them, without Dask
   dask    a LocalCluster of 2 single-threaded workers started as nbprod starts it
-          (``nbprod.jobs.engines``); the workers' own counters are read through ``client.run``
-          before and after, and the task thread's own counters inside each task
+          (``nbprod.jobs.engines``), under ``--config KEY=VALUE`` of Dask's configuration and
+          ``--env`` (set here, inherited by the workers); the workers' own counters are read
+          through ``client.run`` before and after, and the task thread's own counters inside
+          each task
 
     .venv/bin/python bench/dask_cpu.py plain [--rows 2000000] [--env MALLOC_TRIM_THRESHOLD_=65536]
-    .venv/bin/python bench/dask_cpu.py dask [--rows 2000000]
+    .venv/bin/python bench/dask_cpu.py pair
+    .venv/bin/python bench/dask_cpu.py dask [--rows 2000000] [--env MALLOC_TRIM_THRESHOLD_=65536]
+        [--config distributed.worker.profile.enabled=False]
 """
 
 from __future__ import annotations
@@ -92,7 +98,8 @@ def plain(args: argparse.Namespace) -> dict:
 
         def run() -> None:
             a = usage()
-            threads = [task(p, source, str(art), work, DEFAULT_CHUNK_ROWS) for p in pieces]
+            mine = pieces if args.share is None else pieces[args.share::2]
+            threads = [task(p, source, str(art), work, DEFAULT_CHUNK_ROWS) for p in mine]
             result.update(process=delta(a, usage()), thread=total(threads))
 
         if args.thread:
@@ -115,7 +122,8 @@ def dask(args: argparse.Namespace) -> dict:
     config = {}
     for item in args.config:
         name, _, value = item.partition("=")
-        config[name] = None if value == "None" else value
+        config[name] = {"None": None, "False": False, "True": True}.get(value, value)
+    _environ(args.env, os.environ)  # inherited by the workers, as a user's would be
     with tempfile.TemporaryDirectory(prefix="nbprod-dask-cpu-", dir=inp.parent) as work, \
             dask_.config.set(config), _client(None, 2) as (client, _):
         for sub in ("out", "issues"):
@@ -131,19 +139,53 @@ def dask(args: argparse.Namespace) -> dict:
         threads = client.gather(futures)
         wall = time.perf_counter() - t
         b = client.run(usage)
+        peak = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+        profiling = client.run(lambda: dask_.config.get("distributed.worker.profile.enabled"))
     return {"process": total([delta(a[w], b[w]) for w in a]), "thread": total(threads),
-            "workers": {w: delta(a[w], b[w]) for w in a}, "env": env, "wall": wall}
+            "workers": {w: delta(a[w], b[w]) for w in a}, "env": env, "wall": wall,
+            "peak_mb": {w: v / 1024 for w, v in peak.items()}, "profile": profiling}
+
+
+def _environ(items: list[str], env) -> None:
+    for item in items:
+        name, _, value = item.partition("=")
+        if value:
+            env[name] = value
+        else:
+            env.pop(name, None)
+
+
+def pair(args: argparse.Namespace, env: dict) -> dict:
+    """Two plain processes at once, each scoring every other part (what two workers share)."""
+    procs = [subprocess.Popen(_child(args, k), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env=env) for k in range(2)]
+    outs = []
+    for proc in procs:
+        stdout, stderr = proc.communicate()
+        if proc.returncode:
+            raise SystemExit(stderr[-3000:])
+        outs.append(json.loads(stdout.strip().splitlines()[-1]))
+    return {"process": total([o["process"] for o in outs]),
+            "thread": total([o["thread"] for o in outs])}
+
+
+def _child(args: argparse.Namespace, share: int | None = None) -> list[str]:
+    return [sys.executable, __file__, "plain", "--child", "--rows", str(args.rows),
+            "--data", str(args.data)] + (["--thread"] if args.thread else []) + (
+        ["--share", str(share)] if share is not None else [])
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("mode", choices=("plain", "dask"))
+    ap.add_argument("mode", choices=("plain", "pair", "dask"))
     ap.add_argument("--rows", type=int, default=2_000_000)
     ap.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "nbprod-bench-scale")
     ap.add_argument("--thread", action="store_true", help="plain: score in a second thread")
-    ap.add_argument("--env", action="append", default=[], help="NAME=VALUE for the plain process")
+    ap.add_argument("--env", action="append", default=[], help="NAME=VALUE (NAME=: unset) for the plain processes, or in this process for "
+                         "the workers to inherit")
     ap.add_argument("--config", action="append", default=[],
                     help="dask: KEY=VALUE of Dask's configuration (None: unset)")
+    ap.add_argument("--share", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     import warnings
@@ -156,19 +198,15 @@ def main(argv: list[str] | None = None) -> int:
             return 0
     else:
         env = dict(os.environ)
-        for item in args.env:
-            name, _, value = item.partition("=")
-            if value:
-                env[name] = value
-            else:
-                env.pop(name, None)
+        _environ(args.env, env)
         env["PYTHONPATH"] = str(HERE.parent)
-        cmd = [sys.executable, __file__, "plain", "--child", "--rows", str(args.rows),
-               "--data", str(args.data)] + (["--thread"] if args.thread else [])
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-        if proc.returncode:
-            raise SystemExit(proc.stderr[-3000:])
-        out = json.loads(proc.stdout.strip().splitlines()[-1])
+        if args.mode == "pair":
+            out = pair(args, env)
+        else:
+            proc = subprocess.run(_child(args), capture_output=True, text=True, env=env)
+            if proc.returncode:
+                raise SystemExit(proc.stderr[-3000:])
+            out = json.loads(proc.stdout.strip().splitlines()[-1])
     print(f"load average {os.getloadavg()[0]:.1f}; {args.mode} {' '.join(args.env)}"
           f"{' '.join(args.config)}{' (thread)' if args.thread else ''}")
     print(show("  processes", out["process"], args.rows))
@@ -176,7 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     for w, d in out.get("workers", {}).items():
         print(show(f"  {w}", d, args.rows // 2))
     if "env" in out:
-        print(f"  worker env {next(iter(out['env'].values()))}; wall {out['wall']:.1f} s")
+        print(f"  worker env {next(iter(out['env'].values()))}; profiler "
+              f"{next(iter(out['profile'].values()))}; wall {out['wall']:.1f} s; peak RSS "
+              f"{', '.join(f'{v:.0f}' for v in out['peak_mb'].values())} MB")
     return 0
 
 

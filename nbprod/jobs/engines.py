@@ -334,7 +334,11 @@ def _main_module_spec_restored() -> None:
 # does not matter). Unset for the workers nbprod starts, they fault 0.09 per row and spend
 # 11.8 s (system 1.9 s): docs/performance.md, "What limits the Dask speed-up". A variable the
 # user set in this process's environment still reaches the workers.
-_WORKER_MALLOC = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
+# The workers' statistical profiler (every task thread's stack sampled each 10 ms, for the
+# dashboard, which nbprod's cluster does not open) is off too: it cost the two workers 0.33 s
+# of CPU of 12.3 s at 2M rows (medians of 3, outside the task threads).
+_WORKER_MALLOC = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+                  "distributed.worker.profile.enabled": False}
 
 
 class _client:
