@@ -96,9 +96,10 @@ def _select(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def explain_notable(art: Any, chosen: pd.DataFrame | None, mode: str | float = "auto", *,
-                    show_ids: bool = True) -> dict[str, Any] | None:
+                    show_ids: bool = True, elapsed_s: float | None = None) -> dict[str, Any] | None:
     """Explain the chosen rows once (see the module docs); None when there are none.
-    ``show_ids``: False when the id column is personal data (rows are named by position)."""
+    ``show_ids``: False when the id column is personal data (rows are named by position);
+    ``elapsed_s``: the run's time so far (the ``auto`` budget grows with it)."""
     from ..exceptions import ExplainWarning, NbprodError
     from .explanations import plan
 
@@ -106,7 +107,8 @@ def explain_notable(art: Any, chosen: pd.DataFrame | None, mode: str | float = "
         return None
     ref = (art.reference or {}).get("explanations") or {}
     method = ref.get("method", "exact")
-    budget = plan(method, len(chosen), mode, min_rows=1, what="the report's explanations")
+    budget = plan(method, len(chosen), mode, min_rows=1, what="the report's explanations",
+                  elapsed_s=elapsed_s)
     head = {"rows": [], "scale": ref.get("scale"), "method": method, "budget": budget,
             "score": _score_name(art)}
     if budget["status"] in ("skipped", "off"):
