@@ -6,8 +6,9 @@ Measures, on this machine as loaded as it is (the load average is printed):
   import     a fresh interpreter that already imported numpy, pandas and scikit-learn (as a
              scoring run has) importing SHAP; ``--repeat`` fresh processes
   start      with SHAP imported: explaining one row through nbprod's own path
-             (``nbprod.core.explain.explain``, method ``tree``): the 100 background rows scored
-             and folded, the TreeExplainer built, one row explained
+             (``nbprod.core.explain.explain``, method ``tree``, in one thread as a scoring run
+             does, and with the libraries' own threads): the 100 background rows scored and
+             folded, the TreeExplainer built, one row explained
   explainer  SHAP's TreeExplainer built alone (part of start)
   per row    (explaining 200 rows - explaining 1 row) / 199
 
@@ -85,6 +86,7 @@ def measure(name: str, estimator, repeat: int) -> None:
     import shap
 
     from nbprod.core.explain import explain
+    from nbprod.monitoring.explanations import one_thread
 
     sc, model, train = scorer(estimator)
     fresh = data(200, 1).drop(columns=["y"])
@@ -95,11 +97,17 @@ def measure(name: str, estimator, repeat: int) -> None:
         assert first.method == "tree", first.notes
         build = [timed(lambda: shap.TreeExplainer(est, feature_perturbation="tree_path_dependent",
                                                   model_output="raw")) for _ in range(repeat)]
-        one, many = [], []
+        one, many, threads = [], [], []
         for _ in range(repeat):  # interleaved: the load moves
-            one.append(timed(lambda: explain(sc, fresh.iloc[:1], background=train, method="tree")))
-            many.append(timed(lambda: explain(sc, fresh, background=train, method="tree")))
+            with one_thread():  # as a scoring run explains
+                one.append(timed(lambda: explain(sc, fresh.iloc[:1], background=train,
+                                                 method="tree")))
+                many.append(timed(lambda: explain(sc, fresh, background=train, method="tree")))
+            threads.append(timed(lambda: explain(sc, fresh.iloc[:1], background=train,
+                                                 method="tree")))
     start, rows = statistics.median(one), statistics.median(many)
+    print(f"{name}: start with the library's own threads median "
+          f"{statistics.median(threads):.3f} s (min {min(threads):.3f})")
     print(f"{name}: start (1 row, SHAP imported) median {start:.3f} s "
           f"(min {min(one):.3f}); explainer alone {statistics.median(build):.3f} s; "
           f"200 rows median {rows:.3f} s (min {min(many):.3f}); "

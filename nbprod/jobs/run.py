@@ -902,7 +902,8 @@ def judge_measures(art: Artifact, measured: Any, *, work: Path, input_path: str,
     """The run of a batch whose chunks were scored elsewhere (:mod:`nbprod.jobs.lazy`): the
     chunks' merged :class:`~nbprod.jobs.chunk.Measured` judged as :func:`execute` judges it
     (repeated ids, every check, drift, performance on ``labels``, the retrain decision), with
-    no output, no issues file and no MLflow. ``work`` holds the chunks' spills."""
+    no output, no issues file and no MLflow. ``work`` holds the chunks' spills. The run's time
+    on which the ``auto`` explanation budget scales counts the chunks' own scoring time."""
     from .engines import Streamed
 
     plan = _Plan(input_path=input_path, output_path=None, labels_path=labels_path,

@@ -145,7 +145,7 @@ def _explain(art_or_scorer: Any, rows: pd.DataFrame, *, background: pd.DataFrame
     from ..exceptions import ExplainWarning
 
     def run(part: pd.DataFrame, how: str) -> Any:
-        with warnings.catch_warnings():  # the note is kept in the result
+        with warnings.catch_warnings(), one_thread():  # the note is kept in the result
             warnings.simplefilter("ignore", ExplainWarning)
             if background is None:
                 return art_or_scorer.explain(part, method=how)
@@ -162,6 +162,16 @@ def _explain(art_or_scorer: Any, rows: pd.DataFrame, *, background: pd.DataFrame
     if first.method in FAST and len(rows) > SLOW_ROWS:
         return run(rows.iloc[:ROWS], first.method)
     return first
+
+
+def one_thread() -> Any:
+    """A context in which the model predicts in one thread. Explaining scores a few hundred rows
+    several times; OpenMP's threads (histogram gradient boosting predicts each iteration in
+    parallel) cost more than they give there, and many times more on a busy machine (measured
+    in docs/explain.md)."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1)
 
 
 def sample(df: pd.DataFrame, n: int = ROWS, seed: int = 0) -> pd.DataFrame:

@@ -101,7 +101,7 @@ def explain_notable(art: Any, chosen: pd.DataFrame | None, mode: str | float = "
     ``show_ids``: False when the id column is personal data (rows are named by position);
     ``elapsed_s``: the run's time so far (the ``auto`` budget grows with it)."""
     from ..exceptions import ExplainWarning, NbprodError
-    from .explanations import plan
+    from .explanations import one_thread, plan
 
     if chosen is None or not len(chosen):
         return None
@@ -121,7 +121,7 @@ def explain_notable(art: Any, chosen: pd.DataFrame | None, mode: str | float = "
     if art.id_column:  # the conformed inputs hold no id: any unique one serves
         inputs = inputs.assign(**{art.id_column: np.arange(len(inputs))})
     try:
-        with warnings.catch_warnings():  # a note says why a slower method was used
+        with warnings.catch_warnings(), one_thread():  # a note says why a slower method was used
             warnings.simplefilter("ignore", ExplainWarning)
             result = art.explain(inputs, method=method if method in ("linear", "tree") else "auto")
     except NbprodError as exc:
