@@ -40,16 +40,17 @@ RATIO = 2.0
 MIN_SHARE = 0.05
 FAST = ("linear", "tree")
 MODES = ("auto", "full", "off")
-BUDGET_S = 1.0  # the default budget of explanation drift, seconds a run
+BUDGET_S = 1.0  # the floor of the auto budget of explanation drift, seconds a run
 MIN_ROWS = 20  # fewer rows than this make no figure worth comparing
 # the estimated cost of explaining one row, and once a run, per method (measured on the kinds
-# pipeline, 6 model inputs, 2 cores; docs/explain.md): what the budget is judged on
+# pipeline, 6 model inputs, 2 cores; the tree method's by bench/explain_costs.py, 8 inputs;
+# docs/explain.md): what the budget is judged on
 PER_ROW_S = {"linear": 0.002, "tree": 0.01, "exact": 0.1, "sampling": 0.2}
 FIXED_S = {"linear": 0.3, "tree": 2.3, "exact": 0.3, "sampling": 0.3}  # the background rows
-# scored and folded, and for the tree method SHAP imported (about 2 s), once a run
+# scored and folded, and for the tree method SHAP imported (about 1.7 s), once a figure
 # the tree method's start once SHAP is imported in the process (explanation drift ran before the
 # report's table, or an earlier run in the same kernel): the background scored and folded and the
-# TreeExplainer built
+# TreeExplainer built (measured 0.5 to 0.66 s)
 STARTED_S = {"tree": 0.5}
 SHARE = 0.1  # auto: the budget is the larger of BUDGET_S and this share of the run's time so far
 LIBRARY = {"tree": "shap"}  # the module whose import a method's fixed cost includes
