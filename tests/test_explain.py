@@ -336,6 +336,16 @@ def test_a_tree_models_run_explains_its_rows_once_shap_is_loaded(tmp_path):
             pytest.approx(r["output"], abs=1e-6)
         assert r["output"] == pytest.approx(margin[r["row"]], abs=1e-6)
         assert r["id"] == batch["account"].iloc[r["row"]]
+    # a long run (60 s so far) explains every sampled row, whatever was loaded before
+    from types import SimpleNamespace
+
+    from nbprod.monitoring.explanations import explanation_drift
+
+    art = nbprod.load(tmp_path / "art")
+    inputs = SimpleNamespace(inputs=batch.drop(columns=["account"]))
+    long = explanation_drift(art, inputs, "auto", elapsed_s=60.0)
+    assert long["budget"]["status"] == "computed" and long["budget"]["basis"] == "10% of 60.0 s"
+    assert long["rows"] == len(batch) and set(long["features"]) == set(drift["features"])
     skipped = summary(STARTED_S["tree"] / 2)  # a number is an absolute budget, below the start
     for figure, start in ((skipped["drift"]["explanations"], "explanation drift skipped: "),
                           (skipped["explained"], "not explained: ")):
