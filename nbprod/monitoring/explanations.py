@@ -146,7 +146,7 @@ def _explain(art_or_scorer: Any, rows: pd.DataFrame, *, background: pd.DataFrame
     from ..exceptions import ExplainWarning
 
     def run(part: pd.DataFrame, how: str) -> Any:
-        with warnings.catch_warnings(), one_thread():  # the note is kept in the result
+        with warnings.catch_warnings(), one_thread(how):  # the note is kept in the result
             warnings.simplefilter("ignore", ExplainWarning)
             if background is None:
                 return art_or_scorer.explain(part, method=how)
@@ -165,14 +165,25 @@ def _explain(art_or_scorer: Any, rows: pd.DataFrame, *, background: pd.DataFrame
     return first
 
 
-def one_thread() -> Any:
+def one_thread(method: str = "auto") -> Any:
     """A context in which the model predicts in one thread. Explaining scores a few hundred rows
     several times; OpenMP's threads (histogram gradient boosting predicts each iteration in
     parallel) cost more than they give there, and many times more on a busy machine (measured
-    in docs/explain.md)."""
-    from threadpoolctl import threadpool_limits
+    in docs/explain.md). The ``linear`` method's few matrix products are left alone (and pay
+    nothing); the native thread pools are found once per process."""
+    import contextlib
 
-    return threadpool_limits(limits=1)
+    if method == "linear":
+        return contextlib.nullcontext()
+    global _POOLS
+    if _POOLS is None:
+        from threadpoolctl import ThreadpoolController
+
+        _POOLS = ThreadpoolController()  # about 15 ms: it lists the loaded native libraries
+    return _POOLS.limit(limits=1)
+
+
+_POOLS: Any = None
 
 
 def sample(df: pd.DataFrame, n: int = ROWS, seed: int = 0) -> pd.DataFrame:

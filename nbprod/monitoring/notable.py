@@ -121,7 +121,7 @@ def explain_notable(art: Any, chosen: pd.DataFrame | None, mode: str | float = "
     if art.id_column:  # the conformed inputs hold no id: any unique one serves
         inputs = inputs.assign(**{art.id_column: np.arange(len(inputs))})
     try:
-        with warnings.catch_warnings(), one_thread():  # a note says why a slower method was used
+        with warnings.catch_warnings(), one_thread(method):  # a note says why a slower one was used
             warnings.simplefilter("ignore", ExplainWarning)
             result = art.explain(inputs, method=method if method in ("linear", "tree") else "auto")
     except NbprodError as exc:
