@@ -47,10 +47,10 @@ MIN_ROWS = 20  # fewer rows than this make no figure worth comparing
 # docs/explain.md): what the budget is judged on
 PER_ROW_S = {"linear": 0.002, "tree": 0.01, "exact": 0.1, "sampling": 0.2}
 FIXED_S = {"linear": 0.3, "tree": 2.3, "exact": 0.3, "sampling": 0.3}  # the background rows
-# scored and folded, and for the tree method SHAP imported (about 1.7 s), once a figure
+# scored and folded, and for the tree method SHAP imported (about 1.8 s), once a figure
 # the tree method's start once SHAP is imported in the process (explanation drift ran before the
 # report's table, or an earlier run in the same kernel): the background scored and folded and the
-# TreeExplainer built (measured 0.5 to 0.66 s)
+# TreeExplainer built (measured 0.26 to 0.66 s)
 STARTED_S = {"tree": 0.5}
 SHARE = 0.1  # auto: the budget is the larger of BUDGET_S and this share of the run's time so far
 LIBRARY = {"tree": "shap"}  # the module whose import a method's fixed cost includes
