@@ -235,15 +235,16 @@ def test_explanation_drift_budget_plans_by_method_before_any_work():
 
     linear = plan("linear", 200)
     assert (linear["status"], linear["rows"]) == ("computed", 200) and "reason" not in linear
-    tree = plan("tree", 200)  # SHAP's import alone is over the default budget
+    tree = plan("tree", 200, loaded=False)  # SHAP's import alone is over the default budget
     assert (tree["status"], tree["rows"]) == ("skipped", 0)
     assert "loading SHAP" in tree["reason"] and f"{BUDGET_S:g} s budget" in tree["reason"]
     assert "--explain-drift full" in tree["reason"]
     assert plan("exact", 200)["status"] == "skipped"  # the model-agnostic methods too
-    assert plan("tree", 200, "full") == {"status": "computed", "rows": 200, "budget_s": None,
-                                         "estimated_s": 4.3}
-    sampled = plan("tree", 200, 2.8)  # (2.8 s - 2.3 s to start, SHAP) / 10 ms a row
+    assert plan("tree", 200, "full", loaded=False) == {
+        "status": "computed", "rows": 200, "budget_s": None, "estimated_s": 4.3}
+    sampled = plan("tree", 200, 2.8, loaded=False)  # (2.8 s - 2.3 s to start, SHAP) / 10 ms a row
     assert (sampled["status"], sampled["rows"]) == ("sampled", 50) and "50 of 200 rows" in sampled["reason"]
+    assert sampled["basis"] == "explain_drift 2.8 s" and "(explain_drift 2.8 s)" in sampled["reason"]
     assert plan("linear", 200, "off")["status"] == "off"
     assert plan("linear", 30)["rows"] == 30  # a small batch: every row
     assert check_mode(None) == "auto" and check_mode(" FULL ") == "full" and check_mode("3") == 3.0
@@ -252,7 +253,43 @@ def test_explanation_drift_budget_plans_by_method_before_any_work():
             check_mode(bad)
 
 
-def test_a_tree_models_run_reports_its_explanation_drift_skipped_with_the_reason(tmp_path):
+def test_the_auto_budget_scales_with_the_run_and_counts_loading_shap_once():
+    from nbprod.monitoring.explanations import FIXED_S, PER_ROW_S, SHARE, STARTED_S, plan
+
+    row = PER_ROW_S["tree"]
+    small = plan("tree", 200, elapsed_s=3.0, loaded=False)  # a 10k-row run: the 1 s floor
+    assert (small["status"], small["budget_s"]) == ("skipped", 1.0)
+    assert small["basis"] == f"the 1 s floor: {SHARE * 100:g}% of 3.0 s is less"
+    assert small["reason"].endswith("or a larger budget") and small["basis"] in small["reason"]
+    long = FIXED_S["tree"] + 200 * row  # a run this many times longer explains every row
+    big = plan("tree", 200, elapsed_s=long / SHARE + 1, loaded=False)
+    assert (big["status"], big["rows"]) == ("computed", 200) and "reason" not in big
+    assert big["budget_s"] == pytest.approx(SHARE * (long / SHARE + 1), abs=0.01)
+    assert big["basis"] == f"{SHARE * 100:g}% of {long / SHARE + 1:.1f} s"
+    between = plan("tree", 200, elapsed_s=30.0, loaded=False)  # 3 s: the import and some rows
+    assert between["status"] == "sampled"
+    assert between["rows"] == int((3.0 - FIXED_S["tree"]) / row + 1e-9)
+    # SHAP already imported (explanation drift ran, or an earlier run in this kernel): only
+    # building the explainer is left, so the report's 10 rows fit a small run's floor
+    assert STARTED_S["tree"] < FIXED_S["tree"]
+    table = plan("tree", 10, elapsed_s=3.0, loaded=True, min_rows=1, what="the report's table")
+    assert (table["status"], table["rows"]) == ("computed", 10)
+    assert table["estimated_s"] == pytest.approx(STARTED_S["tree"] + 10 * row)
+    fresh = plan("tree", 10, elapsed_s=3.0, loaded=False, min_rows=1, what="the report's table")
+    assert fresh["status"] == "skipped" and "(loading SHAP)" in fresh["reason"]
+    warm = plan("tree", 200, 1.5, loaded=True)  # the same budget fits more rows
+    assert warm["rows"] == int((1.5 - STARTED_S["tree"]) / row + 1e-9)
+    assert "(SHAP already loaded)" in warm["reason"]
+    # a number is an absolute budget, and full is full, whatever the run's time
+    assert plan("tree", 200, 1.5, elapsed_s=1000.0, loaded=True) == warm
+    assert plan("tree", 200, "full", elapsed_s=1.0, loaded=False)["status"] == "computed"
+    assert plan("linear", 200, elapsed_s=0.5)["budget_s"] == 1.0  # linear: always computed
+
+
+def test_a_tree_models_run_explains_its_rows_once_shap_is_loaded(tmp_path):
+    """A tree model packaged in this process (SHAP imported, as in the notebook that packaged
+    it, or a kernel's second run): the default budget explains the report's rows, and they add
+    up to the model's log-odds; a budget below the start skips both figures, saying why."""
     from sklearn.compose import ColumnTransformer
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.pipeline import make_pipeline
@@ -260,7 +297,9 @@ def test_a_tree_models_run_reports_its_explanation_drift_skipped_with_the_reason
 
     from nbprod.cli import main
     from nbprod.jobs import run as nbrun
+    from nbprod.monitoring.explanations import STARTED_S
 
+    pytest.importorskip("shap")
     data = kinds_frame(300, 3)
     data["label"] = np.where(data["label"] == "high", "high", "other")  # binary: a cheaper run
     s = nbprod.Session("forest")
@@ -273,23 +312,47 @@ def test_a_tree_models_run_reports_its_explanation_drift_skipped_with_the_reason
     s.model(model.fit(kinds_features(train.drop(columns=["label", "account"])), train["label"]))
     s.package(tmp_path / "art", log_to_mlflow=False)
     assert nbprod.load(tmp_path / "art").reference["explanations"]["method"] == "tree"
-    src = write_csv(kinds_frame(100, 4).drop(columns=["label"]), tmp_path / "batch.csv")
+    batch = kinds_frame(100, 4).drop(columns=["label"])
+    src = write_csv(batch, tmp_path / "batch.csv")
 
-    def drift(option):
+    def summary(option):
         run = nbrun.execute(input_path=str(src), output_path=str(tmp_path / "out.csv"),
                             artifact_path=str(tmp_path / "art"), log_to_mlflow=False,
                             explain_drift=option)
         return run.summary()
 
-    summary = drift(None)
-    skipped = summary["drift"]["explanations"]  # the default: over the budget, said plainly
-    assert skipped["budget"]["status"] == "skipped" and skipped["rows"] == 0
-    assert skipped["message"].startswith("explanation drift skipped: the tree method costs")
-    assert skipped["features"] == {} and skipped["shifted"] == []
-    table = summary["explained"]  # the report's table keeps the same budget
-    assert table["budget"]["status"] == "skipped" and table["rows"] == []
-    assert table["message"].startswith("not explained: the tree method costs")
-    # (a budget that fits some rows samples them: plan above; the run computes as for linear)
+    default = summary(None)
+    drift = default["drift"]["explanations"]  # at least the 1 s floor: SHAP's import is paid
+    assert drift["budget"]["status"] in ("computed", "sampled") and drift["method"] == "tree"
+    assert drift["rows"] == drift["budget"]["rows"] >= 20 and drift["features"]
+    assert drift["budget"]["budget_s"] >= 1.0 and "%" in drift["budget"]["basis"]
+    table = default["explained"]
+    assert table["budget"]["status"] == "computed" and table["method"] == "tree"
+    assert table["scale"] == "log-odds" and len(table["rows"]) >= 2
+    feats = kinds_features(batch.drop(columns=["account"]))
+    margin = model.decision_function(feats)
+    for r in table["rows"]:  # base value + contributions = the model's log-odds of "other"
+        assert r["base_value"] + sum(c["contribution"] for c in r["contributions"]) == \
+            pytest.approx(r["output"], abs=1e-6)
+        assert r["output"] == pytest.approx(margin[r["row"]], abs=1e-6)
+        assert r["id"] == batch["account"].iloc[r["row"]]
+    # a long run (60 s so far) explains every sampled row, whatever was loaded before
+    from types import SimpleNamespace
+
+    from nbprod.monitoring.explanations import explanation_drift
+
+    art = nbprod.load(tmp_path / "art")
+    inputs = SimpleNamespace(inputs=batch.drop(columns=["account"]))
+    long = explanation_drift(art, inputs, "auto", elapsed_s=60.0)
+    assert long["budget"]["status"] == "computed" and long["budget"]["basis"] == "10% of 60.0 s"
+    assert long["rows"] == len(batch) and set(long["features"]) == set(drift["features"])
+    skipped = summary(STARTED_S["tree"] / 2)  # a number is an absolute budget, below the start
+    for figure, start in ((skipped["drift"]["explanations"], "explanation drift skipped: "),
+                          (skipped["explained"], "not explained: ")):
+        assert figure["budget"]["status"] == "skipped" and not figure["rows"]
+        assert figure["message"].startswith(start + "the tree method costs")
+        assert "(SHAP already loaded)" in figure["message"]
+        assert f"(explain_drift {STARTED_S['tree'] / 2:g} s)" in figure["message"]
     with pytest.raises(SystemExit) as exc:  # argparse: a usage error, before any work
         main(["score", str(tmp_path / "art"), str(src), "-o", str(tmp_path / "o.csv"),
               "--explain-drift", "sometimes"])

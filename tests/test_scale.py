@@ -33,6 +33,16 @@ ONE_PIECE = 10**9
 VOLATILE = ("started", "timings", "engine", "tracking", "input", "output", "issues_path")
 
 
+def _steady(summary: dict[str, Any]) -> None:
+    """Drop what differs between runs of one batch: the VOLATILE keys, and the explanation
+    budget's seconds and basis (the auto budget scales with the run's own time)."""
+    for key in VOLATILE:
+        summary.pop(key)
+    for figure in ((summary.get("drift") or {}).get("explanations"), summary.get("explained")):
+        for key in ("budget_s", "basis"):
+            ((figure or {}).get("budget") or {}).pop(key, None)
+
+
 def _run(art: Path, inp: Path | str, out: Path, chunk_rows: int, labels: Path | None = None,
          ) -> tuple[dict[str, Any], bytes, bytes]:
     """Score ``inp`` into ``out``; the summary without what differs between runs, the output's
@@ -43,8 +53,7 @@ def _run(art: Path, inp: Path | str, out: Path, chunk_rows: int, labels: Path | 
                   labels_path=str(labels) if labels else None, summary_path=str(summary),
                   issues_path=str(issues), log_to_mlflow=False, chunk_rows=chunk_rows)
     s = json.loads(summary.read_text())
-    for key in VOLATILE:
-        s.pop(key)
+    _steady(s)
     for c in s["checks"]:
         if c["name"] == "input:rows":
             c["message"] = c["message"].replace(str(issues), "ISSUES")
@@ -260,8 +269,7 @@ def _dask_same(art: Path, inp: Path, labels: Path, tmp: Path, **kw: Any) -> dict
                   chunk_rows=40, engine="dask", **kw)
     s = json.loads(summary.read_text())
     engine = s["engine"]
-    for key in VOLATILE:
-        s.pop(key)
+    _steady(s)
     for c in s["checks"]:
         if c["name"] == "input:rows":
             c["message"] = c["message"].replace(str(tmp / "issues-dask.parquet"), "ISSUES")
@@ -296,8 +304,7 @@ def test_dask_local_cluster_gives_the_single_process_results(kinds_art, tmp_path
     assert run.engine["parts"] == 3 and run.input_path == "<Dask DataFrame, 3 partitions>"
     _same_predictions((tmp_path / "frame.parquet").read_bytes(), out0, "parquet")
     s = json.loads((tmp_path / "frame.json").read_text())
-    for key in VOLATILE:
-        s.pop(key)
+    _steady(s)
     assert s["drift"] == base["drift"] and s["rejected"] == base["rejected"]
     assert s["performance"] == base["performance"] and s["prediction"] == base["prediction"]
     _assert_same(s["explained"], base["explained"], "dask explained")  # the same rows explained
@@ -397,8 +404,7 @@ def test_a_dask_frame_scored_lazily_gives_the_single_process_results(kinds_art, 
     assert preds.index.is_unique and preds.index.isin(batch.index).all()
     assert (batch.loc[preds.index, "account"].to_numpy() == preds["account"].to_numpy()).all()
     assert summary["engine"]["lazy"] and summary["engine"]["parts"] == 3
-    for key in VOLATILE:
-        summary.pop(key)
+    _steady(summary)
     for c in summary["checks"]:
         if c["name"] == "input:rows":
             c["details"]["issues_path"] = None

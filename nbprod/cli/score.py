@@ -276,8 +276,9 @@ def add_score(sub: Any) -> None:
                    help="an existing Dask scheduler, e.g. tcp://host:8786 (default: "
                         "DASK_SCHEDULER_ADDRESS, else a LocalCluster)")
     p.add_argument("--explain-drift", type=_explain_drift_type, metavar="auto|full|off|SECONDS",
-                   help="explanation drift: auto (default: only when it fits a 1 s budget), "
-                        "full (always), off, or a budget in seconds")
+                   help="explanation drift and the report's explained rows: auto (default: "
+                        "within a budget of 1 s or 10%% of the run's time so far, whichever "
+                        "is larger), full (always), off, or a budget in seconds")
     p.add_argument("--shadow", metavar="CHALLENGER",
                    help="also score every row with this challenger artifact (path or "
                         "models:/NAME@ALIAS) and compare; the output stays the champion's")

@@ -248,6 +248,7 @@ class _Plan:
     mode: str | None = None  # "shadow" | "ab"
     split: float | None = None  # the A/B challenger's share
     pin: tuple[str, str] | None = None  # the challenger copy's registry pin (from nbprod score)
+    before_s: float = 0.0  # the run's work done before t0 elsewhere (the lazy face's partitions)
 
 
 def _plan(*, input_path: str, output_path: str | None, artifact_path: str | None,
@@ -518,7 +519,8 @@ def _judge(job: _Job, streamed: Any) -> _Outcome:
     from ..monitoring.explanations import explanation_drift  # issue 15's hook: a figure only
 
     sampled = _Sample(m.explain) if m.explain is not None else None  # see jobs.chunk
-    drift["explanations"] = explanation_drift(art, sampled, plan.explain_drift)
+    drift["explanations"] = explanation_drift(art, sampled, plan.explain_drift,
+                                              elapsed_s=_run_seconds(plan))
     checks += drift_checks(drift)
     depth = _depth(art, m.depth, drift, checks)
     performance = None
@@ -543,9 +545,16 @@ def _explained(job: _Job, m: Any, run: ScoringRun) -> dict[str, Any] | None:
 
     t = time.perf_counter()
     explained = explain_notable(job.art, m.notable, job.plan.explain_drift,
-                                show_ids=job.art.id_column not in columns_of(job.art))
+                                show_ids=job.art.id_column not in columns_of(job.art),
+                                elapsed_s=_run_seconds(job.plan))
     run.timings["monitor_s"] = round(run.timings.get("monitor_s", 0.0) + time.perf_counter() - t, 4)
     return explained
+
+
+def _run_seconds(plan: _Plan) -> float:
+    """The run's own time so far, on which the ``auto`` explanation budget scales: the wall time
+    since it started, plus any work done for it before (the lazy face's partitions)."""
+    return time.perf_counter() - plan.t0 + plan.before_s
 
 
 def _explain_drift_option(value: Any) -> Any:
@@ -893,7 +902,8 @@ def judge_measures(art: Artifact, measured: Any, *, work: Path, input_path: str,
     """The run of a batch whose chunks were scored elsewhere (:mod:`nbprod.jobs.lazy`): the
     chunks' merged :class:`~nbprod.jobs.chunk.Measured` judged as :func:`execute` judges it
     (repeated ids, every check, drift, performance on ``labels``, the retrain decision), with
-    no output, no issues file and no MLflow. ``work`` holds the chunks' spills."""
+    no output, no issues file and no MLflow. ``work`` holds the chunks' spills. The run's time
+    on which the ``auto`` explanation budget scales counts the chunks' own scoring time."""
     from .engines import Streamed
 
     plan = _Plan(input_path=input_path, output_path=None, labels_path=labels_path,
@@ -901,7 +911,8 @@ def judge_measures(art: Artifact, measured: Any, *, work: Path, input_path: str,
                  drift_runs=drift_runs, max_rejected=check_max_rejected(max_rejected),
                  engine="dask", scheduler=None, chunk_rows=0, progress=False,
                  progress_file=None, outputs={}, started=datetime.now(UTC).isoformat(),
-                 t0=time.perf_counter())
+                 t0=time.perf_counter(), before_s=sum((getattr(measured, "timings", None)
+                                                       or {}).values()))
     job = _Job(plan, log_to_mlflow=False, logger=None)
     job.art, job.labels, job.work_dir = art, labels, Path(work)
     try:

@@ -115,8 +115,9 @@ def scoring_job(*, input_path: str | None = None, output_path: str | None = None
     chunk_rows : int, optional
         Rows read and scored at a time (default 250,000).
     explain_drift : str or float, optional
-        ``auto`` (default: explanation drift only when it fits a 1 s budget), ``full``, ``off``
-        or a budget in seconds (see ``docs/explain.md``).
+        ``auto`` (default: explanation drift and the report's explained rows within a budget
+        of 1 s or 10% of the run's time so far, whichever is larger), ``full``, ``off`` or a
+        budget in seconds (see ``docs/explain.md``).
     shadow : str, optional
         A challenger artifact (path or ``models:/NAME@ALIAS``) scoring the same rows beside this
         one; the output stays this artifact's, the summary gains ``shadow`` (see

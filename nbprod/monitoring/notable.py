@@ -96,17 +96,19 @@ def _select(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def explain_notable(art: Any, chosen: pd.DataFrame | None, mode: str | float = "auto", *,
-                    show_ids: bool = True) -> dict[str, Any] | None:
+                    show_ids: bool = True, elapsed_s: float | None = None) -> dict[str, Any] | None:
     """Explain the chosen rows once (see the module docs); None when there are none.
-    ``show_ids``: False when the id column is personal data (rows are named by position)."""
+    ``show_ids``: False when the id column is personal data (rows are named by position);
+    ``elapsed_s``: the run's time so far (the ``auto`` budget grows with it)."""
     from ..exceptions import ExplainWarning, NbprodError
-    from .explanations import plan
+    from .explanations import one_thread, plan
 
     if chosen is None or not len(chosen):
         return None
     ref = (art.reference or {}).get("explanations") or {}
     method = ref.get("method", "exact")
-    budget = plan(method, len(chosen), mode, min_rows=1, what="the report's explanations")
+    budget = plan(method, len(chosen), mode, min_rows=1, what="the report's explanations",
+                  elapsed_s=elapsed_s)
     head = {"rows": [], "scale": ref.get("scale"), "method": method, "budget": budget,
             "score": _score_name(art)}
     if budget["status"] in ("skipped", "off"):
@@ -119,7 +121,7 @@ def explain_notable(art: Any, chosen: pd.DataFrame | None, mode: str | float = "
     if art.id_column:  # the conformed inputs hold no id: any unique one serves
         inputs = inputs.assign(**{art.id_column: np.arange(len(inputs))})
     try:
-        with warnings.catch_warnings():  # a note says why a slower method was used
+        with warnings.catch_warnings(), one_thread(method):  # a note says why a slower one was used
             warnings.simplefilter("ignore", ExplainWarning)
             result = art.explain(inputs, method=method if method in ("linear", "tree") else "auto")
     except NbprodError as exc:
