@@ -28,7 +28,9 @@ PREDICTION = "prediction"
 PROBA_PREFIX = "proba_"
 OUT_OF_BOUNDS = "out_of_bounds"
 MAX_MODEL_ERROR_ROWS = 50  # more rows failing inside the model: the batch fails as a whole
-ERRORS = ("raise", "reject")
+ERRORS = ("raise", "reject", "mark")
+REASON = "rejected"  # errors="mark": why a row has no prediction (None when it has one)
+BOUNDS_RULE = "out-of-bounds"  # errors="mark": the reason of a prediction the bounds drop
 
 
 def proba_column(cls: Any) -> str:
@@ -182,6 +184,19 @@ class Scorer:
         ``errors="reject"`` leaves rejected rows out. Flagged rows are scored either way.
         With output bounds declared, the ``flag`` policy adds an ``out_of_bounds`` column,
         ``drop`` removes violating rows and ``fail`` raises :class:`OutputBoundsError`.
+
+        ``errors="mark"`` returns exactly one output row per input row (a Spark UDF, a REST
+        client): rejected rows keep their id, have missing ``prediction`` and ``proba_<class>``
+        and, in the column :func:`reason_column` names (``rejected``), the reason in one line:
+        ``rule: column`` per rejected column, ``; `` between them (``missing: x2``), ``model-error``
+        for a row the feature function or the model fails on alone, ``out-of-bounds`` for a
+        prediction the bounds' ``drop`` policy would remove. Values never appear there. Accepted
+        rows have a missing reason. The columns and their dtypes are the same whatever the rows:
+        the reason is a ``string`` column, integer classes an ``Int64`` and boolean ones (and
+        ``out_of_bounds`` under ``flag``) a ``boolean`` column. A batch whose every row is
+        rejected comes back marked; so does a column in which no value converts (the batch may
+        be one slice of a larger input). A missing column, a bounds policy ``fail`` broken, or
+        more than :data:`MAX_MODEL_ERROR_ROWS` rows the model fails on still raise.
         """
         return self.score_detailed(df, errors=errors).output
 
@@ -204,14 +219,18 @@ class Scorer:
         position ``start``: what can only be judged on the whole batch is left to the caller
         (:mod:`nbprod.jobs.chunk`): ids repeated across chunks, a column where no value
         converts, every row rejected, the number of rows the model fails on, and the bounds'
-        ``fail`` policy. A chunk whose rows are all rejected comes back with an empty output."""
+        ``fail`` policy. A chunk whose rows are all rejected comes back with an empty output.
+
+        ``errors="mark"``: ``output`` has every input row (see :meth:`score`); ``inputs``,
+        ``all_outputs`` and ``positions`` stay those of the rows scored."""
         if errors not in ERRORS:
             from ..exceptions import NbprodUsageError
 
             raise NbprodUsageError(f"errors must be one of {', '.join(ERRORS)}. Got {errors!r}.")
         self._require_id(df)
-        X, lost = conform_rows(df, self.schema, whole=not part)
-        if len(X) == 0:
+        mark = errors == "mark"
+        X, lost = conform_rows(df, self.schema, whole=not (part or mark))
+        if len(X) == 0 and not mark:
             raise SchemaError("Input has no rows to score.")
         issues = validate(df, X, lost, self.schema, profile=self.profile, takes=self.takes,
                           id_column=self.id_column, hidden=self.hidden, start=start,
@@ -220,13 +239,15 @@ class Scorer:
         if errors == "raise" and rejected:
             raise issues.first_rejection()
         if rejected == len(X):
-            if not part:
+            if not (part or mark):
                 raise issues.all_rejected_error()
-            return self._nothing_kept(X, issues)
+            return self._marked(df, self._nothing_kept(X, issues)) if mark else \
+                self._nothing_kept(X, issues)
         keep = ~issues.rejected
-        feats, out, issues, keep = self._score_kept(df, X, issues, keep, errors, part)
+        feats, out, issues, keep = self._score_kept(df, X, issues, keep, errors, part or mark)
         if out is None:
-            return self._nothing_kept(X, issues)
+            nothing = self._nothing_kept(X, issues)
+            return self._marked(df, nothing) if mark else nothing
         rejected = issues.n_rejected
         if errors == "raise" and rejected:
             raise issues.first_rejection()
@@ -241,10 +262,70 @@ class Scorer:
             from .bounds import violations
 
             bad = violations(out, self.bounds)
-            if apply_policy and not (part and self.bounds["policy"] == "fail"):
+            policy = self.bounds["policy"]
+            if apply_policy and not (part and policy == "fail") and not (mark and policy == "drop"):
                 result = self.apply_bounds(out, bad)
-        return Scored(result, Xk, out, bad, feats, issues=issues, positions=positions,
-                      all_inputs=X)
+        scored = Scored(result, Xk, out, bad, feats, issues=issues, positions=positions,
+                        all_inputs=X)
+        return self._marked(df, scored, drop=apply_policy) if mark else scored
+
+    # -- errors="mark": one output row per input row ---------------------------------------
+    @property
+    def reason_column(self) -> str:
+        """The name of the reason column under ``errors="mark"``."""
+        return reason_column(self.output_columns)
+
+    def marked_dtypes(self) -> dict[str, Any]:
+        """The dtype of each output column under ``errors="mark"``: the same whatever the rows
+        (a Spark UDF has one result type), missing values allowed in every column."""
+        dtypes: dict[str, Any] = {}
+        for col in self.output_columns:
+            if col == self.id_column:
+                continue
+            if col == PREDICTION and self.task == "classification":
+                classes = np.asarray(self.model.classes_)
+                dtypes[col] = _nullable(pd.Series(_take_classes(classes, np.zeros(0, int))).dtype)
+            elif col == OUT_OF_BOUNDS:
+                dtypes[col] = pd.BooleanDtype()
+            else:
+                dtypes[col] = np.dtype("float64")
+        dtypes[self.reason_column] = pd.StringDtype()
+        return dtypes
+
+    def _marked(self, df: pd.DataFrame, scored: Scored, drop: bool = True) -> Scored:
+        """``scored`` with ``output`` holding every row of ``df`` (see :meth:`score`)."""
+        n = len(df)
+        positions = scored.positions if scored.positions is not None else np.arange(0)
+        where = np.full(n, -1, dtype="int64")
+        where[positions] = np.arange(len(positions))
+        reasons = np.full(n, None, dtype=object)
+        issues = scored.issues
+        if issues is not None and len(issues.frame):
+            f = issues.frame[issues.frame["action"] == REJECTED]
+            local = f["row"].to_numpy(dtype="int64") - issues.start
+            texts = [rule if not isinstance(col, str) else f"{rule}: {col}"
+                     for rule, col in zip(f["rule"], f["column"], strict=True)]
+            for pos, text in zip(local, texts, strict=True):
+                reasons[pos] = text if reasons[pos] is None else f"{reasons[pos]}; {text}"
+        if self.bounds and self.bounds["policy"] == "drop" and drop and scored.out_of_bounds.any():
+            out_pos = positions[scored.out_of_bounds]
+            where[out_pos] = -1
+            reasons[out_pos] = BOUNDS_RULE
+        cols: dict[str, Any] = {}
+        if self.id_column:
+            cols[self.id_column] = df[self.id_column].to_numpy()
+        for col, dtype in self.marked_dtypes().items():
+            if col == self.reason_column:
+                cols[col] = pd.array(reasons, dtype=dtype)
+                continue
+            source = scored.output[col] if col in scored.output else \
+                pd.Series([None] * len(positions), dtype="object")  # no rows, or no policy
+            kw = {"fill_value": None} if dtype == np.dtype("object") else {}
+            cols[col] = source.astype(dtype).array.take(where, allow_fill=True, **kw)
+        output = pd.DataFrame(cols, index=df.index)
+        return Scored(output, scored.inputs, scored.all_outputs, scored.out_of_bounds,
+                      scored.features, issues=scored.issues, positions=scored.positions,
+                      all_inputs=scored.all_inputs)
 
     def _nothing_kept(self, X: pd.DataFrame, issues: RowIssues) -> Scored:
         """A chunk (``part=True``) whose every row was rejected: nothing to write."""
@@ -389,6 +470,22 @@ class Scorer:
             f"{int(bad.sum())} prediction(s) break the output bounds declared at packaging "
             f"(policy fail), {what} {ids}; nothing was written."
         )
+
+
+def _nullable(dtype: Any) -> Any:
+    """``dtype``, able to hold a missing value: integers become ``Int64``, booleans
+    ``boolean``; floats, text and objects hold one already."""
+    if pd.api.types.is_bool_dtype(dtype) and not isinstance(dtype, pd.BooleanDtype):
+        return pd.BooleanDtype()
+    if pd.api.types.is_integer_dtype(dtype) and not isinstance(dtype, pd.api.extensions.ExtensionDtype):
+        return pd.Int64Dtype()
+    return dtype
+
+
+def reason_column(output_columns: list[str]) -> str:
+    """The reason column's name under ``errors="mark"``: ``rejected``, or ``nbprod_rejected``
+    when an output column (the id) already has that name."""
+    return REASON if REASON not in output_columns else f"nbprod_{REASON}"
 
 
 def failure_text(failure: ModelFailure) -> str:
