@@ -313,7 +313,7 @@ class Scorer:
             reasons[out_pos] = BOUNDS_RULE
         cols: dict[str, Any] = {}
         if self.id_column:
-            cols[self.id_column] = df[self.id_column].to_numpy()
+            cols[self.id_column] = df[self.id_column].array  # the input's dtype, whatever the rows
         for col, dtype in self.marked_dtypes().items():
             if col == self.reason_column:
                 cols[col] = pd.array(reasons, dtype=dtype)
