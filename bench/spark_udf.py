@@ -63,8 +63,9 @@ def nbprod_score(art: Path, inp: Path, out: Path) -> pd.DataFrame:
 
 
 def spark_score(art: Path, inp: Path, params: dict | None = None,
-                result_type: str | None = None) -> tuple[pd.DataFrame, float]:
-    """The recipe: a local SparkSession, the artifact's MLflow model as a Spark UDF."""
+                result_type: str | None = None, via: str = "udf") -> tuple[pd.DataFrame, float]:
+    """The recipe: a local SparkSession, the artifact's MLflow model as a Spark UDF
+    (``via="udf"``), or loaded once per partition in ``mapInPandas`` (``via="map"``)."""
     import mlflow.pyfunc
     from pyspark.sql import SparkSession
     from pyspark.sql import functions as F
@@ -77,6 +78,16 @@ def spark_score(art: Path, inp: Path, params: dict | None = None,
     try:
         t = time.perf_counter()
         frame = spark.read.parquet(str(inp))
+        if via == "map":
+            model_path = str(art)
+
+            def score(batches):
+                model = mlflow.pyfunc.load_model(model_path)  # verified once per partition
+                for batch in batches:
+                    yield model.predict(batch, params=params)
+
+            result = frame.mapInPandas(score, schema=result_type).toPandas()
+            return result, time.perf_counter() - t
         # the model's output signature gives the result columns (id, prediction, probabilities)
         predict = mlflow.pyfunc.spark_udf(spark, model_uri=str(art), env_manager="local",
                                           params=params, result_type=result_type)
@@ -96,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="a missing value every 997 rows (rows nbprod rejects)")
     parser.add_argument("--errors", choices=["raise", "reject", "mark"], default=None,
                         help="the pyfunc's errors parameter, passed by spark_udf")
+    parser.add_argument("--via", choices=["udf", "map"], default="udf",
+                        help="mlflow.pyfunc.spark_udf, or the pyfunc in mapInPandas (needs "
+                             "--errors mark: the result type is nbprod's)")
     args = parser.parse_args(argv)
     args.data.mkdir(parents=True, exist_ok=True)
     art = args.artifact or artifact(args.data)
@@ -105,15 +119,17 @@ def main(argv: list[str] | None = None) -> int:
         expected = nbprod_score(art, inp, Path(tmp) / "preds.parquet")
         nbprod_s = time.perf_counter() - t
     result_type = None
+    if args.via == "map" and args.errors != "mark":
+        parser.error("--via map needs --errors mark")
     if args.errors == "mark":
         from nbprod.tracking.flavor import spark_result_type
 
         result_type = spark_result_type(str(art))
         print("result_type:", result_type)
     got, spark_s = spark_score(art, inp, {"errors": args.errors} if args.errors else None,
-                               result_type)
+                               result_type, args.via)
     print(f"nbprod score: {len(expected):,} rows in {nbprod_s:.1f} s; "
-          f"spark_udf: {len(got):,} rows in {spark_s:.1f} s")
+          f"Spark ({args.via}): {len(got):,} rows in {spark_s:.1f} s")
     print("spark_udf columns:", list(got.columns))
     print("nbprod columns:   ", list(expected.columns))
     key = expected.columns[0]
@@ -147,15 +163,17 @@ def marked_as_nbprod_rejected(inp: Path, expected: pd.DataFrame, got: pd.DataFra
     ids = pd.read_parquet(inp, columns=[key])[key]
     rejected = set(ids) - set(expected[key])
     reason = got.columns[-1]
-    print(f"{reason} values of rows nbprod scored: "
-          f"{got.loc[got[key].isin(expected[key]), reason].astype(str).value_counts().to_dict()}")
+    kept = got.loc[got[key].isin(expected[key]), reason]
+    print(f"rows nbprod scored: {len(kept):,}, {int(kept.isna().sum()):,} with a null {reason}; "
+          f"text there: {kept.dropna().astype(str).value_counts().to_dict()}")
     marked = got[~got[key].isin(expected[key])]
     print(f"rows in: {len(ids):,}; Spark returned {len(got):,}; marked {len(marked):,} "
           f"({marked[reason].value_counts().to_dict()}); nbprod score rejected {len(rejected):,}")
     probas = [c for c in got.columns if c.startswith("proba_")]
     missing = marked[probas].isna().all(axis=1).all()
+    pred = marked["prediction"]
     print(f"marked rows' probabilities all missing: {missing}; their predictions: "
-          f"{marked['prediction'].astype(str).value_counts().to_dict()}")
+          f"{int(pred.isna().sum())} null, text {pred.dropna().astype(str).value_counts().to_dict()}")
     return len(got) == len(ids) and set(marked[key]) == rejected and bool(missing)
 
 

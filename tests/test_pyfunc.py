@@ -71,8 +71,28 @@ def test_pyfunc_raises_on_a_bad_row_unless_asked_to_reject(cancer_art, pyfunc_ca
     got = pyfunc_cancer.predict(bad, params={"errors": "reject"})
     assert 2 not in got.index and len(got) == len(bad) - 1
     pd.testing.assert_frame_equal(got, nbprod.load(cancer_art.path).score(bad, errors="reject"))
-    with pytest.raises(NbprodUsageError, match="errors must be one of raise, reject"):
+    with pytest.raises(NbprodUsageError, match="errors must be one of raise, reject, mark"):
         pyfunc_cancer.predict(bad, params={"errors": "skip"})
+
+
+def test_pyfunc_marks_rejected_rows_on_request(cancer_art, pyfunc_cancer):
+    """What a Spark UDF needs: one output row per input row, the rejected ones marked."""
+    from nbprod.tracking.flavor import spark_result_type
+
+    bad = cancer_art.batch.copy()
+    bad.loc[2, "mean_area"] = float("inf")
+    bad.loc[5, "worst_area"] = None
+    got = pyfunc_cancer.predict(bad, params={"errors": "mark"})
+    pd.testing.assert_frame_equal(got, nbprod.load(cancer_art.path).score(bad, errors="mark"))
+    assert got.index.equals(bad.index)
+    assert got["rejected"].dropna().to_dict() == {2: "non-finite: mean_area",
+                                                  5: "missing: worst_area"}
+    assert got.loc[[2, 5], ["prediction", "proba_0", "proba_1"]].isna().all().all()
+    assert spark_result_type(str(cancer_art.path)) == (
+        "`patient_id` string, `prediction` bigint, `proba_0` double, `proba_1` double, "
+        "`rejected` string")
+    with pytest.raises(NbprodUsageError, match="no MLmodel file"):
+        spark_result_type(str(cancer_art.path / "model.skops"))
 
 
 def test_pyfunc_refuses_a_tampered_artifact(cancer_art, tmp_path):
