@@ -130,8 +130,8 @@ def main(argv: list[str] | None = None) -> int:
                                result_type, args.via)
     print(f"nbprod score: {len(expected):,} rows in {nbprod_s:.1f} s; "
           f"Spark ({args.via}): {len(got):,} rows in {spark_s:.1f} s")
-    print("spark_udf columns:", list(got.columns))
-    print("nbprod columns:   ", list(expected.columns))
+    print("Spark columns: ", list(got.columns))
+    print("nbprod columns:", list(expected.columns))
     key = expected.columns[0]
     both = expected.merge(got, on=key, suffixes=("", "_spark"), how="left")
     same = True
