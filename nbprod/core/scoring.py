@@ -298,25 +298,23 @@ class Scorer:
         positions = scored.positions if scored.positions is not None else np.arange(0)
         where = np.full(n, -1, dtype="int64")
         where[positions] = np.arange(len(positions))
-        reasons = np.full(n, None, dtype=object)
-        issues = scored.issues
-        if issues is not None and len(issues.frame):
-            f = issues.frame[issues.frame["action"] == REJECTED]
-            local = f["row"].to_numpy(dtype="int64") - issues.start
-            texts = [rule if not isinstance(col, str) else f"{rule}: {col}"
-                     for rule, col in zip(f["rule"], f["column"], strict=True)]
-            for pos, text in zip(local, texts, strict=True):
-                reasons[pos] = text if reasons[pos] is None else f"{reasons[pos]}; {text}"
+        texts = _reasons(scored.issues)
         if self.bounds and self.bounds["policy"] == "drop" and drop and scored.out_of_bounds.any():
             out_pos = positions[scored.out_of_bounds]
             where[out_pos] = -1
-            reasons[out_pos] = BOUNDS_RULE
+            texts = pd.concat([texts, pd.Series(BOUNDS_RULE, index=out_pos)])
+        codes = np.full(n, -1, dtype="int64")
+        labels: Any = []
+        if len(texts):
+            found, labels = pd.factorize(texts.to_numpy(dtype=object))
+            codes[texts.index.to_numpy(dtype="int64")] = found
+        reasons = pd.array(list(labels), dtype=pd.StringDtype()).take(codes, allow_fill=True)
         cols: dict[str, Any] = {}
         if self.id_column:
             cols[self.id_column] = df[self.id_column].array  # the input's dtype, whatever the rows
         for col, dtype in self.marked_dtypes().items():
             if col == self.reason_column:
-                cols[col] = pd.array(reasons, dtype=dtype)
+                cols[col] = reasons
                 continue
             source = scored.output[col] if col in scored.output else \
                 pd.Series([None] * len(positions), dtype="object")  # no rows, or no policy
@@ -470,6 +468,30 @@ class Scorer:
             f"{int(bad.sum())} prediction(s) break the output bounds declared at packaging "
             f"(policy fail), {what} {ids}; nothing was written."
         )
+
+
+def _reasons(issues: RowIssues | None) -> pd.Series:
+    """The reason of each rejected row, by local position: ``rule: column`` (or the rule alone
+    when no column is to blame), ``; `` between the columns of one row. Never a value."""
+    if issues is None or not len(issues.frame):
+        return pd.Series([], dtype=object)
+    f = issues.frame[issues.frame["action"] == REJECTED]
+    rule = f["rule"].astype(object).to_numpy()
+    column = f["column"].astype(object).to_numpy()
+    named = np.array([isinstance(c, str) for c in column], dtype=bool)
+    texts = rule.copy()
+    texts[named] = rule[named] + ": " + column[named]
+    local = f["row"].to_numpy(dtype="int64") - issues.start
+    order = np.argsort(local, kind="stable")  # a row's columns stay in the issues' order
+    local, texts = local[order], texts[order]
+    first = np.r_[True, local[1:] != local[:-1]] if len(local) else np.zeros(0, dtype=bool)
+    group = np.cumsum(first) - 1
+    rank = np.arange(len(local)) - np.flatnonzero(first)[group]
+    joined = texts[first].copy()
+    for k in range(1, int(rank.max(initial=0)) + 1):  # several rejected columns in one row
+        more = rank == k
+        joined[group[more]] = joined[group[more]] + "; " + texts[more]
+    return pd.Series(joined, index=local[first], dtype=object)
 
 
 def _nullable(dtype: Any) -> Any:
