@@ -82,12 +82,22 @@ def test_pyfunc_marks_rejected_rows_on_request(cancer_art, pyfunc_cancer):
     bad = cancer_art.batch.copy()
     bad.loc[2, "mean_area"] = float("inf")
     bad.loc[5, "worst_area"] = None
+    art = nbprod.load(cancer_art.path)
     got = pyfunc_cancer.predict(bad, params={"errors": "mark"})
-    pd.testing.assert_frame_equal(got, nbprod.load(cancer_art.path).score(bad, errors="mark"))
+    pd.testing.assert_frame_equal(got, art.score(bad, errors="mark"))
     assert got.index.equals(bad.index)
     assert got["rejected"].dropna().to_dict() == {2: "non-finite: mean_area",
                                                   5: "missing: worst_area"}
     assert got.loc[[2, 5], ["prediction", "proba_0", "proba_1"]].isna().all().all()
+    # integer classes: a nullable integer prediction; the others as errors="reject" scores them
+    assert str(got["prediction"].dtype) == "Int64"
+    accepted = got[got["rejected"].isna()].drop(columns="rejected")
+    pd.testing.assert_frame_equal(accepted.astype({"prediction": "int64"}),
+                                  art.score(bad, errors="reject"))
+    repeated = bad.set_axis([7] * len(bad))  # index labels repeat: rows are placed by position
+    marked = art.score(repeated, errors="mark")
+    assert list(marked.index) == [7] * len(bad) and marked["rejected"].notna().sum() == 2
+    pd.testing.assert_frame_equal(marked.reset_index(drop=True), got.reset_index(drop=True))
     assert spark_result_type(str(cancer_art.path)) == (
         "`patient_id` string, `prediction` bigint, `proba_0` double, `proba_1` double, "
         "`rejected` string")

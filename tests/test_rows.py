@@ -324,19 +324,6 @@ def test_mark_never_shows_a_value_of_personal_data(kinds, kinds_art):
     assert secret not in out.to_csv()
 
 
-def test_mark_with_integer_classes_and_a_duplicated_index(cancer_art):
-    cancer = nbprod.load(cancer_art.path)
-    bad = cancer_art.batch.copy()
-    bad.loc[2, "mean_area"] = np.inf
-    bad.index = [7] * len(bad)  # labels repeat: rows are placed by position
-    out = cancer.score(bad, errors="mark")
-    assert str(out["prediction"].dtype) == "Int64" and out["prediction"].isna().sum() == 1
-    assert out["rejected"].iloc[2] == "non-finite: mean_area"
-    assert list(out.index) == list(bad.index)
-    pd.testing.assert_frame_equal(_accepted(out).astype({"prediction": "int64"}),
-                                  cancer.score(bad, errors="reject"))
-
-
 def test_flagged_rows_are_scored_even_when_raising(kinds, kinds_art):
     bad = corrupt(kinds_art.batch, "usage", -1.0)
     out = kinds.score(bad)  # a flag is no error
