@@ -322,6 +322,11 @@ def test_mark_never_shows_a_value_of_personal_data(kinds, kinds_art):
     # holds the value), and the reason says only the rule
     assert out["rejected"].dropna().to_dict() == {2: "model-error", 4: "type: usage"}
     assert secret not in out.to_csv()
+    issues = scorer.score_detailed(bad).issues.table()  # nor the issues file's detail
+    assert secret not in issues.to_csv()
+    assert issues.query("row == 2")["detail"].tolist() == [
+        "the model (Pipeline) raised ValueError (its message is not shown: the input has "
+        "personal-data columns)"]
 
 
 def test_flagged_rows_are_scored_even_when_raising(kinds, kinds_art):

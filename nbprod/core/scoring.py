@@ -379,7 +379,8 @@ class Scorer:
                 raise _batch_error(first, len(Xk)) from first.exc
             pos = np.flatnonzero(keep)[[p for p, _ in failed]]
             issues = issues.add(pos, column=None, rule=MODEL_ERROR, action=REJECTED,
-                                detail=[failure_text(f) for _, f in failed], ids=ids)
+                                detail=[failure_text(f, hide=bool(self.hidden)) for _, f in failed],
+                                ids=ids)
             if errors == "raise":
                 return None, pd.DataFrame(), issues, keep
             keep = ~issues.rejected
@@ -510,11 +511,17 @@ def reason_column(output_columns: list[str]) -> str:
     return REASON if REASON not in output_columns else f"nbprod_{REASON}"
 
 
-def failure_text(failure: ModelFailure) -> str:
-    """One line for a model-error row: which step raised what (cut to a sane length)."""
+def failure_text(failure: ModelFailure, *, hide: bool = False) -> str:
+    """One line for a model-error row: which step raised what (cut to a sane length).
+
+    ``hide``: the input has personal-data columns, whose values an exception's message may
+    echo (``Found unknown categories ['jane.doe@...']``): the message is left out."""
     from .rows import VALUE_CHARS
 
     exc = failure.exc
+    if hide:
+        return (f"{failure.where} {type(exc).__name__} (its message is not shown: the input "
+                "has personal-data columns)")
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     limit = 4 * VALUE_CHARS
     if len(message) > limit:
