@@ -89,11 +89,23 @@ def test_pyfunc_marks_rejected_rows_on_request(cancer_art, pyfunc_cancer):
     assert got["rejected"].dropna().to_dict() == {2: "non-finite: mean_area",
                                                   5: "missing: worst_area"}
     assert got.loc[[2, 5], ["prediction", "proba_0", "proba_1"]].isna().all().all()
+    # MLflow's scoring server writes strict JSON: null, never NaN
+    import io
+
+    from mlflow.pyfunc.scoring_server import predictions_to_json
+
+    body = io.StringIO()
+    predictions_to_json(got.loc[[1, 2]], body)
+    answer = json.loads(body.getvalue(), parse_constant=lambda c: pytest.fail(f"JSON has {c}"))
+    assert answer["predictions"][1] == {"patient_id": bad.loc[2, "patient_id"], "prediction": None,
+                                        "proba_0": None, "proba_1": None,
+                                        "rejected": "non-finite: mean_area"}
+    assert answer["predictions"][0]["rejected"] is None
     # integer classes: a nullable integer prediction; the others as errors="reject" scores them
     assert str(got["prediction"].dtype) == "Int64"
+    reject = art.score(bad, errors="reject")
     accepted = got[got["rejected"].isna()].drop(columns="rejected")
-    pd.testing.assert_frame_equal(accepted.astype({"prediction": "int64"}),
-                                  art.score(bad, errors="reject"))
+    pd.testing.assert_frame_equal(accepted.astype(reject.dtypes), reject)
     repeated = bad.set_axis([7] * len(bad))  # index labels repeat: rows are placed by position
     marked = art.score(repeated, errors="mark")
     assert list(marked.index) == [7] * len(bad) and marked["rejected"].notna().sum() == 2

@@ -12,7 +12,7 @@ import pytest
 
 import nbprod
 from nbprod.core import rows
-from nbprod.core.scoring import MAX_MODEL_ERROR_ROWS
+from nbprod.core.scoring import MAX_MODEL_ERROR_ROWS, reason_column
 from nbprod.exceptions import (
     FeatureError,
     NbprodUsageError,
@@ -214,8 +214,9 @@ def test_score_raises_by_default_and_rejects_on_request(kinds, kinds_art):
 
 
 # -- errors="mark": one output row per input row (a Spark UDF, a REST client) ---------------
-def _accepted(marked: pd.DataFrame) -> pd.DataFrame:
-    return marked[marked["rejected"].isna()].drop(columns="rejected")
+def _accepted(marked: pd.DataFrame, like: pd.DataFrame) -> pd.DataFrame:
+    """The rows ``errors="mark"`` scored, in the dtypes of ``like`` (pandas' usual ones)."""
+    return marked[marked["rejected"].isna()].drop(columns="rejected").astype(like.dtypes)
 
 
 def test_mark_keeps_every_row_and_marks_the_rejected_ones_with_rule_and_column(kinds, kinds_art):
@@ -227,13 +228,16 @@ def test_mark_keeps_every_row_and_marks_the_rejected_ones_with_rule_and_column(k
     bad.index = bad.index + 1000  # the input's index is kept
     out = kinds.score(bad, errors="mark")
     assert list(out.columns) == [*kinds.scorer.output_columns, "rejected"]
+    assert reason_column(["rejected", "prediction"]) == "nbprod_rejected"  # an id so named
     assert out.index.equals(bad.index) and out["account"].tolist() == bad["account"].tolist()
-    assert str(out["rejected"].dtype) == "string"
+    assert out.dtypes.astype(str).tolist() == ["str", "string", "Float64", "Float64", "Float64",
+                                               "string"]  # nullable: pd.NA, null in JSON
     reasons = out["rejected"].dropna()
     assert reasons.to_dict() == {1003: "type: usage", 1005: "missing: usage; unseen-category: plan"}
     assert out.loc[[1003, 1005], ["prediction", "proba_high", "proba_low", "proba_mid"]].isna().all().all()
     # the accepted rows (flagged ones included) are scored exactly as under errors="reject"
-    pd.testing.assert_frame_equal(_accepted(out), kinds.score(bad, errors="reject"))
+    reject = kinds.score(bad, errors="reject")
+    pd.testing.assert_frame_equal(_accepted(out, reject), reject)
     assert out.loc[[1007, 1008], "prediction"].notna().all()
 
 
@@ -241,7 +245,8 @@ def test_mark_with_every_row_rejected_or_none_returns_them_all_with_the_same_col
                                                                                        kinds_art):
     clean = kinds.score(kinds_art.batch, errors="mark")
     assert clean["rejected"].isna().all()
-    pd.testing.assert_frame_equal(_accepted(clean), kinds.score(kinds_art.batch))
+    plain = kinds.score(kinds_art.batch)
+    pd.testing.assert_frame_equal(_accepted(clean, plain), plain)
     cases = {
         "unseen-category: plan": kinds_art.batch.assign(plan="gold"),
         "type: active": kinds_art.batch.assign(active="sometimes"),  # may be a slice of a batch
@@ -273,7 +278,8 @@ def test_mark_marks_the_rows_the_model_fails_on(kinds, kinds_art):
     bad = batch["tenure"].to_numpy() == 13
     assert out["rejected"].notna().to_numpy().tolist() == bad.tolist()
     assert set(out["rejected"].dropna()) == {"model-error"}  # the message may hold values
-    pd.testing.assert_frame_equal(_accepted(out), scorer.score(batch, errors="reject"))
+    reject = scorer.score(batch, errors="reject")
+    pd.testing.assert_frame_equal(_accepted(out, reject), reject)
     # a feature function broken for every row is still one batch error
     broken = replace(kinds.scorer, feature_fn=lambda df: df["no_such_column"])
     with pytest.raises(FeatureError):
@@ -302,13 +308,14 @@ def test_mark_under_each_bounds_policy(kinds, kinds_art, policy):
         assert out.loc[low, "rejected"].eq("out-of-bounds").all()
         assert out.loc[low, "prediction"].isna().all()
         assert out["rejected"].notna().sum() == len(low) + 1
-        pd.testing.assert_frame_equal(_accepted(out), scorer.score(bad, errors="reject"))
+        reject = scorer.score(bad, errors="reject")
+        pd.testing.assert_frame_equal(_accepted(out, reject), reject)
     else:  # flag: scored, out_of_bounds said; unknown for the rejected row
         assert str(out["out_of_bounds"].dtype) == "boolean"
         assert out.loc[low, "out_of_bounds"].all() and out.loc[low, "prediction"].eq("low").all()
         assert out["out_of_bounds"].isna().tolist() == [True] + [False] * (len(bad) - 1)
-        pd.testing.assert_frame_equal(_accepted(out).astype({"out_of_bounds": bool}),
-                                      scorer.score(bad, errors="reject"))
+        reject = scorer.score(bad, errors="reject")
+        pd.testing.assert_frame_equal(_accepted(out, reject), reject)
 
 
 def test_mark_never_shows_a_value_of_personal_data(kinds, kinds_art):

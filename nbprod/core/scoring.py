@@ -191,9 +191,11 @@ class Scorer:
         ``rule: column`` per rejected column, ``; `` between them (``missing: x2``), ``model-error``
         for a row the feature function or the model fails on alone, ``out-of-bounds`` for a
         prediction the bounds' ``drop`` policy would remove. Values never appear there. Accepted
-        rows have a missing reason. The columns and their dtypes are the same whatever the rows:
-        the reason is a ``string`` column, integer classes an ``Int64`` and boolean ones (and
-        ``out_of_bounds`` under ``flag``) a ``boolean`` column. A batch whose every row is
+        rows have a missing reason. The columns and their dtypes are the same whatever the rows,
+        pandas' nullable dtypes (missing is ``pd.NA``, ``null`` in JSON and Spark): ``string``
+        for the reason and text classes, ``Float64`` for probabilities and regression, ``Int64``
+        or ``boolean`` for such classes (and ``out_of_bounds`` under ``flag``); the id keeps the
+        input's dtype. A batch whose every row is
         rejected comes back marked; so does a column in which no value converts (the batch may
         be one slice of a larger input). A missing column, a bounds policy ``fail`` broken, or
         more than :data:`MAX_MODEL_ERROR_ROWS` rows the model fails on still raise.
@@ -288,7 +290,7 @@ class Scorer:
             elif col == OUT_OF_BOUNDS:
                 dtypes[col] = pd.BooleanDtype()
             else:
-                dtypes[col] = np.dtype("float64")
+                dtypes[col] = pd.Float64Dtype()
         dtypes[self.reason_column] = pd.StringDtype()
         return dtypes
 
@@ -496,12 +498,20 @@ def _reasons(issues: RowIssues | None) -> pd.Series:
 
 
 def _nullable(dtype: Any) -> Any:
-    """``dtype``, able to hold a missing value: integers become ``Int64``, booleans
-    ``boolean``; floats, text and objects hold one already."""
-    if pd.api.types.is_bool_dtype(dtype) and not isinstance(dtype, pd.BooleanDtype):
+    """``dtype`` as pandas' nullable dtype, whose missing value is ``pd.NA`` (a real null in
+    Arrow and Spark, ``null`` in MLflow's JSON, where a float NaN is written ``NaN``): text
+    becomes ``string``, integers ``Int64``, booleans ``boolean``, floats ``Float64``; other
+    dtypes (objects, dates) stay as they are."""
+    if isinstance(dtype, pd.StringDtype):
+        return pd.StringDtype()
+    if isinstance(dtype, pd.api.extensions.ExtensionDtype):
+        return dtype
+    if pd.api.types.is_bool_dtype(dtype):
         return pd.BooleanDtype()
-    if pd.api.types.is_integer_dtype(dtype) and not isinstance(dtype, pd.api.extensions.ExtensionDtype):
+    if pd.api.types.is_integer_dtype(dtype):
         return pd.Int64Dtype()
+    if pd.api.types.is_float_dtype(dtype):
+        return pd.Float64Dtype()
     return dtype
 
 
