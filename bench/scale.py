@@ -28,6 +28,7 @@ left out of the rates, and in the memory.
 
     .venv/bin/python bench/scale.py [--big 20000000] [--small 2000000] [--repeat 3] [--skip-dask]
     .venv/bin/python bench/scale.py --dask-only --big 2000000 --repeat 3
+    .venv/bin/python bench/scale.py --throughput-only --repeat 7
 """
 
 from __future__ import annotations
@@ -58,12 +59,15 @@ RUNNER = """
 import json, sys, warnings
 warnings.filterwarnings("ignore")
 from nbprod.jobs import run
+import time
 p = json.loads(sys.argv[1])
+cpu = time.process_time()
 r = run.execute(input_path=p["input"], output_path=p["output"], artifact_path=p["artifact"],
                 log_to_mlflow=False, chunk_rows=p.get("chunk_rows"), engine=p.get("engine"),
                 progress=False)
 print(json.dumps({"seconds": r.timings["total_s"] - r.timings["load_s"], "rows": r.row_count,
-                  "status": r.status, "engine": r.engine}))
+                  "status": r.status, "engine": r.engine,
+                  "run_cpu_s": time.process_time() - cpu}))
 """
 
 
@@ -232,6 +236,34 @@ def dask_interleaved(art: Path, inp: Path, repeat: int) -> None:
           f"{med['dask']['cpu_s'] / med['local']['cpu_s']:.2f}x")
 
 
+def throughput_interleaved(art: Path, inp: Path, repeat: int) -> tuple[dict, dict]:
+    """The same rows scored in one piece and streamed in the default chunks, alternately,
+    ``repeat`` times: medians of the wall seconds and of the CPU seconds of ``execute`` in its
+    process (every thread; loading the artifact included, the same for both), and the median
+    of the paired ratios. CPU seconds hardly move with what else runs on the machine; wall
+    seconds do."""
+    runs: dict[str, list[dict]] = {"piece": [], "stream": []}
+    for i in range(repeat):
+        for how, chunk_rows in (("piece", 10**12), ("stream", None)):
+            r = scored(art=art, inp=inp, chunk_rows=chunk_rows)
+            runs[how].append(r)
+            print(f"  {how:6} rep {i + 1}: {r['seconds']:7.2f} s  {r['rows'] / r['seconds']:>10,.0f} "
+                  f"rows/s  cpu {r['run_cpu_s']:6.2f} s  load {r['load']:.1f}  peak "
+                  f"{r['peak_gb']:.2f} GB", flush=True)
+    med = {h: {"seconds": statistics.median(r["seconds"] for r in rs),
+               "cpu_s": statistics.median(r["run_cpu_s"] for r in rs),
+               "peak_gb": statistics.median(r["peak_gb"] for r in rs), "rows": rs[0]["rows"]}
+           for h, rs in runs.items()}
+    wall = [a["seconds"] / b["seconds"] for a, b in zip(runs["piece"], runs["stream"], strict=True)]
+    cpu = [a["run_cpu_s"] / b["run_cpu_s"] for a, b in zip(runs["piece"], runs["stream"],
+                                                            strict=True)]
+    print(f"  medians: one piece {med['piece']['seconds']:.2f} s (cpu {med['piece']['cpu_s']:.2f} s); "
+          f"streamed {med['stream']['seconds']:.2f} s (cpu {med['stream']['cpu_s']:.2f} s); "
+          f"throughput ratio streamed / one piece: wall {statistics.median(wall):.2f}x, cpu "
+          f"{statistics.median(cpu):.2f}x (medians of the paired ratios)", flush=True)
+    return med["piece"], med["stream"]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--big", type=int, default=20_000_000, help="rows of the large batch")
@@ -242,6 +274,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-dask", action="store_true")
     ap.add_argument("--dask-only", action="store_true",
                     help="only one process against dask on --big rows, interleaved --repeat times")
+    ap.add_argument("--throughput-only", action="store_true",
+                    help="only the same --throughput-rows rows streamed against in one piece, "
+                         "interleaved --repeat times")
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore", category=FutureWarning)
     import sklearn
@@ -257,12 +292,12 @@ def main(argv: list[str] | None = None) -> int:
               flush=True)
         dask_interleaved(art, batch_file(args.data, args.big), args.repeat)
         return 0
-    small, big = batch_file(args.data, args.small), batch_file(args.data, args.big)
     one_m = batch_file(args.data, args.throughput_rows)
-
-    print("throughput (same rows, streamed vs in one piece):", flush=True)
-    piece = repeated("one piece", args.repeat, art=art, inp=one_m, chunk_rows=10**12)
-    stream = repeated("streamed ", args.repeat, art=art, inp=one_m)
+    print("throughput (same rows, streamed vs in one piece, interleaved):", flush=True)
+    piece, stream = throughput_interleaved(art, one_m, args.repeat)
+    if args.throughput_only:
+        return 0
+    small, big = batch_file(args.data, args.small), batch_file(args.data, args.big)
     print("memory:", flush=True)
     mem_small = repeated(f"{args.small / 1e6:g}M rows", args.repeat, art=art, inp=small)
     mem_big = repeated(f"{args.big / 1e6:g}M rows", 1, art=art, inp=big)

@@ -670,14 +670,19 @@ def test_requirements_see_a_distribution_installed_after_the_first_scan(tmp_path
     assert not any(r.startswith("nbprod-test-dist==") for r in requirements(source, object(), "w.whl"))
 
     time.sleep(0.05)  # past the file system's timestamp granularity, as any real install is
-    (site / "nbprodtestmod").mkdir()
-    (site / "nbprodtestmod" / "__init__.py").write_text("")
-    info = site / "nbprod_test_dist-1.2.3.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: nbprod-test-dist\nVersion: 1.2.3\n")
-    (info / "top_level.txt").write_text("nbprodtestmod\n")
+    _installed(site, "nbprodtestmod", "nbprod-test-dist", "1.2.3")
     assert module_distributions()["nbprodtestmod"] == ["nbprod-test-dist"]
     assert "nbprod-test-dist==1.2.3" in requirements(source, object(), "w.whl")
+
+
+def _installed(site: Path, module: str, dist: str, version: str) -> None:
+    """An installed distribution ``dist`` of ``version`` providing ``module``, in ``site``."""
+    (site / module).mkdir()
+    (site / module / "__init__.py").write_text("")
+    info = site / f"{dist.replace('-', '_')}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+    (info / "top_level.txt").write_text(f"{module}\n")
 
 
 def test_requirements_scan_once_whatever_the_working_directory(tmp_path, monkeypatch):
@@ -692,11 +697,6 @@ def test_requirements_scan_once_whatever_the_working_directory(tmp_path, monkeyp
     first = module_distributions()
     monkeypatch.chdir(tmp_path)
     assert module_distributions() is first
-    (tmp_path / "nbprodcwdmod").mkdir()
-    (tmp_path / "nbprodcwdmod" / "__init__.py").write_text("")
-    info = tmp_path / "nbprod_cwd_dist-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: nbprod-cwd-dist\nVersion: 0.1\n")
-    (info / "top_level.txt").write_text("nbprodcwdmod\n")
+    _installed(tmp_path, "nbprodcwdmod", "nbprod-cwd-dist", "0.1")
     monkeypatch.syspath_prepend("")
     assert module_distributions()["nbprodcwdmod"] == ["nbprod-cwd-dist"]

@@ -249,3 +249,29 @@ def test_multiclass_accuracy_and_macro_auc_estimated():
     assert abs(est.metrics["accuracy"].value - np.mean(batch["prediction"] == y[7000:8000])) < 0.05
     halves = estimation.merge(estimation.partial(batch.iloc[:300], ref), estimation.partial(batch.iloc[300:], ref))
     assert halves == estimation.partial(batch, ref)
+    _same_estimate_without_stored_refits(ref, batch)
+
+
+def _same_estimate_without_stored_refits(ref: dict, batch: pd.DataFrame) -> None:
+    """A reference written before packaging stored the sigmoid refits (``bootstrap``) refits
+    them at scoring, to exactly the same estimate and interval."""
+    scores = ref.get("per_class", [ref])
+    assert any("bootstrap" in r for r in scores)  # the refits were made once, at packaging
+    for r in scores:
+        if "bootstrap" in r:
+            assert len(r["bootstrap"]) == estimation.BOOTSTRAP
+    old = {**ref, "per_class": [{k: v for k, v in r.items() if k != "bootstrap"}
+                                for r in ref["per_class"]]} if "per_class" in ref else \
+        {k: v for k, v in ref.items() if k != "bootstrap"}
+    part = estimation.partial(batch, ref)
+    assert estimation.finalize(ref, part).to_dict() == estimation.finalize(old, part).to_dict()
+
+
+def test_sigmoid_refits_stored_at_packaging_give_the_estimate_of_refitting(classifier):
+    ref = classifier["reference"]
+    forced = {**ref, "calibration": estimation.fit_calibration(
+        "sigmoid", np.asarray(ref["scores"]), (np.asarray(ref["valid_positives"])
+                                               > np.asarray(ref["valid_counts"]) / 2).astype(int))}
+    forced["bootstrap"] = estimation.bootstrap_calibrations(
+        {k: v for k, v in forced.items() if k != "bootstrap"}, np.random.default_rng(ref["seed"]))
+    _same_estimate_without_stored_refits(forced, classifier["outputs"](1.0, 500))

@@ -205,3 +205,27 @@ def test_the_extension_can_ask_the_kernel_its_contract_version():
     assert eval(contract) == PACKAGE_VERSION  # the very expression the extension sends
     ts = (ROOT / "extension" / "src" / "contract.ts").read_text()
     assert f"export const PACKAGE_VERSION = {PACKAGE_VERSION};" in ts
+
+
+def _switches(parser: Any) -> set[str]:
+    """The long flags of ``parser`` and its subparsers that take no value."""
+    import argparse
+
+    found: set[str] = set()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found |= _switches(sub)
+        elif action.option_strings and action.nargs == 0:
+            found |= {o for o in action.option_strings if o.startswith("--") and o != "--help"}
+    return found
+
+
+def test_the_extension_knows_every_switch_of_the_magics():
+    """The extension labels ``%nbprod package --register out`` by skipping flag values; a switch
+    it did not know would swallow the path. Its list (parse.ts, checked by jest against this
+    fixture) must be the parser's."""
+    from nbprod.jupyter.magics import build_parser
+
+    fixture = json.loads((FIXTURES / "flags.json").read_text())
+    assert fixture["switches"] == sorted(_switches(build_parser()))

@@ -30,35 +30,12 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 def _cli_on_a_terminal(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     """:func:`_cli` with standard error on a pseudo-terminal, as at a person's terminal."""
-    import fcntl
-    import os
-    import pty
-    import struct
-    import termios
-    import threading
+    from tests.terminal import pseudo_terminal
 
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
-    got = bytearray()
-
-    def pump() -> None:
-        while True:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:  # EIO: every writer has closed the terminal
-                return
-            if not chunk:
-                return
-            got.extend(chunk)
-
-    reader = threading.Thread(target=pump, daemon=True)
-    reader.start()
-    proc = subprocess.Popen([sys.executable, "-m", "nbprod.cli", *args], stdout=subprocess.PIPE,
-                            stderr=slave, text=True, cwd=cwd)
-    os.close(slave)
-    out, _ = proc.communicate()
-    reader.join(timeout=30)
-    os.close(master)
+    with pseudo_terminal() as (terminal, got):
+        proc = subprocess.Popen([sys.executable, "-m", "nbprod.cli", *args],
+                                stdout=subprocess.PIPE, stderr=terminal, text=True, cwd=cwd)
+        out, _ = proc.communicate()
     return subprocess.CompletedProcess(proc.args, proc.returncode, out,
                                        got.decode("utf-8", "replace"))
 

@@ -6,14 +6,9 @@ tests/test_lifecycle.py."""
 
 from __future__ import annotations
 
-import fcntl
 import io
 import os
-import pty
-import struct
 import sys
-import termios
-import threading
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -21,6 +16,7 @@ import pytest
 
 from tests.artifacts import diabetes_features
 from tests.conftest import run
+from tests.terminal import pseudo_terminal
 
 
 def _session(diabetes):
@@ -42,32 +38,15 @@ def _session(diabetes):
 def _stderr_on_a_terminal(monkeypatch: pytest.MonkeyPatch):
     """sys.stderr on a real pseudo-terminal (120 columns); yields the bytes the terminal got,
     complete once the block ends."""
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
-    got = bytearray()
-
-    def pump() -> None:
-        while True:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:  # EIO: the terminal side is closed
-                return
-            if not chunk:
-                return
-            got.extend(chunk)
-
-    reader = threading.Thread(target=pump, daemon=True)
-    reader.start()
-    terminal = open(slave, "w", buffering=1, encoding="utf-8")  # noqa: SIM115 - closed below
-    assert terminal.isatty()
-    monkeypatch.setattr(sys, "stderr", terminal)
-    try:
-        yield got
-    finally:
-        monkeypatch.setattr(sys, "stderr", sys.__stderr__)
-        terminal.close()
-        reader.join(timeout=10)
-        os.close(master)
+    with pseudo_terminal() as (fd, got):
+        terminal = open(os.dup(fd), "w", buffering=1, encoding="utf-8")  # noqa: SIM115 - closed below
+        assert terminal.isatty()
+        monkeypatch.setattr(sys, "stderr", terminal)
+        try:
+            yield got
+        finally:
+            monkeypatch.setattr(sys, "stderr", sys.__stderr__)
+            terminal.close()
 
 
 def test_packaging_shows_its_steps_on_a_terminal(diabetes, tmp_path, monkeypatch):

@@ -334,6 +334,33 @@ def test_dask_scheduler_and_worker_over_tcp_give_the_single_process_results(kind
                 p.kill()
 
 
+@pytest.mark.slow
+def test_dask_workers_nbprod_starts_keep_glibc_dynamic_mmap_threshold_no_profiler(monkeypatch):
+    """Distributed gives its workers MALLOC_TRIM_THRESHOLD_, which turns off glibc's dynamic
+    mmap threshold: every column of a chunk then page-faults in afresh (about 9x the page
+    faults and 1.4x the CPU per row, docs/performance.md). nbprod's LocalCluster leaves it
+    out, keeps distributed's thread limits, and does not leave it in this process's
+    environment for the next cluster. The workers' stack-sampling profiler is off."""
+    pytest.importorskip("distributed")
+    import dask
+
+    from nbprod.jobs.engines import _client
+
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    names = ("MALLOC_TRIM_THRESHOLD_", "OMP_NUM_THREADS")
+
+    def seen_by_worker() -> dict:
+        return {**{k: os.environ.get(k) for k in names},
+                "profile": dask.config.get("distributed.worker.profile.enabled")}
+
+    with _client(None, 1) as (client, where):
+        seen = client.run(seen_by_worker)
+    assert where == "LocalCluster(1 workers)" and len(seen) == 1
+    assert list(seen.values()) == [{"MALLOC_TRIM_THRESHOLD_": None, "OMP_NUM_THREADS": "1",
+                                    "profile": False}]
+    assert "MALLOC_TRIM_THRESHOLD_" not in os.environ
+
+
 @pytest.fixture(scope="module")
 def dask_client():
     """One LocalCluster (2 single-threaded worker processes) for the module's lazy runs."""

@@ -64,13 +64,28 @@ function flag(tokens: string[], name: string): string | undefined {
   return undefined;
 }
 
+/**
+ * The `%nbprod` flags that take no value (switches), of every subcommand. Any other flag takes
+ * the next token as its value. Kept equal to the magics' parser by the fixture `flags.json`
+ * (tests/test_extension_contract.py checks it against the Python side).
+ */
+export const SWITCHES: ReadonlyArray<string> = [
+  '--force',
+  '--no-mlflow',
+  '--no-progress',
+  '--overwrite',
+  '--progress',
+  '--register',
+  '--static',
+  '--widgets'
+];
+
 function positional(tokens: string[]): string[] {
   const out: string[] = [];
   for (let i = 0; i < tokens.length; i++) {
     const t = tokens[i];
     if (t.startsWith('--')) {
-      const boolean = ['--force', '--overwrite', '--no-mlflow'].includes(t);
-      if (!boolean && !t.includes('=')) {
+      if (!SWITCHES.includes(t) && !t.includes('=')) {
         i++; // skip the flag's value
       }
       continue;

@@ -141,14 +141,19 @@ def build_classifier(outputs: pd.DataFrame, y: Any, classes: list[Any], *,
     if len(classes) == 2:
         y1 = (yv == classes[1]).astype("int64")
         pred1 = pred == classes[1]
-        out.update(positive_class=plain[1], **_score_reference(S[:, 1], y1, calibration, seed),
-                   rows=int(len(yv)), seed=seed,
+        binary = _score_reference(S[:, 1], y1, calibration, seed)
+        if (fits := _stored_bootstrap(binary, seed)) is not None:
+            binary["bootstrap"] = fits
+        out.update(positive_class=plain[1], **binary, rows=int(len(yv)), seed=seed,
                    validation={"roc_auc": float(roc_auc_score(y1, S[:, 1])),
                                "accuracy": float(accuracy_score(y1, pred1)),
                                "f1": float(f1_score(y1, pred1.astype("int64")))})
         return out
     per_class = [_score_reference(S[:, j], (yv == c).astype("int64"), calibration, seed)
                  for j, c in enumerate(classes)]
+    for j, r in enumerate(per_class):  # class j's draws use seed + j + 1 (_cbpe_multiclass)
+        if (fits := _stored_bootstrap(r, seed + j + 1)) is not None:
+            r["bootstrap"] = fits
     aucs = [roc_auc_score((yv == c).astype("int64"), S[:, j]) for j, c in enumerate(classes)]
     out.update(classes=plain, per_class=per_class, rows=int(len(yv)), seed=seed,
                validation={"roc_auc_ovr": float(np.mean(aucs)),
@@ -419,24 +424,46 @@ def _expected(p: np.ndarray, pos: np.ndarray, neg: np.ndarray) -> dict[str, floa
     return {"roc_auc": auc, "accuracy": accuracy, "f1": f1}
 
 
+def bootstrap_calibrations(ref: dict[str, Any], rng: np.random.Generator) -> list[dict[str, Any]]:
+    """The :data:`BOOTSTRAP` calibration maps refitted on resamples of one score's validation
+    bins, drawn from ``rng`` (left as after drawing them, computed or not). A sigmoid's refits
+    (a logistic regression each, most of a scoring run's estimation time) are made once at
+    packaging and stored in the reference (``bootstrap``); an isotonic map's cost little and
+    are refitted; references written before either are refitted too, to the same maps."""
+    # a model left uncalibrated still has calibration uncertainty: bootstrap a sigmoid, which
+    # holds the identity map
+    kind = ref["calibration"]["kind"] if ref["calibration"]["kind"] != "none" else "sigmoid"
+    stored = ref.get("bootstrap")
+    count = np.asarray(ref["valid_counts"], dtype="float64")
+    ones = np.asarray(ref["valid_positives"], dtype="float64")
+    cells = np.concatenate([ones, count - ones])
+    scores = np.asarray(ref["scores"], dtype="float64")
+    k = count.size
+    fits = []
+    for _ in range(BOOTSTRAP):
+        w = rng.multinomial(int(cells.sum()), cells / cells.sum()).astype("float64")
+        if stored is not None:
+            continue  # drawn all the same: the label draws that follow use this rng
+        have = w > 0
+        s = np.concatenate([scores, scores])[have]
+        y = np.concatenate([np.ones(k), np.zeros(k)])[have]
+        fits.append(fit_calibration(kind, s, y, w[have]))
+    return list(stored) if stored is not None else fits
+
+
+def _stored_bootstrap(ref: dict[str, Any], seed: int) -> list[dict[str, Any]] | None:
+    """What packaging stores as ``bootstrap`` for one score: the sigmoid refits (see
+    :func:`bootstrap_calibrations`), drawn with the seed its scoring draws will use."""
+    if ref["calibration"]["kind"] not in ("sigmoid", "none"):
+        return None
+    return bootstrap_calibrations(ref, np.random.default_rng(seed))
+
+
 def _draws(ref: dict[str, Any], scores: np.ndarray, pos: np.ndarray,
            neg: np.ndarray) -> dict[str, np.ndarray]:
     """Each metric's realised value over DRAWS label draws, each from a bootstrap calibration."""
     rng = np.random.default_rng(ref.get("seed", 0))
-    # a model left uncalibrated still has calibration uncertainty: bootstrap a sigmoid, which
-    # holds the identity map
-    kind = ref["calibration"]["kind"] if ref["calibration"]["kind"] != "none" else "sigmoid"
-    count = np.asarray(ref["valid_counts"], dtype="float64")
-    ones = np.asarray(ref["valid_positives"], dtype="float64")
-    cells = np.concatenate([ones, count - ones])
-    k = count.size
-    maps = []
-    for _ in range(BOOTSTRAP):
-        w = rng.multinomial(int(cells.sum()), cells / cells.sum()).astype("float64")
-        have = w > 0
-        s = np.concatenate([scores, scores])[have]
-        y = np.concatenate([np.ones(k), np.zeros(k)])[have]
-        maps.append(calibrate(fit_calibration(kind, s, y, w[have]), scores))
+    maps = [calibrate(c, scores) for c in bootstrap_calibrations(ref, rng)]
     P = np.stack([maps[d % len(maps)] for d in range(DRAWS)])  # DRAWS x bins
     y_pos = rng.binomial(pos.astype("int64"), P)  # actual positives among predicted positive
     y_neg = rng.binomial(neg.astype("int64"), P)

@@ -4,8 +4,9 @@
 import type * as nbformat from '@jupyterlab/nbformat';
 
 import { CHECK_MIME, PACKAGE_MIME, STATUS_MIME } from '../contract';
-import { describe as label, formatNumber, formatValue, parseMagics, readOutputs, tokenize, worst } from '../parse';
+import { SWITCHES, describe as label, formatNumber, formatValue, parseMagics, readOutputs, tokenize, worst } from '../parse';
 import check from './fixtures/check.json';
+import flags from './fixtures/flags.json';
 import numbers from './fixtures/numbers.json';
 import packageError from './fixtures/package-error.json';
 import packaged from './fixtures/package-packaged.json';
@@ -74,6 +75,12 @@ describe('parseMagics', () => {
     const [pkg] = parseMagics('%nbprod package --force --no-mlflow models/churn --overwrite');
     expect(pkg.label).toBe('package to models/churn');
     expect(label('package', '--notebook train.ipynb out')).toBe('package to out');
+    expect(label('package', '--register --no-progress models/churn')).toBe('package to models/churn');
+    expect(label('package', '--progress out --sign key.pem')).toBe('package to out');
+  });
+
+  it('knows every switch of the magics (the fixture follows the Python parser)', () => {
+    expect([...SWITCHES].sort()).toEqual(flags.switches);
   });
 });
 
