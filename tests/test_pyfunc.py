@@ -71,8 +71,50 @@ def test_pyfunc_raises_on_a_bad_row_unless_asked_to_reject(cancer_art, pyfunc_ca
     got = pyfunc_cancer.predict(bad, params={"errors": "reject"})
     assert 2 not in got.index and len(got) == len(bad) - 1
     pd.testing.assert_frame_equal(got, nbprod.load(cancer_art.path).score(bad, errors="reject"))
-    with pytest.raises(NbprodUsageError, match="errors must be one of raise, reject"):
+    with pytest.raises(NbprodUsageError, match="errors must be one of raise, reject, mark"):
         pyfunc_cancer.predict(bad, params={"errors": "skip"})
+
+
+def test_pyfunc_marks_rejected_rows_on_request(cancer_art, pyfunc_cancer):
+    """What a Spark UDF needs: one output row per input row, the rejected ones marked."""
+    from nbprod.tracking.flavor import spark_result_type
+
+    bad = cancer_art.batch.copy()
+    bad.loc[2, "mean_area"] = float("inf")
+    bad.loc[5, "worst_area"] = None
+    art = nbprod.load(cancer_art.path)
+    got = pyfunc_cancer.predict(bad, params={"errors": "mark"})
+    pd.testing.assert_frame_equal(got, art.score(bad, errors="mark"))
+    assert got.index.equals(bad.index)
+    assert got["rejected"].dropna().to_dict() == {2: "non-finite: mean_area",
+                                                  5: "missing: worst_area"}
+    assert got.loc[[2, 5], ["prediction", "proba_0", "proba_1"]].isna().all().all()
+    # MLflow's scoring server writes strict JSON: null, never NaN
+    import io
+
+    from mlflow.pyfunc.scoring_server import predictions_to_json
+
+    body = io.StringIO()
+    predictions_to_json(got.loc[[1, 2]], body)
+    answer = json.loads(body.getvalue(), parse_constant=lambda c: pytest.fail(f"JSON has {c}"))
+    assert answer["predictions"][1] == {"patient_id": bad.loc[2, "patient_id"], "prediction": None,
+                                        "proba_0": None, "proba_1": None,
+                                        "rejected": "non-finite: mean_area"}
+    assert answer["predictions"][0]["rejected"] is None
+    # integer classes: a nullable integer prediction; the others as errors="reject" scores them
+    assert str(got["prediction"].dtype) == "Int64"
+    reject = art.score(bad, errors="reject")
+    accepted = got[got["rejected"].isna()].drop(columns="rejected")
+    pd.testing.assert_frame_equal(accepted.astype(reject.dtypes), reject)
+    repeated = bad.set_axis([7] * len(bad))  # index labels repeat: rows are placed by position
+    marked = art.score(repeated, errors="mark")
+    assert list(marked.index) == [7] * len(bad) and marked["rejected"].notna().sum() == 2
+    pd.testing.assert_frame_equal(marked.reset_index(drop=True), got.reset_index(drop=True))
+    assert spark_result_type(str(cancer_art.path)) == (
+        "`patient_id` string, `prediction` bigint, `proba_0` double, `proba_1` double, "
+        "`rejected` string")
+    with pytest.raises(NbprodUsageError, match="no MLmodel file"):
+        spark_result_type(str(cancer_art.path / "model.skops"))
 
 
 def test_pyfunc_refuses_a_tampered_artifact(cancer_art, tmp_path):

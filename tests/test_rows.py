@@ -12,7 +12,7 @@ import pytest
 
 import nbprod
 from nbprod.core import rows
-from nbprod.core.scoring import MAX_MODEL_ERROR_ROWS
+from nbprod.core.scoring import MAX_MODEL_ERROR_ROWS, reason_column
 from nbprod.exceptions import (
     FeatureError,
     NbprodUsageError,
@@ -209,8 +209,131 @@ def test_score_raises_by_default_and_rejects_on_request(kinds, kinds_art):
     assert "errors='reject'" in str(e)
     out = kinds.score(bad, errors="reject")
     assert 7 not in out.index and len(out) == len(bad) - 1
-    with pytest.raises(NbprodUsageError, match="errors must be one of raise, reject"):
+    with pytest.raises(NbprodUsageError, match="errors must be one of raise, reject, mark"):
         kinds.score(bad, errors="ignore")
+
+
+# -- errors="mark": one output row per input row (a Spark UDF, a REST client) ---------------
+def _accepted(marked: pd.DataFrame, like: pd.DataFrame) -> pd.DataFrame:
+    """The rows ``errors="mark"`` scored, in the dtypes of ``like`` (pandas' usual ones)."""
+    return marked[marked["rejected"].isna()].drop(columns="rejected").astype(like.dtypes)
+
+
+def test_mark_keeps_every_row_and_marks_the_rejected_ones_with_rule_and_column(kinds, kinds_art):
+    bad = corrupt(kinds_art.batch, "usage", "lots", row=3)  # type
+    bad = corrupt(bad, "usage", np.nan, row=5)  # missing, and a second rejected column:
+    bad = corrupt(bad, "plan", "gold", row=5)  # an unseen category the encoder cannot take
+    bad = corrupt(bad, "region", "mars", row=7)  # unseen, the encoder ignores it: flagged
+    bad = corrupt(bad, "tenure", 100, row=8)  # out of range: flagged
+    bad.index = bad.index + 1000  # the input's index is kept
+    out = kinds.score(bad, errors="mark")
+    assert list(out.columns) == [*kinds.scorer.output_columns, "rejected"]
+    assert reason_column(["rejected", "prediction"]) == "nbprod_rejected"  # an id so named
+    assert out.index.equals(bad.index) and out["account"].tolist() == bad["account"].tolist()
+    assert out.dtypes.astype(str).tolist() == ["str", "string", "Float64", "Float64", "Float64",
+                                               "string"]  # nullable: pd.NA, null in JSON
+    reasons = out["rejected"].dropna()
+    assert reasons.to_dict() == {1003: "type: usage", 1005: "missing: usage; unseen-category: plan"}
+    assert out.loc[[1003, 1005], ["prediction", "proba_high", "proba_low", "proba_mid"]].isna().all().all()
+    # the accepted rows (flagged ones included) are scored exactly as under errors="reject"
+    reject = kinds.score(bad, errors="reject")
+    pd.testing.assert_frame_equal(_accepted(out, reject), reject)
+    assert out.loc[[1007, 1008], "prediction"].notna().all()
+
+
+def test_mark_with_every_row_rejected_or_none_returns_them_all_with_the_same_columns(kinds,
+                                                                                       kinds_art):
+    clean = kinds.score(kinds_art.batch, errors="mark")
+    assert clean["rejected"].isna().all()
+    plain = kinds.score(kinds_art.batch)
+    pd.testing.assert_frame_equal(_accepted(clean, plain), plain)
+    cases = {
+        "unseen-category: plan": kinds_art.batch.assign(plan="gold"),
+        "type: active": kinds_art.batch.assign(active="sometimes"),  # may be a slice of a batch
+        "null-id: account": kinds_art.batch.head(1).assign(account=None),
+    }
+    dtypes = clean.dtypes.drop("account").to_dict()  # the id keeps the input's dtype
+    for reason, bad in cases.items():
+        out = kinds.score(bad, errors="mark")
+        assert out.dtypes.drop("account").to_dict() == dtypes, reason  # one Spark result type
+        assert out["rejected"].tolist() == [reason] * len(bad)
+        assert out["prediction"].isna().all() and out["proba_low"].isna().all()
+    empty = kinds.score(kinds_art.batch.iloc[:0], errors="mark")
+    assert len(empty) == 0 and empty.dtypes.to_dict() == clean.dtypes.to_dict()
+    with pytest.raises(SchemaError, match="missing column 'plan'"):  # the input as a whole
+        kinds.score(kinds_art.batch.drop(columns="plan"), errors="mark")
+
+
+def test_mark_marks_the_rows_the_model_fails_on(kinds, kinds_art):
+    from dataclasses import replace
+
+    def picky_features(df):
+        if (df["tenure"] == 13).any():
+            raise ValueError("tenure 13 is not supported")
+        return kinds_features(df)
+
+    scorer = replace(kinds.scorer, feature_fn=picky_features)
+    batch = kinds_art.batch
+    out = scorer.score(batch, errors="mark")
+    bad = batch["tenure"].to_numpy() == 13
+    assert out["rejected"].notna().to_numpy().tolist() == bad.tolist()
+    assert set(out["rejected"].dropna()) == {"model-error"}  # the message may hold values
+    reject = scorer.score(batch, errors="reject")
+    pd.testing.assert_frame_equal(_accepted(out, reject), reject)
+    # a feature function broken for every row is still one batch error
+    broken = replace(kinds.scorer, feature_fn=lambda df: df["no_such_column"])
+    with pytest.raises(FeatureError):
+        broken.score(kinds_frame(500, 6).drop(columns=["label"]), errors="mark")
+
+
+@pytest.mark.parametrize("policy", ["flag", "drop", "fail"])
+def test_mark_under_each_bounds_policy(kinds, kinds_art, policy):
+    from dataclasses import replace
+
+    from nbprod.exceptions import OutputBoundsError
+
+    bounds = {"policy": policy, "classes": ["high", "mid"], "min": None, "max": None}
+    scorer = replace(kinds.scorer, bounds=bounds)
+    bad = corrupt(kinds_art.batch, "plan", "gold", row=0)
+    if policy == "fail":
+        with pytest.raises(OutputBoundsError, match="policy fail"):
+            scorer.score(bad, errors="mark")
+        return
+    plain = kinds.score(bad, errors="reject")
+    low = plain.index[plain["prediction"] == "low"]
+    assert len(low) > 5
+    out = scorer.score(bad, errors="mark")
+    assert len(out) == len(bad) and out.loc[0, "rejected"] == "unseen-category: plan"
+    if policy == "drop":  # kept, with missing predictions and the reason
+        assert out.loc[low, "rejected"].eq("out-of-bounds").all()
+        assert out.loc[low, "prediction"].isna().all()
+        assert out["rejected"].notna().sum() == len(low) + 1
+        reject = scorer.score(bad, errors="reject")
+        pd.testing.assert_frame_equal(_accepted(out, reject), reject)
+    else:  # flag: scored, out_of_bounds said; unknown for the rejected row
+        assert str(out["out_of_bounds"].dtype) == "boolean"
+        assert out.loc[low, "out_of_bounds"].all() and out.loc[low, "prediction"].eq("low").all()
+        assert out["out_of_bounds"].isna().tolist() == [True] + [False] * (len(bad) - 1)
+        reject = scorer.score(bad, errors="reject")
+        pd.testing.assert_frame_equal(_accepted(out, reject), reject)
+
+
+def test_mark_never_shows_a_value_of_personal_data(kinds, kinds_art):
+    from dataclasses import replace
+
+    secret = "jane.doe@example.com"
+    scorer = replace(kinds.scorer, hidden=frozenset({"plan", "usage"}))
+    bad = corrupt(corrupt(kinds_art.batch, "plan", secret, row=2), "usage", secret, row=4)
+    out = scorer.score(bad, errors="mark")
+    # a hidden column's categories are not known: the encoder fails on the row (its message
+    # holds the value), and the reason says only the rule
+    assert out["rejected"].dropna().to_dict() == {2: "model-error", 4: "type: usage"}
+    assert secret not in out.to_csv()
+    issues = scorer.score_detailed(bad).issues.table()  # nor the issues file's detail
+    assert secret not in issues.to_csv()
+    assert issues.query("row == 2")["detail"].tolist() == [
+        "the model (Pipeline) raised ValueError (its message is not shown: the input has "
+        "personal-data columns)"]
 
 
 def test_flagged_rows_are_scored_even_when_raising(kinds, kinds_art):

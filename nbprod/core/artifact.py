@@ -176,18 +176,21 @@ class Artifact:
         ----------
         df : DataFrame
             Raw input rows, as the training snapshot had them (the feature function runs here).
-        errors : {"raise", "reject"}
+        errors : {"raise", "reject", "mark"}
             ``"raise"`` (default): a row that cannot be scored raises
             :class:`~nbprod.exceptions.RowError` naming its row, column, rule and value, so
             every input row has its output row. ``"reject"``: rejected rows are left out (the
             output keeps the input's index, so ``df.loc[out.index]`` are the scored rows);
-            :meth:`validate` or :meth:`score_detailed` give the issues.
+            :meth:`validate` or :meth:`score_detailed` give the issues. ``"mark"``: one output
+            row per input row (what a Spark UDF needs); rejected rows have missing predictions
+            and the reason (rule and column, e.g. ``missing: x2``) in a ``rejected`` column,
+            missing for the rows scored (:meth:`nbprod.core.scoring.Scorer.score`).
 
         Returns
         -------
         DataFrame
             The id column (when the model has one), ``prediction`` and, for a classifier, one
-            ``proba_<class>`` column per class.
+            ``proba_<class>`` column per class; ``rejected`` last under ``errors="mark"``.
 
         Examples
         --------

@@ -28,7 +28,9 @@ PREDICTION = "prediction"
 PROBA_PREFIX = "proba_"
 OUT_OF_BOUNDS = "out_of_bounds"
 MAX_MODEL_ERROR_ROWS = 50  # more rows failing inside the model: the batch fails as a whole
-ERRORS = ("raise", "reject")
+ERRORS = ("raise", "reject", "mark")
+REASON = "rejected"  # errors="mark": why a row has no prediction (None when it has one)
+BOUNDS_RULE = "out-of-bounds"  # errors="mark": the reason of a prediction the bounds drop
 
 
 def proba_column(cls: Any) -> str:
@@ -182,6 +184,21 @@ class Scorer:
         ``errors="reject"`` leaves rejected rows out. Flagged rows are scored either way.
         With output bounds declared, the ``flag`` policy adds an ``out_of_bounds`` column,
         ``drop`` removes violating rows and ``fail`` raises :class:`OutputBoundsError`.
+
+        ``errors="mark"`` returns exactly one output row per input row (a Spark UDF, a REST
+        client): rejected rows keep their id, have missing ``prediction`` and ``proba_<class>``
+        and, in the column :func:`reason_column` names (``rejected``), the reason in one line:
+        ``rule: column`` per rejected column, ``; `` between them (``missing: x2``), ``model-error``
+        for a row the feature function or the model fails on alone, ``out-of-bounds`` for a
+        prediction the bounds' ``drop`` policy would remove. Values never appear there. Accepted
+        rows have a missing reason. The columns and their dtypes are the same whatever the rows,
+        pandas' nullable dtypes (missing is ``pd.NA``, ``null`` in JSON and Spark): ``string``
+        for the reason and text classes, ``Float64`` for probabilities and regression, ``Int64``
+        or ``boolean`` for such classes (and ``out_of_bounds`` under ``flag``); the id keeps the
+        input's dtype. A batch whose every row is
+        rejected comes back marked; so does a column in which no value converts (the batch may
+        be one slice of a larger input). A missing column, a bounds policy ``fail`` broken, or
+        more than :data:`MAX_MODEL_ERROR_ROWS` rows the model fails on still raise.
         """
         return self.score_detailed(df, errors=errors).output
 
@@ -204,14 +221,18 @@ class Scorer:
         position ``start``: what can only be judged on the whole batch is left to the caller
         (:mod:`nbprod.jobs.chunk`): ids repeated across chunks, a column where no value
         converts, every row rejected, the number of rows the model fails on, and the bounds'
-        ``fail`` policy. A chunk whose rows are all rejected comes back with an empty output."""
+        ``fail`` policy. A chunk whose rows are all rejected comes back with an empty output.
+
+        ``errors="mark"``: ``output`` has every input row (see :meth:`score`); ``inputs``,
+        ``all_outputs`` and ``positions`` stay those of the rows scored."""
         if errors not in ERRORS:
             from ..exceptions import NbprodUsageError
 
             raise NbprodUsageError(f"errors must be one of {', '.join(ERRORS)}. Got {errors!r}.")
         self._require_id(df)
-        X, lost = conform_rows(df, self.schema, whole=not part)
-        if len(X) == 0:
+        mark = errors == "mark"
+        X, lost = conform_rows(df, self.schema, whole=not (part or mark))
+        if len(X) == 0 and not mark:
             raise SchemaError("Input has no rows to score.")
         issues = validate(df, X, lost, self.schema, profile=self.profile, takes=self.takes,
                           id_column=self.id_column, hidden=self.hidden, start=start,
@@ -220,13 +241,15 @@ class Scorer:
         if errors == "raise" and rejected:
             raise issues.first_rejection()
         if rejected == len(X):
-            if not part:
+            if not (part or mark):
                 raise issues.all_rejected_error()
-            return self._nothing_kept(X, issues)
+            return self._marked(df, self._nothing_kept(X, issues)) if mark else \
+                self._nothing_kept(X, issues)
         keep = ~issues.rejected
-        feats, out, issues, keep = self._score_kept(df, X, issues, keep, errors, part)
+        feats, out, issues, keep = self._score_kept(df, X, issues, keep, errors, part or mark)
         if out is None:
-            return self._nothing_kept(X, issues)
+            nothing = self._nothing_kept(X, issues)
+            return self._marked(df, nothing) if mark else nothing
         rejected = issues.n_rejected
         if errors == "raise" and rejected:
             raise issues.first_rejection()
@@ -241,10 +264,68 @@ class Scorer:
             from .bounds import violations
 
             bad = violations(out, self.bounds)
-            if apply_policy and not (part and self.bounds["policy"] == "fail"):
+            policy = self.bounds["policy"]
+            if apply_policy and not (part and policy == "fail") and not (mark and policy == "drop"):
                 result = self.apply_bounds(out, bad)
-        return Scored(result, Xk, out, bad, feats, issues=issues, positions=positions,
-                      all_inputs=X)
+        scored = Scored(result, Xk, out, bad, feats, issues=issues, positions=positions,
+                        all_inputs=X)
+        return self._marked(df, scored, drop=apply_policy) if mark else scored
+
+    # -- errors="mark": one output row per input row ---------------------------------------
+    @property
+    def reason_column(self) -> str:
+        """The name of the reason column under ``errors="mark"``."""
+        return reason_column(self.output_columns)
+
+    def marked_dtypes(self) -> dict[str, Any]:
+        """The dtype of each output column under ``errors="mark"``: the same whatever the rows
+        (a Spark UDF has one result type), missing values allowed in every column."""
+        dtypes: dict[str, Any] = {}
+        for col in self.output_columns:
+            if col == self.id_column:
+                continue
+            if col == PREDICTION and self.task == "classification":
+                classes = np.asarray(self.model.classes_)
+                dtypes[col] = _nullable(pd.Series(_take_classes(classes, np.zeros(0, int))).dtype)
+            elif col == OUT_OF_BOUNDS:
+                dtypes[col] = pd.BooleanDtype()
+            else:
+                dtypes[col] = pd.Float64Dtype()
+        dtypes[self.reason_column] = pd.StringDtype()
+        return dtypes
+
+    def _marked(self, df: pd.DataFrame, scored: Scored, drop: bool = True) -> Scored:
+        """``scored`` with ``output`` holding every row of ``df`` (see :meth:`score`)."""
+        n = len(df)
+        positions = scored.positions if scored.positions is not None else np.arange(0)
+        where = np.full(n, -1, dtype="int64")
+        where[positions] = np.arange(len(positions))
+        texts = _reasons(scored.issues)
+        if self.bounds and self.bounds["policy"] == "drop" and drop and scored.out_of_bounds.any():
+            out_pos = positions[scored.out_of_bounds]
+            where[out_pos] = -1
+            texts = pd.concat([texts, pd.Series(BOUNDS_RULE, index=out_pos)])
+        codes = np.full(n, -1, dtype="int64")
+        labels: Any = []
+        if len(texts):
+            found, labels = pd.factorize(texts.to_numpy(dtype=object))
+            codes[texts.index.to_numpy(dtype="int64")] = found
+        reasons = pd.array(list(labels), dtype=pd.StringDtype()).take(codes, allow_fill=True)
+        cols: dict[str, Any] = {}
+        if self.id_column:
+            cols[self.id_column] = df[self.id_column].array  # the input's dtype, whatever the rows
+        for col, dtype in self.marked_dtypes().items():
+            if col == self.reason_column:
+                cols[col] = reasons
+                continue
+            source = scored.output[col] if col in scored.output else \
+                pd.Series([None] * len(positions), dtype="object")  # no rows, or no policy
+            kw = {"fill_value": None} if dtype == np.dtype("object") else {}
+            cols[col] = source.astype(dtype).array.take(where, allow_fill=True, **kw)
+        output = pd.DataFrame(cols, index=df.index)
+        return Scored(output, scored.inputs, scored.all_outputs, scored.out_of_bounds,
+                      scored.features, issues=scored.issues, positions=scored.positions,
+                      all_inputs=scored.all_inputs)
 
     def _nothing_kept(self, X: pd.DataFrame, issues: RowIssues) -> Scored:
         """A chunk (``part=True``) whose every row was rejected: nothing to write."""
@@ -300,7 +381,8 @@ class Scorer:
                 raise _batch_error(first, len(Xk)) from first.exc
             pos = np.flatnonzero(keep)[[p for p, _ in failed]]
             issues = issues.add(pos, column=None, rule=MODEL_ERROR, action=REJECTED,
-                                detail=[failure_text(f) for _, f in failed], ids=ids)
+                                detail=[failure_text(f, hide=bool(self.hidden)) for _, f in failed],
+                                ids=ids)
             if errors == "raise":
                 return None, pd.DataFrame(), issues, keep
             keep = ~issues.rejected
@@ -391,11 +473,65 @@ class Scorer:
         )
 
 
-def failure_text(failure: ModelFailure) -> str:
-    """One line for a model-error row: which step raised what (cut to a sane length)."""
+def _reasons(issues: RowIssues | None) -> pd.Series:
+    """The reason of each rejected row, by local position: ``rule: column`` (or the rule alone
+    when no column is to blame), ``; `` between the columns of one row. Never a value."""
+    if issues is None or not len(issues.frame):
+        return pd.Series([], dtype=object)
+    f = issues.frame[issues.frame["action"] == REJECTED]
+    rule = f["rule"].astype(object).to_numpy()
+    column = f["column"].astype(object).to_numpy()
+    named = np.array([isinstance(c, str) for c in column], dtype=bool)
+    texts = rule.copy()
+    texts[named] = rule[named] + ": " + column[named]
+    local = f["row"].to_numpy(dtype="int64") - issues.start
+    order = np.argsort(local, kind="stable")  # a row's columns stay in the issues' order
+    local, texts = local[order], texts[order]
+    first = np.r_[True, local[1:] != local[:-1]] if len(local) else np.zeros(0, dtype=bool)
+    group = np.cumsum(first) - 1
+    rank = np.arange(len(local)) - np.flatnonzero(first)[group]
+    joined = texts[first].copy()
+    for k in range(1, int(rank.max(initial=0)) + 1):  # several rejected columns in one row
+        more = rank == k
+        joined[group[more]] = joined[group[more]] + "; " + texts[more]
+    return pd.Series(joined, index=local[first], dtype=object)
+
+
+def _nullable(dtype: Any) -> Any:
+    """``dtype`` as pandas' nullable dtype, whose missing value is ``pd.NA`` (a real null in
+    Arrow and Spark, ``null`` in MLflow's JSON, where a float NaN is written ``NaN``): text
+    becomes ``string``, integers ``Int64``, booleans ``boolean``, floats ``Float64``; other
+    dtypes (objects, dates) stay as they are."""
+    if isinstance(dtype, pd.StringDtype):
+        return pd.StringDtype()
+    if isinstance(dtype, pd.api.extensions.ExtensionDtype):
+        return dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        return pd.BooleanDtype()
+    if pd.api.types.is_integer_dtype(dtype):
+        return pd.Int64Dtype()
+    if pd.api.types.is_float_dtype(dtype):
+        return pd.Float64Dtype()
+    return dtype
+
+
+def reason_column(output_columns: list[str]) -> str:
+    """The reason column's name under ``errors="mark"``: ``rejected``, or ``nbprod_rejected``
+    when an output column (the id) already has that name."""
+    return REASON if REASON not in output_columns else f"nbprod_{REASON}"
+
+
+def failure_text(failure: ModelFailure, *, hide: bool = False) -> str:
+    """One line for a model-error row: which step raised what (cut to a sane length).
+
+    ``hide``: the input has personal-data columns, whose values an exception's message may
+    echo (``Found unknown categories ['jane.doe@...']``): the message is left out."""
     from .rows import VALUE_CHARS
 
     exc = failure.exc
+    if hide:
+        return (f"{failure.where} {type(exc).__name__} (its message is not shown: the input "
+                "has personal-data columns)")
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     limit = 4 * VALUE_CHARS
     if len(message) > limit:

@@ -8,8 +8,10 @@ serving and batch scoring share one code path. Artifacts written before the laye
 
 Rows that cannot be scored follow ``Artifact.score``'s ``errors`` policy: ``raise`` by default
 (a REST client needs one output row per input row, so a bad row is an error naming its row,
-column, rule and value), or ``params={"errors": "reject"}`` to leave rejected rows out (the
-output keeps the input's index).
+column, rule and value), ``params={"errors": "reject"}`` to leave rejected rows out (the
+output keeps the input's index), or ``params={"errors": "mark"}`` for one output row per input
+row, rejected rows with missing predictions and the reason in a ``rejected`` column (what a
+Spark UDF needs: :func:`spark_result_type` gives its result type).
 
 A request nbprod cannot score (a missing column, a value that does not convert, a bad row under
 ``errors=raise``, an output outside the declared bounds, an unknown ``errors`` value) raises
@@ -103,6 +105,41 @@ def __getattr__(attr: str) -> Any:  # Request<name> exists once built; pickle lo
         if isinstance(getattr(exceptions, attr[len("Request"):], None), type):
             return request_error_class(attr[len("Request"):])
     raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
+
+
+SPARK_TYPES = {"long": "bigint", "integer": "int", "double": "double", "float": "float",
+               "string": "string", "boolean": "boolean", "datetime": "timestamp",
+               "binary": "binary"}  # MLflow's column types as Spark DDL
+
+
+def spark_result_type(path: str) -> str:
+    """The Spark result type (DDL) of the pyfunc under ``params={"errors": "mark"}``: the
+    MLmodel's output columns (id, ``prediction``, ``proba_<class>``) and the reason column.
+
+    The MLmodel signature describes the output of the default policy, which has no reason
+    column, so ``mlflow.pyfunc.spark_udf`` would leave it out without this ``result_type``."""
+    from pathlib import Path
+
+    from mlflow.models import Model
+
+    from ..core.scoring import reason_column
+    from ..exceptions import NbprodUsageError
+
+    mlmodel = Path(path) / "MLmodel"
+    if not mlmodel.is_file():
+        raise NbprodUsageError(f"{str(path)[:200]!r} is not an nbprod artifact with an MLflow "
+                               "model (no MLmodel file). Pass the artifact's directory.")
+    signature = Model.load(str(mlmodel)).signature
+    specs = signature.outputs.inputs if signature and signature.outputs else []
+    names = [spec.name for spec in specs]
+    fields = [f"{_quoted(spec.name)} {SPARK_TYPES.get(spec.type.name, 'string')}"
+              for spec in specs]
+    fields.append(f"{_quoted(reason_column(names))} string")
+    return ", ".join(fields)
+
+
+def _quoted(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
 
 
 def load_pyfunc(path: str, model_config: Any = None) -> NbprodPyfunc:

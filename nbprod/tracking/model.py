@@ -113,8 +113,10 @@ def write_input_example(root: Path, example: Any) -> None:
 
 
 def params_signature() -> Any:
-    """The pyfunc's inference parameters: ``errors`` (``raise`` | ``reject``, see
-    :mod:`nbprod.tracking.flavor`); MLflow passes ``params`` only to models that declare them."""
+    """The pyfunc's inference parameters: ``errors`` (``raise`` | ``reject`` | ``mark``, see
+    :mod:`nbprod.tracking.flavor`); MLflow passes ``params`` only to models that declare them.
+    MLflow's ParamSpec has no list of allowed values: an unknown one is refused by nbprod, with
+    the allowed ones named."""
     from mlflow.models import ModelSignature
     from mlflow.types.schema import ParamSchema, ParamSpec
 
