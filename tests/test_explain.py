@@ -459,3 +459,39 @@ def test_the_scoring_report_shows_the_explained_rows_after_the_verdict(personal)
     for r in rows:  # each row in the table by position, never by its (personal) id
         assert f"<td>{r['row']}</td>" in section
         assert batch["account"].iloc[r["row"]] not in section and "id" not in r
+
+
+@pytest.mark.parametrize("values", ["distinct", "ties", "missing"])
+def test_a_chunks_candidates_are_its_extremes_and_first_flagged_rows(values):
+    """The chunk's candidates, chosen from its scores without copying its inputs, are the rows a
+    brute-force ranking of the whole chunk gives: the K highest and K lowest scores (ties by
+    position), and the first FLAGGED flagged rows, with their inputs."""
+    from types import SimpleNamespace
+
+    from nbprod.monitoring.notable import AT, FLAGGED, ID, ROW, SCORE, WHY, K, candidates
+
+    rng = np.random.default_rng(3)
+    n = 5000
+    score = rng.normal(size=n) if values != "ties" else np.round(rng.normal(size=n), 1)
+    if values == "missing":
+        score[rng.random(n) < 0.4] = np.nan
+    flagged = rng.random(n) < 0.02
+    positions = np.sort(rng.choice(3 * n, n, replace=False))
+    inputs = pd.DataFrame({"x": rng.normal(size=n), "c": rng.choice(list("abc"), n)})
+    scored = SimpleNamespace(inputs=inputs, positions=positions, issues=SimpleNamespace(
+        flagged=np.isin(np.arange(3 * n), positions[flagged])),
+        all_outputs=pd.DataFrame({"prediction": score, "id": positions}))
+    got = candidates(SimpleNamespace(task="regression", id_column="id"), scored)
+
+    valued = np.flatnonzero(~np.isnan(score))
+    high = list(valued[np.lexsort((positions[valued], -score[valued]))][:K])
+    low = [i for i in valued[np.lexsort((positions[valued], score[valued]))] if i not in high][:K]
+    first = list(np.flatnonzero(flagged)[:FLAGGED])
+    want = sorted({*high, *low, *first})
+    assert AT not in got.columns
+    assert got[ROW].tolist() == positions[want].tolist() == got[ID].tolist()
+    assert got[["x", "c"]].equals(inputs.iloc[want].reset_index(drop=True))
+    np.testing.assert_array_equal(got[SCORE].to_numpy(), score[want])
+    why = {i: ", ".join(w for w, s in (("highest", high), ("lowest", low), ("flagged", first))
+                        if i in s) for i in want}
+    assert got[WHY].tolist() == [why[i] for i in want]

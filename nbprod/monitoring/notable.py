@@ -31,6 +31,7 @@ K = 3  # highest and lowest scores kept
 FLAGGED = 4  # first flagged rows kept
 TOP = 3  # contributions shown per row in the report (the summary keeps all)
 ROW, SCORE, WHY, ID = "_nbprod_row", "_nbprod_score", "_nbprod_why", "_nbprod_id"
+AT = "_nbprod_at"  # a candidate's row in its chunk's conformed inputs (while choosing)
 
 
 def scores(art: Any, outputs: pd.DataFrame) -> np.ndarray | None:
@@ -60,12 +61,33 @@ def candidates(art: Any, scored: Any) -> pd.DataFrame | None:
     score = scores(art, scored.all_outputs)
     flagged = np.asarray(scored.issues.flagged, dtype=bool)[positions] \
         if scored.issues is not None else np.zeros(len(positions), dtype=bool)
-    frame = inputs.reset_index(drop=True).assign(
-        **{ROW: positions, SCORE: score if score is not None else np.nan, WHY: ""})
-    frame.loc[flagged, WHY] = "flagged"
+    score = np.full(len(positions), np.nan) if score is None else score
+    # chosen among the rows that can be: the first flagged ones, and every row scoring at least
+    # the K-th highest or at most the K-th lowest score (ties included, so _select breaks them
+    # by position as on the whole chunk); only the chosen rows' inputs are copied
+    at = np.flatnonzero(_contenders(score, flagged))
+    light = pd.DataFrame({ROW: positions[at], SCORE: score[at],
+                          WHY: np.where(flagged[at], "flagged", ""), AT: at})
     if art.id_column and art.id_column in scored.all_outputs.columns:
-        frame[ID] = scored.all_outputs[art.id_column].to_numpy()
-    return _select(frame)
+        light[ID] = scored.all_outputs[art.id_column].to_numpy()[at]
+    chosen = _select(light)
+    at = chosen.pop(AT).to_numpy()
+    return pd.concat([inputs.iloc[at].reset_index(drop=True), chosen], axis=1)
+
+
+def _contenders(score: np.ndarray, flagged: np.ndarray) -> np.ndarray:
+    """The rows :func:`_select` may choose: the first FLAGGED flagged rows and the rows whose
+    score reaches the K-th highest or the K-th lowest."""
+    keep = np.zeros(len(score), dtype=bool)
+    keep[np.flatnonzero(flagged)[:FLAGGED]] = True
+    valued = ~np.isnan(score)
+    values = score[valued]
+    if len(values):
+        k = min(K, len(values))
+        high = np.partition(values, len(values) - k)[len(values) - k]
+        low = np.partition(values, k - 1)[k - 1]
+        keep |= valued & ((score >= high) | (score <= low))
+    return keep
 
 
 def merge(a: pd.DataFrame | None, b: pd.DataFrame | None, offset: int) -> pd.DataFrame | None:
@@ -84,7 +106,8 @@ def _select(frame: pd.DataFrame) -> pd.DataFrame:
     order = np.lexsort((valued[ROW].to_numpy(), -valued[SCORE].to_numpy()))
     high = valued.index[order[:K]]
     order = np.lexsort((valued[ROW].to_numpy(), valued[SCORE].to_numpy()))
-    low = [i for i in valued.index[order] if i not in set(high)][:K]
+    taken = set(high)
+    low = [i for i in valued.index[order][:2 * K] if i not in taken][:K]
     why = {i: [] for i in [*high, *low, *flagged]}
     for name, chosen in (("highest", high), ("lowest", low), ("flagged", flagged)):
         for i in chosen:
