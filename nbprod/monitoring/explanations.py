@@ -223,11 +223,11 @@ def explanation_drift(art: Any, scored: Any, mode: str | float = "auto", *,
         return {"rows": 0, "reference_rows": ref.get("rows"), "scale": ref.get("scale"),
                 "method": method, "features": {}, "shifted": [], "budget": budget,
                 "message": f"explanation drift {budget['status']}: {budget['reason']}"}
-    rows = sample(inputs.reset_index(drop=True))
+    rows = sample(inputs.reset_index(drop=True), budget["rows"])  # drawn from the whole batch
     if art.id_column:  # the conformed inputs hold no id: any unique one serves
         rows = rows.assign(**{art.id_column: np.arange(len(rows))})
     try:
-        result = _explain(art, rows.iloc[:budget["rows"]], method=method)
+        result = _explain(art, rows, method=method)
     except NbprodError as exc:
         return {"error": str(exc)[:300], "budget": budget}
     out = compare(ref, result.mean_abs(), rows=result.rows, method=result.method)
