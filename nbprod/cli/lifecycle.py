@@ -121,7 +121,7 @@ def run_promote(args: argparse.Namespace) -> int:
     elif ev["champion"] is not None and ev["champion"] != ev["version"]:
         print(f"nbprod: no shadow or A/B runs recorded against champion version {ev['champion']}")
     r = promote(args.target, by=args.by or _user(), reason=args.reason or "", force=args.force,
-                min_effect=args.min_effect, confidence=args.confidence)
+                evidence=ev)
     forced = " (FORCED past: " + "; ".join(r["overridden"]) + ")" if r["forced"] else ""
     print(f"nbprod: {r['name']} version {r['version']} is now champion "
           f"(was {r['previous'] or 'none'}){forced}")

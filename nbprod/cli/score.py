@@ -148,31 +148,21 @@ def challenger_options(args: argparse.Namespace, engine: str,
     """``--shadow`` / ``--ab`` with ``--ab-split``, checked, the challenger verified exactly as
     the champion (the same trusted keys; a registry copy pinned), as run options for the kernel
     (:data:`nbprod.jobs.run.RUN_OPTIONS_ENV`): artifacts packaged before these flags take them."""
-    if args.shadow and args.ab:
-        raise NbprodUsageError(
-            "--shadow and --ab cannot be combined: a shadow challenger scores every row beside "
-            "the champion, an A/B challenger serves a share of them. Give one of them.")
-    if args.ab_split is not None and not args.ab:
-        raise NbprodUsageError("--ab-split is the A/B challenger's share: add --ab CHALLENGER.")
-    target = args.shadow or args.ab
+    from ..jobs.challenger import AB, check_options
+
+    target, mode, split = check_options(args.shadow, args.ab, args.ab_split, engine, flags=True)
     if not target:
         return {}
-    flag = "--shadow" if args.shadow else "--ab"
-    if engine != "local":
-        raise NbprodUsageError(f"{flag} runs on the local engine only: drop --engine {engine}.")
-    out: dict[str, Any] = {"shadow" if args.shadow else "ab": None}
-    if args.ab:
-        if args.ab_split is None:
-            raise NbprodUsageError("--ab needs --ab-split FRACTION, the challenger's share of the "
-                                   "rows, e.g. --ab-split 0.1 for 10%.")
-        out["ab_split"] = args.ab_split
+    out: dict[str, Any] = {}
+    if mode == AB:
+        out["ab_split"] = split
         if not champion.get("id_column"):
             raise NbprodUsageError(
                 f"--ab assigns rows to arms by their id, and artifact {args.artifact!r} has no id "
                 "column. Package the champion with an id (snapshot(..., id=COLUMN)), or use "
                 "--shadow, which needs none.")
     root, check = verified_artifact(target, args.trusted_key)
-    out["shadow" if args.shadow else "ab"] = str(root)
+    out[mode] = str(root)
     if str(target).startswith("models:/"):  # the copy matched the registered digest here
         out["challenger_pin"] = [str(target), check.digest]
     return out

@@ -84,9 +84,15 @@ def describe(paths: list[Path], stats: tuple[int, float, float]) -> dict[str, An
                            "min": min(float(r[0]) for r in runs),
                            "max": max(float(r[-1]) for r in runs)}
     for q in QUANTILES:
-        pos = (n - 1) * q
-        below = math.floor(pos)
-        a = order_statistic(runs, below)
-        b = order_statistic(runs, below + 1) if below + 1 < n else a
-        out[f"{round(q * 100)}%"] = float(np.quantile(np.array([a, b]), pos - below))
+        out[f"{round(q * 100)}%"] = quantile(runs, n, q)
     return out
+
+
+def quantile(runs: list[np.ndarray], n: int, q: float) -> float:
+    """The ``q`` quantile of the ``n`` values of the sorted ``runs``, interpolated linearly
+    between order statistics as ``numpy.quantile`` does."""
+    pos = (n - 1) * q
+    below = math.floor(pos)
+    a = order_statistic(runs, below)
+    b = order_statistic(runs, below + 1) if below + 1 < n else a
+    return float(np.quantile(np.array([a, b]), pos - below))

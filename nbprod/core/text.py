@@ -12,21 +12,22 @@ def quote(value: Any, limit: int = QUOTE_LIMIT) -> str:
     """``value`` as text in quotes for a message, cut in the middle to at most ``limit``
     characters (a path keeps its beginning and its file name); control characters are escaped,
     so an echoed value can never break a message into several lines."""
-    text = str(value)
-    if len(text) > limit:
-        head = limit // 3
-        text = f"{text[:head]}...{text[-(limit - head - 3):]}"
-    return repr(text)
+    return repr(_cut(str(value), limit))
+
+
+def _cut(text: str, limit: int) -> str:
+    """``text`` cut in the middle to at most ``limit`` characters."""
+    if len(text) <= limit:
+        return text
+    head = limit // 3
+    return f"{text[:head]}...{text[-(limit - head - 3):]}"
 
 
 def one_line(value: Any, limit: int = QUOTE_LIMIT) -> str:
     """``value`` as text for a message, unquoted but on one line: control characters (a newline,
     a tab, a line separator) are escaped as in :func:`quote`, and text longer than ``limit`` is
     cut in the middle. For names listed in a sentence, where quotes would be noise."""
-    text = str(value)
-    if len(text) > limit:
-        head = limit // 3
-        text = f"{text[:head]}...{text[-(limit - head - 3):]}"
+    text = _cut(str(value), limit)
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

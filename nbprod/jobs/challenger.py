@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..core.losses import LOSS_NAMES, LossStats, row_losses
+from ..core.losses import LOSS_NAMES, LossStats, paired_stats, row_losses
 from ..exceptions import NbprodError, NbprodUsageError
 
 SHADOW, AB = "shadow", "ab"
@@ -52,6 +52,37 @@ def check_split(value: Any, flag: str = "--ab-split") -> float:
             f"{flag} is the challenger's share of the rows, a number strictly between 0 and 1 "
             f"such as 0.1; got {str(value)[:40]!r}.")
     return share
+
+
+def check_options(shadow: Any, ab: Any, ab_split: Any, engine: str, *,
+                  flags: bool = False) -> tuple[str | None, str | None, float | None]:
+    """The challenger of a run, its mode (:data:`SHADOW`, :data:`AB` or None) and the A/B share,
+    checked by the same rules for ``nbprod score``'s flags and ``execute``'s parameters
+    (``flags``: name the flags, ``--ab-split``, rather than the parameters, ``ab_split``)."""
+    def name(p: str) -> str:
+        return "--" + p.replace("_", "-") if flags else p
+
+    if shadow and ab:
+        raise NbprodUsageError(
+            f"{name('shadow')} and {name('ab')} cannot be combined: a shadow challenger scores "
+            "every row beside the champion, an A/B challenger serves a share of them. Give one "
+            "of them.")
+    if ab_split is not None and not ab:
+        raise NbprodUsageError(f"{name('ab_split')} is the A/B challenger's share: give the "
+                               "challenger too (--ab CHALLENGER --ab-split FRACTION).")
+    if not (shadow or ab):
+        return None, None, None
+    mode = SHADOW if shadow else AB
+    if engine != "local":
+        drop = f"--engine {engine}" if flags else f"engine={engine!r}"
+        raise NbprodUsageError(f"{name(mode)} runs on the local engine only: drop {drop}.")
+    split = None
+    if ab:
+        if ab_split is None:
+            raise NbprodUsageError(f"{name('ab')} needs {name('ab_split')}, the challenger's share "
+                                   "of the rows (--ab-split 0.1 for 10%).")
+        split = check_split(ab_split, name("ab_split"))
+    return str(shadow or ab), mode, split
 
 
 def canonical_id(value: Any) -> str | None:
@@ -143,15 +174,11 @@ class _Disagreement:
     def _p95(self) -> float | None:
         if not self.n:
             return None
-        from ..core.quantiles import order_statistic
+        from ..core.quantiles import quantile
 
         runs = [r for r in (np.load(p, mmap_mode="r", allow_pickle=False) for p in self.runs)
                 if len(r)]
-        pos = (self.n - 1) * 0.95
-        below = math.floor(pos)
-        a = order_statistic(runs, below)
-        b = order_statistic(runs, below + 1) if below + 1 < self.n else a
-        return a + (b - a) * (pos - below)
+        return quantile(runs, self.n, 0.95)
 
 
 class Challenger:
@@ -166,6 +193,8 @@ class Challenger:
             from ..monitoring.labelled import LabelKeys
 
             self.keys = LabelKeys(challenger, labels)
+        from ..core.scoring import proba_column
+
         self.work = work / "challenger"
         self.measured: Any = None
         self.error: str | None = None
@@ -178,7 +207,8 @@ class Challenger:
         self.served: dict[str, list[pd.DataFrame]] = {"champion": [], "challenger": []}
         self.predicted: dict[str, dict[str, Any]] = {"champion": {}, "challenger": {}}
         self.task = "classifier" if champion.task == "classification" else "regressor"
-        self.probas = ([_proba(c) for c in champion.classes] if self.task == "classifier" else [])
+        self.probas = ([proba_column(c) for c in champion.classes] if self.task == "classifier"
+                       else [])
 
     # -- per chunk ---------------------------------------------------------------------------
     def chunk(self, k: int, frame: pd.DataFrame, scored: Any, out: pd.DataFrame,
@@ -221,7 +251,7 @@ class Challenger:
             la, lb = self._loss(a[ok], y), self._loss(b[ok], y)
             self.losses["champion"] += LossStats.of(la)
             self.losses["challenger"] += LossStats.of(lb)
-            self.paired += LossStats.of(lb - la)
+            self.paired += paired_stats(la, lb)
 
     def _y(self, outputs: pd.DataFrame, rows: np.ndarray) -> tuple[Any, np.ndarray]:
         """The valid labels of ``outputs`` (input rows ``rows``), and which rows have one."""
@@ -286,21 +316,12 @@ class Challenger:
 
     def _count(self, arm: str, pred: pd.Series, k: int) -> None:
         """An arm's served predictions, in the mergeable form of the summary's ``prediction``."""
-        from .chunk import _prediction
+        from .chunk import _prediction, merge_prediction
 
         art = self.champion if arm == "champion" else self.art
         part = _prediction(art, pred.to_frame("prediction"), self.work, f"{arm}-{k:06d}")
         have = self.predicted[arm]
-        if not have:
-            self.predicted[arm] = part
-        elif "class_counts" in part:
-            for c, n in part["class_counts"].items():
-                have["class_counts"][c] = have["class_counts"].get(c, 0) + n
-        else:
-            from ..core.quantiles import merge_moments
-
-            have["moments"] = merge_moments(have["moments"], part["moments"])
-            have["runs"] = have["runs"] + part["runs"]
+        self.predicted[arm] = merge_prediction(have, part) if have else part
 
     def _arm_prediction(self, arm: str) -> dict[str, Any]:
         have = self.predicted[arm]
@@ -390,12 +411,6 @@ class Challenger:
         except NbprodError:
             return {}
         return _metrics(perf)
-
-
-def _proba(cls: Any) -> str:
-    from ..core.scoring import proba_column
-
-    return proba_column(cls)
 
 
 def _output_positions(scored: Any) -> np.ndarray:

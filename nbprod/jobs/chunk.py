@@ -57,7 +57,6 @@ class Measured:
 
     def merge(self, other: Measured) -> Measured:
         """This measure and the next chunk's (whose rows follow)."""
-        from ..core.quantiles import merge_moments
         from ..monitoring.batch import merge_profiles
         from ..monitoring.input_checks import merge_bounds, merge_measures
 
@@ -68,17 +67,7 @@ class Measured:
                 lost[c]["converted"] = lost[c]["converted"] or v["converted"]
             else:
                 lost[c] = {**v, "row": v["row"] + self.rows_in}
-        pred = dict(self.prediction)
-        if "class_counts" in pred:
-            counts = dict(pred["class_counts"])
-            for k, n in other.prediction["class_counts"].items():
-                counts[k] = counts.get(k, 0) + n
-            pred["class_counts"] = counts
-        else:
-            pred["moments"] = merge_moments(pred["moments"], other.prediction["moments"])
-            pred["runs"] = pred["runs"] + other.prediction["runs"]
-            held = [v for v in (pred.get("values"), other.prediction.get("values")) if v is not None]
-            pred["values"] = np.concatenate(held) if held else None
+        pred = merge_prediction(self.prediction, other.prediction)
         labelled, positions = self.labelled, self.positions
         if other.labelled is not None:
             labelled = other.labelled if labelled is None else pd.concat(
@@ -209,6 +198,24 @@ def score_chunk(art: Any, frame: pd.DataFrame, key: str, *, spill_dir: Path | No
     measured.notable = candidates(art, scored)
     measured.timings = {"score_s": t1 - t0, "monitor_s": time.perf_counter() - t1}
     return scored, measured
+
+
+def merge_prediction(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Two parts' prediction figures (:func:`_prediction`), the second's rows after the first's."""
+    from ..core.quantiles import merge_moments
+
+    pred = dict(a)
+    if "class_counts" in pred:
+        counts = dict(pred["class_counts"])
+        for k, n in b["class_counts"].items():
+            counts[k] = counts.get(k, 0) + n
+        pred["class_counts"] = counts
+    else:
+        pred["moments"] = merge_moments(pred["moments"], b["moments"])
+        pred["runs"] = pred["runs"] + b["runs"]
+        held = [v for v in (pred.get("values"), b.get("values")) if v is not None]
+        pred["values"] = np.concatenate(held) if held else None
+    return pred
 
 
 def _prediction(art: Any, output: pd.DataFrame, spill_dir: Path | None, key: str) -> dict[str, Any]:

@@ -92,7 +92,7 @@ def run_local(art: Any, source: Source, target: Target, *, chunk_rows: int, labe
             read_s += time.perf_counter() - t
             scored, m = score_chunk(art, frame, f"{k:06d}", spill_dir=target.work, labels=labels)
             t = time.perf_counter()
-            out = _with_output_ids(scored.output, art.id_column, output_ids)
+            out = with_output_ids(scored.output, art.id_column, output_ids)
             if side is not None:
                 out = side(k, frame, scored, out, rows)
             if writer is not None and (len(out) or writer.columns is None):
@@ -127,7 +127,7 @@ def run_local(art: Any, source: Source, target: Target, *, chunk_rows: int, labe
                     {"name": "local", "chunks": measured.chunks, "chunk_rows": chunk_rows})
 
 
-def _with_output_ids(out: pd.DataFrame, id_column: str | None, fix: Callable) -> pd.DataFrame:
+def with_output_ids(out: pd.DataFrame, id_column: str | None, fix: Callable) -> pd.DataFrame:
     if id_column and id_column in out.columns:
         ids = fix(out[id_column])
         if ids is not out[id_column]:
@@ -166,7 +166,7 @@ def score_part(part: Part, source: Source | None, root: str, trusted_keys: tuple
 
     art = worker_artifact(root, trusted_keys)
     if frame is not None:
-        frames = _frame_chunks(frame, art, chunk_rows)
+        frames = frame_chunks(frame, art, chunk_rows)
     else:
         frames = read_part(source, part, art.reading_schema, chunk_rows, id_column=art.id_column)
     work_dir = Path(work)
@@ -182,7 +182,7 @@ def score_part(part: Part, source: Source | None, root: str, trusted_keys: tuple
             read_s += time.perf_counter() - t
             scored, m = score_chunk(art, chunk, f"{part.index:06d}-{j:05d}", spill_dir=work_dir,
                                     labels=labels)
-            out = _with_output_ids(scored.output, art.id_column, output_ids)
+            out = with_output_ids(scored.output, art.id_column, output_ids)
             if writer is not None and (len(out) or writer.columns is None):
                 writer.write(out)
             written += len(out)
@@ -200,7 +200,7 @@ def score_part(part: Part, source: Source | None, root: str, trusted_keys: tuple
     return measured, written, writer.columns if writer is not None else None
 
 
-def _frame_chunks(frame: pd.DataFrame, art: Any, chunk_rows: int) -> Any:
+def frame_chunks(frame: pd.DataFrame, art: Any, chunk_rows: int) -> Any:
     """A Dask DataFrame's partition in canonical chunks of at most ``chunk_rows`` rows."""
     from ..core.sources import canonical
 
@@ -210,10 +210,6 @@ def _frame_chunks(frame: pd.DataFrame, art: Any, chunk_rows: int) -> Any:
                           art.id_column)
         chunk.index = pd.RangeIndex(start, start + len(chunk))
         yield chunk
-
-
-frame_chunks = _frame_chunks  # public for nbprod.jobs.lazy
-with_output_ids = _with_output_ids
 
 
 def is_dask_frame(value: Any) -> bool:

@@ -205,8 +205,7 @@ def execute(
                  artifact_id=artifact_id, drift_runs=drift_runs, issues_path=issues_path,
                  max_rejected=max_rejected, engine=engine, scheduler=scheduler,
                  chunk_rows=chunk_rows, progress=progress, shadow=shadow, ab=ab,
-                 ab_split=ab_split)
-    plan.explain_drift = _explain_drift_option(explain_drift)
+                 ab_split=ab_split, explain_drift=explain_drift)
     job = _Job(plan, log_to_mlflow, logger)
     try:
         job.open()
@@ -256,7 +255,7 @@ def _plan(*, input_path: str, output_path: str | None, artifact_path: str | None
           artifact_id: str | None, drift_runs: Any, issues_path: str | None, max_rejected: Any,
           engine: str | None, scheduler: str | None, chunk_rows: Any,
           progress: bool | None, shadow: str | None = None, ab: str | None = None,
-          ab_split: Any = None) -> _Plan:
+          ab_split: Any = None, explain_drift: Any = None) -> _Plan:
     """Check every parameter and path; nothing is read or written yet."""
     from ..core.sources import DEFAULT_CHUNK_ROWS, resolve
     from .engines import check_engine
@@ -280,6 +279,10 @@ def _plan(*, input_path: str, output_path: str | None, artifact_path: str | None
     chunk_rows = DEFAULT_CHUNK_ROWS if chunk_rows is None else whole_number(
         chunk_rows, "chunk_rows", minimum=1)
     challenger, mode, split, pin = _challenger_options(options, shadow, ab, ab_split, engine)
+    from ..monitoring.explanations import check_mode
+
+    explain_drift = check_mode(explain_drift if explain_drift is not None
+                               else options.get("explain_drift"))
     if output_path and not is_directory_output(output_path):
         from ..core.dataio import file_format
 
@@ -307,39 +310,22 @@ def _plan(*, input_path: str, output_path: str | None, artifact_path: str | None
                  max_rejected=max_rejected, engine=engine, scheduler=scheduler,
                  chunk_rows=chunk_rows, progress=progress if progress is not None else
                  options.get("progress_shown"), progress_file=options.get("progress"),
-                 outputs=outputs, started=started, t0=t0, challenger=challenger, mode=mode,
-                 split=split, pin=pin)
+                 outputs=outputs, started=started, t0=t0, explain_drift=explain_drift,
+                 challenger=challenger, mode=mode, split=split, pin=pin)
 
 
 def _challenger_options(options: dict[str, Any], shadow: Any, ab: Any, ab_split: Any,
                         engine: str) -> tuple[str | None, str | None, float | None, Any]:
     """The challenger of a shadow or A/B run (arguments first, then nbprod score's options)."""
-    from .challenger import AB, SHADOW, check_split
+    from .challenger import check_options
 
     given = shadow is not None or ab is not None  # a caller's own challenger has no parent's pin
-    shadow = shadow if shadow is not None else options.get("shadow")
-    ab = ab if ab is not None else options.get("ab")
-    ab_split = ab_split if ab_split is not None else options.get("ab_split")
-    if shadow and ab:
-        raise NbprodUsageError(
-            "shadow and ab cannot be combined: a shadow challenger scores every row beside the "
-            "champion, an A/B challenger serves a share of them. Run one of them.")
-    if ab_split is not None and not ab:
-        raise NbprodUsageError("ab_split is the A/B challenger's share: give the challenger too "
-                               "(--ab CHALLENGER --ab-split FRACTION).")
-    if not (shadow or ab):
-        return None, None, None, None
-    if engine != "local":
-        raise NbprodUsageError(f"{'shadow' if shadow else 'ab'} runs on the local engine only; "
-                               f"drop engine={engine!r}.")
-    split = None
-    if ab:
-        if ab_split is None:
-            raise NbprodUsageError("ab needs ab_split, the challenger's share of the rows "
-                                   "(--ab-split 0.1 for 10%).")
-        split = check_split(ab_split, "ab_split")
-    pin = None if given else options.get("challenger_pin")
-    return str(shadow or ab), SHADOW if shadow else AB, split, tuple(pin) if pin else None
+    challenger, mode, split = check_options(
+        shadow if shadow is not None else options.get("shadow"),
+        ab if ab is not None else options.get("ab"),
+        ab_split if ab_split is not None else options.get("ab_split"), engine)
+    pin = options.get("challenger_pin") if challenger and not given else None
+    return challenger, mode, split, tuple(pin) if pin else None
 
 
 def is_directory_output(path: str | os.PathLike[str] | None) -> bool:
@@ -359,6 +345,9 @@ class _Job:
         self.head: dict[str, Any] = {}
         self.timings: dict[str, float] = {}
         self.tracking_error: str | None = None
+        self.challenger: Any = None  # the shadow or A/B challenger's artifact
+        self.side: Any = None  # its jobs.challenger.Challenger, fed chunk by chunk
+        self.work_dir: Path | None = None  # a given scratch directory (judge_measures)
 
     def open(self) -> None:
         from ..core import manifest as mf
@@ -377,7 +366,7 @@ class _Job:
 
     def work(self) -> Path:
         """A scratch directory beside the outputs (removed with the staging)."""
-        if getattr(self, "work_dir", None) is not None:  # given (see judge_measures)
+        if self.work_dir is not None:
             return self.work_dir
         if self.staged is not None and self.staged._dirs:
             return self.staged.work_dir()
@@ -452,16 +441,13 @@ def _score(job: _Job) -> Any:
             keys = [k for k in os.environ.get(KEYS_ENV, "").split(os.pathsep) if k.strip()]
             return run_dask(plan.root, keys, plan.source, target, chunk_rows=plan.chunk_rows,
                             scheduler=plan.scheduler, labels=labels, progress=reporter.update)
-        side = None
-        job.side = None
         if job.challenger is not None:
             from .challenger import Challenger
 
             job.side = Challenger(art, job.challenger, plan.mode, split=plan.split,
                                   labels=job.labels, work=job.work())
-            side = job.side.chunk
         return run_local(art, plan.source, target, chunk_rows=plan.chunk_rows, labels=labels,
-                         progress=reporter.update, side=side)
+                         progress=reporter.update, side=job.side.chunk if job.side else None)
 
 
 @dataclass
@@ -555,15 +541,6 @@ def _run_seconds(plan: _Plan) -> float:
     """The run's own time so far, on which the ``auto`` explanation budget scales: the wall time
     since it started, plus any work done for it before (the lazy face's partitions)."""
     return time.perf_counter() - plan.t0 + plan.before_s
-
-
-def _explain_drift_option(value: Any) -> Any:
-    """The ``explain_drift`` run option: the argument, else ``nbprod score``'s, checked."""
-    from ..monitoring.explanations import check_mode
-
-    if value is None:
-        value = json.loads(os.environ.get(RUN_OPTIONS_ENV) or "{}").get("explain_drift")
-    return check_mode(value)
 
 
 @dataclass
@@ -740,10 +717,9 @@ def _decide(job: _Job, outcome: _Outcome) -> ScoringRun:
 
 def _challenger_summary(job: _Job, m: Any, outcome: _Outcome) -> dict[str, Any]:
     """The run's ``shadow`` or ``ab`` (nothing without a challenger)."""
-    side = getattr(job, "side", None)
-    if side is None:
+    if job.side is None:
         return {}
-    return {job.plan.mode: side.summary(m.scored, outcome.prediction, outcome.performance)}
+    return {job.plan.mode: job.side.summary(m.scored, outcome.prediction, outcome.performance)}
 
 
 def _log(job: _Job, run: ScoringRun) -> None:

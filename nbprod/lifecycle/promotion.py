@@ -40,14 +40,16 @@ def evidence_for(target: str | Path, *, min_effect: float = DEFAULT_MIN_EFFECT,
 
 
 def promote(target: str | Path, *, by: str, reason: str = "", force: bool = False,
-            min_effect: float = DEFAULT_MIN_EFFECT,
-            confidence: float = DEFAULT_CONFIDENCE) -> dict[str, Any]:
+            min_effect: float = DEFAULT_MIN_EFFECT, confidence: float = DEFAULT_CONFIDENCE,
+            evidence: dict[str, Any] | None = None) -> dict[str, Any]:
     """Promote ``target`` as :func:`nbprod.tracking.registry.promote` does, with the evidence
     over runs: refused (unless ``force``) when it contradicts the promotion; a ``better``
-    verdict stands in for a recorded comparison win. The result gains ``evidence``."""
+    verdict stands in for a recorded comparison win. The result gains ``evidence``.
+    ``evidence``: :func:`evidence_for`'s result for the same target, when already read."""
     from ..tracking.registry import promote as move
 
-    ev = evidence_for(target, min_effect=min_effect, confidence=confidence)
+    ev = evidence if evidence is not None else evidence_for(target, min_effect=min_effect,
+                                                             confidence=confidence)
     record = None
     if ev["judged"]:
         record = {"champion_version": ev["champion"], "runs": ev["runs"], "verdict": ev["verdict"],
